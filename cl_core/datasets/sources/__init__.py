@@ -1,0 +1,94 @@
+"""Where images come from: pick a reader from a source string.
+
+    "digits"                       scikit-learn's bundled digits
+    a folder holding *.tar shards  WebDataset-style shards
+    a folder of subfolders         class-per-subfolder image folder
+
+Every reader yields `ImageRecord`s for what it could read and `BadRecord`s for what it could not;
+deciding whether an image decodes is the store's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cl_core.datasets.errors import IngestError
+from cl_core.datasets.records import BadRecord, ImageRecord
+from cl_core.datasets.sources import digits, webdataset
+from cl_core.datasets.sources.image_folder import ImageFolderReader, image_folder_classes
+
+
+@dataclass
+class Source:
+    """An opened source: a one-pass record iterator plus what is known about it up front."""
+
+    records: Iterator[ImageRecord | BadRecord]
+    description: str  # "sklearn:digits" or the resolved absolute folder path
+    class_names: list[str] | None
+    kind: str  # "digits", "webdataset" or "image_folder"
+
+
+def _first_good(records: Iterator, limit: int) -> Iterator:
+    """Pass records through until `limit` ImageRecords went by, then stop reading the source."""
+    seen = 0
+    try:
+        for record in records:
+            yield record
+            if isinstance(record, ImageRecord):
+                seen += 1
+                if seen >= limit:
+                    return
+    finally:
+        records.close()  # releases the open shard or file now, not at garbage collection
+
+
+def open_source(source: str, limit: int | None = None) -> Source:
+    """Open `source` for one pass.
+
+    Args:
+        source: "digits" or a folder path (see the module docstring).
+        limit: keep only the first `limit` good records (for small runs), None for all.
+
+    Raises:
+        IngestError: the source does not exist, cannot be read, or is none of the known kinds.
+        ValueError: `limit` is not a positive integer.
+    """
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+    if source == "digits":
+        opened = Source(digits.read_digits(), digits.DESCRIPTION, None, "digits")
+    else:
+        opened = _open_folder(Path(source).expanduser())
+    if limit is not None:
+        opened.records = _first_good(opened.records, limit)
+    return opened
+
+
+def _open_folder(path: Path) -> Source:
+    if not path.exists():
+        raise IngestError(f"source {str(path)!r} does not exist (and is not 'digits')")
+    folder = path.resolve()
+    try:
+        entries = list(folder.iterdir()) if folder.is_dir() else None
+    except OSError as error:
+        raise IngestError(f"source {str(folder)!r} cannot be read: {error}") from error
+    if entries and any(webdataset.is_shard(p) for p in entries):
+        shards = webdataset.list_shards(folder)
+        return Source(webdataset.read_shards(shards), str(folder), None, "webdataset")
+    if entries and any(p.is_dir() and not p.name.startswith(".") for p in entries):
+        reader = ImageFolderReader(folder)
+        return Source(reader.records(), str(folder), reader.class_names, "image_folder")
+    if entries is None:
+        why = "it is a file, not a folder"
+    elif not entries:
+        why = "the folder is empty"
+    else:
+        why = "the folder holds no *.tar/*.tar.gz/*.tgz shard and no class subfolder"
+    raise IngestError(
+        f"source {str(folder)!r} is not 'digits', a folder of tar shards, or an image folder: {why}"
+    )
+
+
+__all__ = ["Source", "open_source", "image_folder_classes", "ImageFolderReader"]

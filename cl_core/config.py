@@ -1,0 +1,173 @@
+"""Typed configuration of a pipeline run, parsed once at the edge from YAML and CLI flags.
+
+Every section forbids unknown keys and states its allowed ranges, so a typo or an impossible
+value fails here, naming the field, before any worker starts. Only plain dicts
+(`PipelineConfig.model_dump()`) cross process boundaries.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that does not validate; the message names each field."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    source: str = "digits"
+    name: str = Field("digits", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    version: str | None = None  # None = the latest ingested version
+    limit: int | None = Field(None, ge=1)  # ingest only the first N good records
+    max_bad_fraction: float = Field(0.05, ge=0.0, le=1.0)
+    image_size: int = Field(16, ge=4, le=1024)
+
+
+class ModelConfig(_Section):
+    depths: tuple[int, ...] = Field((1, 1, 1), min_length=1)
+    widths: tuple[int, ...] = Field((32, 64, 128), min_length=1)
+    proj_hidden: int = Field(256, ge=1)
+    proj_dim: int = Field(64, ge=1)
+
+    @model_validator(mode="after")
+    def _stages_match(self) -> ModelConfig:
+        if len(self.depths) != len(self.widths):
+            raise ValueError(f"depths {self.depths} and widths {self.widths} must have the same length")
+        if min(self.depths) < 1 or min(self.widths) < 1:
+            raise ValueError("depths and widths must be >= 1")
+        return self
+
+
+class ViewsConfig(_Section):
+    crop_scale: tuple[float, float] = (0.3, 1.0)
+    flip_p: float = Field(0.5, ge=0.0, le=1.0)
+    jitter_strength: float = Field(0.5, ge=0.0)
+    jitter_p: float = Field(0.8, ge=0.0, le=1.0)
+    gray_p: float = Field(0.2, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _scale_range(self) -> ViewsConfig:
+        low, high = self.crop_scale
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale}")
+        return self
+
+
+class LossConfig(_Section):
+    name: Literal["ntxent"] = "ntxent"
+    temperature: float = Field(0.2, gt=0.0)
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(256, ge=2)  # global: split evenly over the workers
+    lr: float = Field(2e-3, gt=0.0)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    warmup_epochs: int = Field(1, ge=0)
+    workers: int = Field(2, ge=1)
+    cpus_per_worker: float = Field(1.0, gt=0.0)
+    gpu: bool = False
+    seed: int = 0
+    max_failures: int = Field(0, ge=-1)  # Ray Train worker-group restarts; -1 = unlimited
+    num_to_keep: int = Field(2, ge=1)  # checkpoints kept on storage
+
+    @model_validator(mode="after")
+    def _batch_splits_over_workers(self) -> TrainConfig:
+        if self.batch_size % self.workers:
+            raise ValueError(f"batch_size {self.batch_size} must be divisible by workers {self.workers}")
+        if self.batch_size // self.workers < 2:
+            raise ValueError(f"batch_size {self.batch_size} gives fewer than 2 samples per worker ({self.workers} workers)")
+        return self
+
+    @property
+    def batch_per_worker(self) -> int:
+        return self.batch_size // self.workers
+
+
+class EvalConfig(_Section):
+    knn_k: int = Field(20, ge=1)
+    knn_temperature: float = Field(0.07, gt=0.0)
+    probe_max_iter: int = Field(1000, ge=10)
+    map_method: Literal["pca", "tsne"] = "pca"
+    batch_size: int = Field(1024, ge=1)
+
+
+class RegistryConfig(_Section):
+    model_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # None: "<dataset>-simclr"
+    experiment: str | None = None  # None: the model name
+
+
+class PipelineConfig(_Section):
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    views: ViewsConfig = ViewsConfig()
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    registry: RegistryConfig = RegistryConfig()
+
+    @property
+    def model_name(self) -> str:
+        return self.registry.model_name or f"{self.data.name}-simclr"
+
+    @property
+    def experiment_name(self) -> str:
+        return self.registry.experiment or self.model_name
+
+
+def _describe(error: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration ({origin}):"]
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "<root>"
+        lines.append(f"  {field}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set {dotted}: {part} is not a section")
+    node[leaf] = value
+
+
+def build_config(raw: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None, origin: str = "defaults") -> PipelineConfig:
+    """Validate `raw` (nested dict) with dotted `overrides` ({"train.epochs": 3}) applied on top.
+
+    None-valued overrides are ignored, so CLI flags that were not given change nothing.
+    """
+    tree: dict[str, Any] = dict(raw or {})
+    tree = {key: dict(value) if isinstance(value, dict) else value for key, value in tree.items()}
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(tree, dotted, value)
+    try:
+        return PipelineConfig.model_validate(tree)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, origin)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """Read a YAML file (or the defaults when `path` is None) and validate it with `overrides`."""
+    if path is None:
+        return build_config({}, overrides)
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(raw).__name__}")
+    return build_config(raw, overrides, origin=str(path))

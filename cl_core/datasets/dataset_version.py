@@ -1,0 +1,104 @@
+"""One immutable, published dataset version: read whole or stream in batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from cl_core.datasets.manifest import read_manifest
+from cl_core.datasets.records import IMAGE_SCHEMA, SPLITS
+
+
+def _check_split(split: str | None) -> None:
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
+
+
+def _check_columns(columns: Sequence[str] | None) -> list[str] | None:
+    if columns is None:
+        return None
+    unknown = [c for c in columns if c not in IMAGE_SCHEMA.names]
+    if unknown:
+        raise ValueError(f"unknown columns {unknown}; the columns are {IMAGE_SCHEMA.names}")
+    return list(columns)
+
+
+class DatasetVersion:
+    """`root/<name>/<version>/`: Parquet parts plus `manifest.json`, never modified once written.
+
+    Rows are sorted by id across the parts.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.manifest: dict[str, Any] = read_manifest(self.path)
+        self.name: str = self.manifest["name"]
+        self.version: str = self.manifest["version"]
+        self.files: list[Path] = [self.path / f for f in self.manifest["files"]]
+
+    def __repr__(self) -> str:
+        return f"DatasetVersion({self.name!r}, {self.version!r}, rows={self.manifest['rows']})"
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return self.manifest["class_names"]
+
+    @property
+    def channels(self) -> int:
+        return self.manifest["channels"]
+
+    @property
+    def num_classes(self) -> int:
+        return self.manifest["num_classes"]
+
+    def num_rows(self, split: str | None = None) -> int:
+        """Rows in the version, or in one split; from the manifest, no file is opened."""
+        _check_split(split)
+        if split is None:
+            return self.manifest["rows"]
+        return self.manifest["splits"].get(split, 0)
+
+    def read(self, split: str | None = None, columns: Sequence[str] | None = None) -> pa.Table:
+        """The whole version (or one split) as one table, in id order."""
+        _check_split(split)
+        columns = _check_columns(columns)
+        dataset = ds.dataset([str(f) for f in self.files], schema=IMAGE_SCHEMA, format="parquet")
+        row_filter = None if split is None else pc.field("split") == split
+        return dataset.to_table(columns=columns, filter=row_filter)
+
+    def iter_batches(
+        self,
+        batch_size: int = 1024,
+        columns: Sequence[str] | None = None,
+        split: str | None = None,
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream record batches of at most `batch_size` rows, in id order.
+
+        One row group is in memory at a time, so memory does not grow with the number of rows.
+        Filtering by split can leave batches shorter than `batch_size`; empty ones are skipped.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        _check_split(split)
+        columns = _check_columns(columns)
+        wanted = columns if columns is not None else list(IMAGE_SCHEMA.names)
+        # The split column is needed to filter even when the caller did not ask for it.
+        to_read = wanted if split is None or "split" in wanted else [*wanted, "split"]
+        for path in self.files:
+            # pre_buffer=False: pre-buffering fetches every requested row group of the file up
+            # front (about the whole file in memory), exactly the growth streaming must avoid.
+            with pq.ParquetFile(path, pre_buffer=False) as parquet:
+                for batch in parquet.iter_batches(batch_size=batch_size, columns=to_read):
+                    if split is not None:
+                        batch = batch.filter(pc.equal(batch.column("split"), split))
+                        if batch.num_rows == 0:
+                            continue
+                        if to_read is not wanted:
+                            batch = batch.select(wanted)
+                    yield batch

@@ -1,0 +1,97 @@
+"""`manifest.json`: what a dataset version holds, readable without opening the Parquet files."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from cl_core.datasets.records import SPLITS
+
+MANIFEST_FILE = "manifest.json"
+SCHEMA_VERSION = 1
+
+
+class ImageStats:
+    """Running summary of the good rows, gathered during the one validation pass."""
+
+    def __init__(self) -> None:
+        self.splits: Counter[str] = Counter()
+        self.labels: set[int] = set()
+        self.unlabeled = 0
+        self.sizes: Counter[tuple[int, int]] = Counter()
+        self.all_gray = True
+
+    def add(self, split: str, label: int | None, shape: tuple[int, int, int]) -> None:
+        """Count one row; `shape` is the decoded (C, H, W)."""
+        self.splits[split] += 1
+        if label is None:
+            self.unlabeled += 1
+        else:
+            self.labels.add(label)
+        channels, height, width = shape
+        self.sizes[(height, width)] += 1
+        self.all_gray = self.all_gray and channels == 1
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.all_gray else 3
+
+
+def build_manifest(
+    *,
+    name: str,
+    version: str,
+    source: str,
+    stats: ImageStats,
+    class_names: list[str] | None,
+    quarantined: int,
+    files: list[str],
+) -> dict[str, Any]:
+    labels = sorted(stats.labels)
+    # With class names the count is known; without, max label + 1 so that a slice that happens
+    # to miss a class still sizes a classifier head for all of them.
+    num_classes = len(class_names) if class_names is not None else (labels[-1] + 1 if labels else 0)
+    (height, width), _ = stats.sizes.most_common(1)[0]
+    return {
+        "name": name,
+        "version": version,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source": source,
+        "rows": sum(stats.splits.values()),
+        "splits": {s: stats.splits[s] for s in SPLITS if stats.splits[s]},
+        "num_classes": num_classes,
+        "labels": labels,
+        "unlabeled_rows": stats.unlabeled,
+        "class_names": class_names,
+        "channels": stats.channels,
+        "image_size": [height, width],  # the most common size; images are stored as encoded
+        "distinct_image_sizes": len(stats.sizes),
+        "quarantined": quarantined,
+        "files": files,
+        "schema_version": SCHEMA_VERSION,
+    }
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    with open(folder / MANIFEST_FILE, "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle, indent=2)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST_FILE
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise OSError(f"cannot read dataset manifest {path}: {error}") from error
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(
+            f"{path}: schema_version {manifest.get('schema_version')!r} is not {SCHEMA_VERSION}"
+        )
+    return manifest

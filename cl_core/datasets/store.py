@@ -1,0 +1,362 @@
+"""The versioned dataset store: ingest a source into an immutable, content-addressed version.
+
+    root/<name>/<version>/part-00000.parquet ... manifest.json    one published version
+    root/<name>/LATEST                                             the latest version id
+    root/<name>/quarantine/<timestamp>-<version|failed>.jsonl      records that did not ingest
+
+The version id is a hash of the content in id order, so the same images give the same version
+whatever the shard order or names, and re-ingesting writes nothing. A version becomes visible
+through a single rename of a fully written folder, so a crash never shows half a dataset, and a
+failed ingest leaves every existing version and LATEST as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cl_core.datasets.dataset_version import DatasetVersion
+from cl_core.datasets.decode import decoded_shape
+from cl_core.datasets.errors import DatasetNotFoundError, IngestError
+from cl_core.datasets.manifest import MANIFEST_FILE, ImageStats, build_manifest, write_manifest
+from cl_core.datasets.parquet_parts import write_parts
+from cl_core.datasets.records import IMAGE_SCHEMA, SPLITS, BadRecord, ImageRecord
+from cl_core.datasets.sources import open_source
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+VERSION_PATTERN = re.compile(r"^[0-9a-f]{16}$")
+LATEST_FILE = "LATEST"
+QUARANTINE_DIR = "quarantine"
+PROGRESS_EVERY = 5000
+
+
+def split_for_id(record_id: str) -> str:
+    """Deterministic 80/10/10 train/val/test split from the sha1 of the id."""
+    bucket = int.from_bytes(hashlib.sha1(record_id.encode("utf-8")).digest()[:8], "big") % 100
+    if bucket < 80:
+        return "train"
+    return "val" if bucket < 90 else "test"
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise ValueError(
+            f"invalid dataset name {name!r}: use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit"
+        )
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    name: str
+    version: str
+    path: Path
+    rows: int
+    splits: dict[str, int]
+    quarantined: int
+    quarantine_path: Path | None
+    created: bool  # False when this exact content was already stored
+    elapsed_s: float
+    channels: int
+
+
+class _Rows:
+    """The good rows of one ingest, in arrival order, plus what the version hash needs."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.images: list[bytes] = []
+        self.labels: list[int | None] = []
+        self.splits: list[str] = []
+        self.digests: list[str] = []
+        self.stats = ImageStats()
+
+    def add(self, record: ImageRecord, split: str, shape: tuple[int, int, int]) -> None:
+        self.ids.append(record.id)
+        self.images.append(record.image)
+        self.labels.append(record.label)
+        self.splits.append(split)
+        self.digests.append(hashlib.sha256(record.image).hexdigest())
+        self.stats.add(split, record.label, shape)
+
+    def sorted_table(self) -> tuple[pa.Table, str]:
+        """The rows sorted by id, and the version id: sha256 over (id, image sha256, label,
+        split) in that order, so neither arrival order nor shard names change it."""
+        table = pa.table(
+            [
+                pa.array(self.ids, pa.string()),
+                pa.array(self.images, pa.binary()),
+                pa.array(self.labels, pa.int64()),
+                pa.array(self.splits, pa.string()),
+            ],
+            schema=IMAGE_SCHEMA,
+        )
+        order = pc.sort_indices(table, sort_keys=[("id", "ascending")])
+        version_hash = hashlib.sha256()
+        for i in order.to_pylist():
+            record_id = self.ids[i]
+            # The id is length-prefixed; the other fields cannot contain the separators.
+            version_hash.update(
+                f"{len(record_id)}:{record_id}\t{self.digests[i]}\t{self.labels[i]}\t"
+                f"{self.splits[i]}\n".encode("utf-8")
+            )
+        return table.take(order), version_hash.hexdigest()[:16]
+
+
+class DatasetStore:
+    """Datasets under `root`, each a series of immutable versions.
+
+    Args:
+        root: the store folder; created on the first ingest.
+        rows_per_file: most rows in one Parquet part file.
+        row_group_rows: rows per Parquet row group, the unit `iter_batches` streams.
+    """
+
+    def __init__(
+        self, root: str | Path, *, rows_per_file: int = 100_000, row_group_rows: int = 8192
+    ) -> None:
+        if rows_per_file < 1 or row_group_rows < 1:
+            raise ValueError(
+                f"rows_per_file and row_group_rows must be >= 1, got {rows_per_file}, "
+                f"{row_group_rows}"
+            )
+        self.root = Path(root)
+        self.rows_per_file = rows_per_file
+        self.row_group_rows = row_group_rows
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        """The datasets that have a published version."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self.versions(p.name))
+
+    def versions(self, name: str) -> list[str]:
+        """Published versions of `name`, oldest first."""
+        _check_name(name)
+        folder = self.root / name
+        if not folder.is_dir():
+            return []
+        manifests = [
+            p / MANIFEST_FILE
+            for p in folder.iterdir()
+            if VERSION_PATTERN.match(p.name) and (p / MANIFEST_FILE).is_file()
+        ]
+        manifests.sort(key=lambda m: (m.stat().st_mtime_ns, m.parent.name))
+        return [m.parent.name for m in manifests]
+
+    def latest(self, name: str) -> str | None:
+        """The version LATEST points at, or None when the dataset was never ingested."""
+        _check_name(name)
+        try:
+            return (self.root / name / LATEST_FILE).read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
+
+    def resolve(self, name: str, version: str | None = None) -> DatasetVersion:
+        """Open version `version` of `name`, or the latest one when `version` is None.
+
+        Raises:
+            DatasetNotFoundError: (a LookupError) the dataset or version does not exist; the
+                message lists the datasets or versions that do.
+        """
+        _check_name(name)
+        if version is None:
+            version = self.latest(name)
+            if version is None:
+                raise DatasetNotFoundError(
+                    f"no dataset {name!r} in {self.root}; datasets: {self.names() or 'none'}"
+                )
+        path = self.root / name / version
+        if not (VERSION_PATTERN.match(version) and (path / MANIFEST_FILE).is_file()):
+            raise DatasetNotFoundError(
+                f"no version {version!r} of dataset {name!r} in {self.root}; "
+                f"versions: {self.versions(name) or 'none'}"
+            )
+        return DatasetVersion(path)
+
+    # ---- ingest --------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        source: str,
+        name: str,
+        *,
+        limit: int | None = None,
+        max_bad_fraction: float = 0.05,
+        progress: Callable[[int], None] | None = None,
+    ) -> IngestResult:
+        """Validate every record of `source` and publish the good ones as a version of `name`.
+
+        Each image is fully decoded; undecodable images, source damage and duplicate ids go to
+        the quarantine file. Rows without a split get `split_for_id(id)`.
+
+        Args:
+            source: see `open_source`: "digits", a folder of tar shards, an image folder.
+            name: the dataset name, `^[A-Za-z0-9][A-Za-z0-9._-]*$`.
+            limit: ingest only the first `limit` good records.
+            max_bad_fraction: fail when bad / (good + bad) exceeds this.
+            progress: called with the number of records seen, every few thousand records.
+
+        Raises:
+            ValueError: invalid name, limit or max_bad_fraction.
+            IngestError: unreadable or empty source, or too many bad records. Existing versions
+                and LATEST are untouched; the quarantine file is written when there were bad
+                records, and the message gives its path.
+        """
+        _check_name(name)
+        if not 0.0 <= max_bad_fraction <= 1.0:
+            raise ValueError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction!r}")
+        started = time.perf_counter()
+        opened = open_source(source, limit=limit)
+        rows, bad = self._validate(opened.records, opened.description, progress)
+
+        good = len(rows.ids)
+        total = good + len(bad)
+        if good == 0:
+            quarantine = self._write_quarantine(name, "failed", bad)
+            where = f"; see {quarantine}" if quarantine else ""
+            raise IngestError(
+                f"source {opened.description} is empty: 0 good records, {len(bad)} bad{where}"
+            )
+        if len(bad) / total > max_bad_fraction:
+            quarantine = self._write_quarantine(name, "failed", bad)
+            raise IngestError(
+                f"{len(bad)} of {total} records from {opened.description} are bad "
+                f"({len(bad) / total:.1%} > max_bad_fraction {max_bad_fraction:.1%}); "
+                f"nothing was published; see {quarantine}"
+            )
+
+        table, version = rows.sorted_table()
+        target = self.root / name / version
+        created = False
+        if not (target / MANIFEST_FILE).is_file():
+            created = self._publish(table, target, name, version, opened, rows.stats, len(bad))
+        quarantine = self._write_quarantine(name, version, bad)
+        self._write_latest(name, version)
+        return IngestResult(
+            name=name,
+            version=version,
+            path=target,
+            rows=good,
+            splits={s: rows.stats.splits[s] for s in SPLITS if rows.stats.splits[s]},
+            quarantined=len(bad),
+            quarantine_path=quarantine,
+            created=created,
+            elapsed_s=time.perf_counter() - started,
+            channels=rows.stats.channels,
+        )
+
+    def _validate(self, records, description: str, progress) -> tuple[_Rows, list[BadRecord]]:
+        """One pass over the source: decode every image, keep the good rows, collect the bad."""
+        rows, bad, seen_ids = _Rows(), [], set()
+        seen = 0
+        try:
+            for record in records:
+                seen += 1
+                if progress is not None and seen % PROGRESS_EVERY == 0:
+                    progress(seen)
+                if isinstance(record, BadRecord):
+                    bad.append(record)
+                    continue
+                if record.id in seen_ids:
+                    bad.append(BadRecord(record.id, description, "duplicate id"))
+                    continue
+                if record.split is not None and record.split not in SPLITS:
+                    bad.append(BadRecord(record.id, description, f"unknown split {record.split!r}"))
+                    continue
+                try:
+                    shape = decoded_shape(record.image)
+                except ValueError as error:
+                    bad.append(BadRecord(record.id, description, str(error)))
+                    continue
+                seen_ids.add(record.id)
+                rows.add(record, record.split or split_for_id(record.id), shape)
+        except OSError as error:
+            # Readers report per-record damage as BadRecords; an error escaping them means the
+            # source itself became unreadable (folder removed, disk error) partway through.
+            raise IngestError(f"source {description} became unreadable: {error}") from error
+        if progress is not None:
+            progress(seen)
+        return rows, bad
+
+    def _publish(self, table, target: Path, name, version, opened, stats, quarantined) -> bool:
+        """Write the version into a temporary folder, then rename it into place.
+
+        Returns False when another ingest published the same version first.
+        """
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.parent / f".tmp-{uuid.uuid4().hex}"
+        try:
+            staging.mkdir()
+            files = write_parts(
+                table, staging, rows_per_file=self.rows_per_file, row_group_rows=self.row_group_rows
+            )
+            manifest = build_manifest(
+                name=name,
+                version=version,
+                source=opened.description,
+                stats=stats,
+                class_names=opened.class_names,
+                quarantined=quarantined,
+                files=files,
+            )
+            write_manifest(staging, manifest)  # last: a folder with a manifest is complete
+            try:
+                os.rename(staging, target)
+            except OSError:
+                if (target / MANIFEST_FILE).is_file():
+                    return False  # the same content, published concurrently: keep theirs
+                raise
+            _fsync_dir(target.parent)
+            return True
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def _write_quarantine(self, name: str, label: str, bad: list[BadRecord]) -> Path | None:
+        if not bad:
+            return None
+        folder = self.root / name / QUARANTINE_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        path = folder / f"{stamp}-{label}.jsonl"
+        with open(path, "x", encoding="utf-8") as handle:
+            for record in bad:
+                handle.write(json.dumps(record.to_json_dict()) + "\n")
+        return path
+
+    def _write_latest(self, name: str, version: str) -> None:
+        """Replace LATEST atomically, so a reader sees the old or the new id, never a mix."""
+        folder = self.root / name
+        temporary = folder / f".{LATEST_FILE}.{uuid.uuid4().hex}"
+        try:
+            with open(temporary, "w", encoding="utf-8") as handle:
+                handle.write(version + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, folder / LATEST_FILE)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename inside `folder` durable."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,59 @@
+"""NT-Xent, the normalised temperature-scaled cross-entropy of SimCLR (Chen et al. 2020)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cl_core import distributed
+
+
+class NTXentLoss(nn.Module):
+    """NT-Xent over two views, optionally with negatives gathered from every worker.
+
+    For 2N views (N per view), each view's positive is the other view of the same sample and
+    the remaining 2N-2 views are negatives:
+        l(i) = -log( exp(s(i, p(i)) / T) / sum_{k != i} exp(s(i, k) / T) ),  s = cosine.
+    The loss is the mean of l over the 2N views.
+
+    With `gather_distributed=True` and an initialised process group, the candidate set is the
+    global batch (all workers' views, gathered with gradients) while each worker computes only
+    its own rows of the logits ("local loss"): memory is O(local x global), not O(global^2).
+    The returned value is the mean over this worker's rows; averaged over workers (as DDP
+    averages gradients) it equals the single-process loss on the concatenated batch.
+    """
+
+    def __init__(self, temperature: float = 0.5, gather_distributed: bool = True) -> None:
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = temperature
+        self.gather_distributed = gather_distributed
+
+    def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        """z1, z2: (B, D) embeddings of the two views of the same B samples. Returns a scalar."""
+        if z1.shape != z2.shape or z1.dim() != 2:
+            raise ValueError(f"views must both be (B, D); got {tuple(z1.shape)} and {tuple(z2.shape)}")
+        batch = z1.shape[0]
+        z1 = F.normalize(z1, dim=1)
+        z2 = F.normalize(z2, dim=1)
+
+        if self.gather_distributed:
+            all_z1 = distributed.gather_with_grad(z1)  # (W*B, D)
+            all_z2 = distributed.gather_with_grad(z2)  # (W*B, D)
+            offset = distributed.rank() * batch if all_z1.shape[0] != batch else 0
+        else:
+            all_z1, all_z2, offset = z1, z2, 0
+        global_batch = all_z1.shape[0]
+
+        candidates = torch.cat([all_z1, all_z2], dim=0)  # (2*W*B, D)
+        queries = torch.cat([z1, z2], dim=0)  # (2B, D)
+        logits = queries @ candidates.T / self.temperature  # (2B, 2*W*B)
+
+        local = torch.arange(batch, device=z1.device) + offset  # global index of each local sample
+        self_cols = torch.cat([local, local + global_batch])  # where each query sits among candidates
+        positive_cols = torch.cat([local + global_batch, local])
+        rows = torch.arange(2 * batch, device=z1.device)
+        logits[rows, self_cols] = float("-inf")  # a view is never its own negative
+        return F.cross_entropy(logits, positive_cols)

@@ -1,0 +1,203 @@
+"""`clpipe`: the command line over the Prefect flows.
+
+Configuration is parsed and validated here, before Prefect, Ray or MLflow are imported, so a bad
+flag or config file fails in a fraction of a second with the offending field named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from cl_core.config import ConfigError, PipelineConfig, load_config
+from flows.workspace import Workspace, configure_environment
+
+EXIT_USAGE, EXIT_FAILED = 2, 1
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workspace", help="folder for datasets, MLflow store, checkpoints, embeddings "
+                        "(default: $CLPIPE_WORKSPACE or ./workspace)")
+    parser.add_argument("--json", action="store_true", help="print one JSON summary as the last line of output")
+
+
+def _training_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML config (sections: data, model, views, loss, train, eval, registry)")
+    parser.add_argument("--workers", type=int, help="Ray Train workers (train.workers)")
+    parser.add_argument("--epochs", type=int, help="training epochs (train.epochs)")
+    parser.add_argument("--batch-size", type=int, help="global batch size, split over workers (train.batch_size)")
+    parser.add_argument("--lr", type=float, help="peak learning rate (train.lr)")
+    parser.add_argument("--temperature", type=float, help="NT-Xent temperature (loss.temperature)")
+    parser.add_argument("--image-size", type=int, help="side the images are resized to (data.image_size)")
+    parser.add_argument("--gpu", action="store_const", const=True, help="one worker per GPU (train.gpu)")
+    parser.add_argument("--model-name", help="registered model name (registry.model_name)")
+    parser.add_argument("--ray-address", help="join this Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clpipe", description="Contrastive-learning pipeline: ingest, train, evaluate, export.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="read a source into a versioned Parquet dataset",
+                                 description="Read SOURCE ('digits', a folder of WebDataset tar shards, or an image "
+                                 "folder with one subfolder per class) into a content-versioned Parquet dataset.")
+    ingest.add_argument("source")
+    ingest.add_argument("--name", required=True, help="dataset name")
+    ingest.add_argument("--limit", type=int, help="keep only the first N good records")
+    ingest.add_argument("--max-bad-fraction", type=float, default=0.05, help="fail when more records than this are bad")
+    _common(ingest)
+
+    train = commands.add_parser("train", help="train on Ray Train, log to MLflow, register as challenger",
+                                description="SimCLR training on Ray Train; one MLflow run; the encoder is registered "
+                                "as a new model version with alias 'challenger'.")
+    train.add_argument("--dataset", required=True, help="dataset name (data.name)")
+    train.add_argument("--dataset-version", help="dataset version (default: latest)")
+    _training_flags(train)
+    _common(train)
+
+    evaluate = commands.add_parser("evaluate", help="score a registered model and gate the champion alias",
+                                   description="kNN top-1, linear probe, alignment and uniformity on the test split, "
+                                   "next to the raw-pixel baseline; moves 'champion' if the model beats it.")
+    evaluate.add_argument("--model", required=True, help="MODEL, MODEL@ALIAS or MODEL/VERSION")
+    evaluate.add_argument("--dataset", required=True)
+    evaluate.add_argument("--dataset-version")
+    evaluate.add_argument("--config", type=Path, help="YAML config whose eval and views sections apply")
+    _common(evaluate)
+
+    export = commands.add_parser("export", help="embed a dataset into a Parquet table",
+                                 description="Embed every row of a dataset with a registered model (usually "
+                                 "MODEL@champion) into an atomically written Parquet table.")
+    export.add_argument("--model", required=True, help="MODEL@ALIAS or MODEL/VERSION, e.g. digits-simclr@champion")
+    export.add_argument("--dataset", required=True)
+    export.add_argument("--dataset-version")
+    export.add_argument("--batch-size", type=int, default=1024)
+    _common(export)
+
+    run = commands.add_parser("run", help="the whole pipeline: ingest -> train -> evaluate -> export",
+                              description="Ingest, train, evaluate and export in one Prefect flow (default: digits).")
+    run.add_argument("--source", help="data source (data.source)")
+    run.add_argument("--name", help="dataset name (data.name)")
+    run.add_argument("--limit", type=int, help="ingest only the first N records (data.limit)")
+    _training_flags(run)
+    _common(run)
+    return parser
+
+
+def _config(args: argparse.Namespace) -> PipelineConfig:
+    overrides: dict[str, Any] = {
+        "data.name": getattr(args, "dataset", None) or getattr(args, "name", None),
+        "data.version": getattr(args, "dataset_version", None),
+        "data.source": getattr(args, "source", None),
+        "data.limit": getattr(args, "limit", None),
+        "data.image_size": getattr(args, "image_size", None),
+        "train.workers": getattr(args, "workers", None),
+        "train.epochs": getattr(args, "epochs", None),
+        "train.batch_size": getattr(args, "batch_size", None),
+        "train.lr": getattr(args, "lr", None),
+        "train.gpu": getattr(args, "gpu", None),
+        "loss.temperature": getattr(args, "temperature", None),
+        "registry.model_name": getattr(args, "model_name", None),
+    }
+    return load_config(getattr(args, "config", None), overrides)
+
+
+def _print_run_summary(summary: dict[str, Any], workspace: Workspace) -> None:
+    ingested, trained, evaluated, exported = (summary[k] for k in ("ingest", "train", "evaluate", "export"))
+    metrics, baseline = evaluated["metrics"], evaluated["baseline"]
+    lines = [
+        "",
+        "clpipe run finished",
+        f"  dataset        {ingested['name']}@{ingested['version']}  ({ingested['rows']} rows {ingested['splits']}, {ingested['quarantined']} quarantined)",
+        f"  training run   {trained['run_id']}  (final loss {trained['train_metrics'].get('loss', float('nan')):.4f}, "
+        f"{trained['train_metrics'].get('samples_per_s', 0):.0f} samples/s)",
+        f"  kNN top-1      {metrics['knn_top1']:.4f}   raw pixels {baseline['raw_knn_top1']:.4f}",
+        f"  linear probe   {metrics['linear_probe']:.4f}   raw pixels {baseline['raw_linear_probe']:.4f}",
+        f"  alignment      {metrics['alignment']:.4f}   uniformity {metrics['uniformity']:.4f}",
+        f"  model          {trained['model_name']} v{trained['model_version']}  aliases {evaluated['promotion']['aliases']}",
+        f"  promotion      {evaluated['promotion']['reason']}",
+        f"  embeddings     {exported['path']}  ({exported['rows']} rows x {exported['embedding_dim']}, "
+        f"model v{exported['model_version']})",
+        f"  compare runs   {mlflow_ui_command(workspace)}",
+    ]
+    print("\n".join(lines))
+
+
+def mlflow_ui_command(workspace: Workspace) -> str:
+    return f"mlflow ui --backend-store-uri {workspace.tracking_uri} --host 127.0.0.1 --port 5000"
+
+
+def _execute(args: argparse.Namespace, workspace: Workspace) -> dict[str, Any]:
+    root = str(workspace.root)
+    if args.command == "ingest":
+        from flows.ingest_flow import ingest_flow
+
+        return ingest_flow(args.source, args.name, root, limit=args.limit, max_bad_fraction=args.max_bad_fraction)
+    if args.command == "evaluate":
+        from flows.evaluate_flow import evaluate_flow
+
+        cfg = load_config(args.config)
+        return evaluate_flow(args.model, args.dataset, root, args.dataset_version,
+                             cfg.eval.model_dump(mode="json"), cfg.views.model_dump(mode="json"))
+    if args.command == "export":
+        from flows.export_flow import export_flow
+
+        return export_flow(args.model, args.dataset, root, args.dataset_version, args.batch_size)
+
+    cfg = _config(args)  # validated before any service starts
+    config_file = str(args.config) if args.config else None
+    if args.command == "train":
+        from flows.train_flow import train_flow
+
+        return train_flow(cfg.model_dump(mode="json"), root, args.ray_address, config_file)
+    from flows.pipeline_flow import pipeline_flow
+
+    summary = pipeline_flow(cfg.model_dump(mode="json"), root, args.ray_address, config_file)
+    summary["mlflow_ui"] = mlflow_ui_command(workspace)
+    if not args.json:
+        _print_run_summary(summary, workspace)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    workspace = Workspace.resolve(args.workspace)
+    try:
+        if args.command in ("train", "run"):
+            _config(args)  # fail on a bad config before anything else happens
+        workspace.create()
+        configure_environment(workspace)
+        summary = _execute(args, workspace)
+    except ConfigError as error:
+        print(f"clpipe: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as error:  # noqa: BLE001 - the CLI reports any failure in one line
+        print(f"clpipe {args.command} failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        _shutdown_ray()
+    summary = {"command": args.command, "workspace": str(workspace.root), **summary}
+    sys.stdout.flush()
+    print(json.dumps(summary, default=str) if args.json else _short(summary, args.command), flush=True)
+    return 0
+
+
+def _short(summary: dict[str, Any], command: str) -> str:
+    if command == "run":
+        return ""
+    return json.dumps(summary, indent=2, default=str)
+
+
+def _shutdown_ray() -> None:
+    # Ray's log monitor prints worker output asynchronously; stop it so the JSON line stays last.
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

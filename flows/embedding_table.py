@@ -1,0 +1,88 @@
+"""Write an embedding table: streamed batch by batch, published atomically."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+Embed = Callable[[list[bytes]], np.ndarray]
+
+
+def embedding_schema(dim: int) -> pa.Schema:
+    return pa.schema([
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("split", pa.string()),
+        pa.field("label", pa.int64()),
+        pa.field("embedding", pa.list_(pa.float32(), dim), nullable=False),
+        pa.field("model_name", pa.string()),
+        pa.field("model_version", pa.string()),
+        pa.field("dataset_version", pa.string()),
+        pa.field("created_at", pa.timestamp("us", tz="UTC")),
+    ])
+
+
+def publish(staging: Path, target: Path) -> None:
+    """Swap `staging` in at `target` so readers see the old table or the new one, never half."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        staging.rename(target)
+        return
+    retired = target.with_name(f".old-{uuid.uuid4().hex[:8]}-{target.name}")
+    target.rename(retired)
+    staging.rename(target)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def write_embedding_table(
+    batches: Iterable[pa.RecordBatch],
+    embed: Embed,
+    dim: int,
+    target: Path,
+    lineage: dict[str, str],
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Embed each batch's `image` column and write id/split/label/embedding plus the lineage
+    columns (model_name, model_version, dataset_version) to `target`/part-00000.parquet.
+
+    Only one batch is held at a time, so memory does not grow with the row count. Returns the
+    number of rows written. On any failure the staging folder is removed and `target` is as before.
+    """
+    schema = embedding_schema(dim)
+    created = pa.scalar(datetime.now(timezone.utc), pa.timestamp("us", tz="UTC"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".tmp-{uuid.uuid4().hex}"
+    staging.mkdir()
+    rows = 0
+    try:
+        with pq.ParquetWriter(staging / "part-00000.parquet", schema) as writer:
+            for batch in batches:
+                vectors = np.ascontiguousarray(embed(batch.column("image").to_pylist()), dtype=np.float32)
+                if vectors.shape != (batch.num_rows, dim):
+                    raise ValueError(f"embedding of {batch.num_rows} rows returned shape {vectors.shape}, expected ({batch.num_rows}, {dim})")
+                n = batch.num_rows
+                constant = lambda value, kind=pa.string(): pa.repeat(pa.scalar(value, kind), n)  # noqa: E731
+                writer.write_batch(pa.record_batch([
+                    batch.column("id"),
+                    batch.column("split"),
+                    batch.column("label"),
+                    pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
+                    constant(lineage["model_name"]),
+                    constant(lineage["model_version"]),
+                    constant(lineage["dataset_version"]),
+                    pa.repeat(created, n),
+                ], schema=schema))
+                rows += n
+                if progress:
+                    progress(rows)
+        publish(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return rows

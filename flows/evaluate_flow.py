@@ -1,0 +1,142 @@
+"""Evaluate flow: a registered model (loaded from the registry) on a dataset's test split,
+against the raw-pixel baseline, then the champion/challenger decision."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import torch
+from mlflow import MlflowClient
+from prefect import flow, get_run_logger, task
+
+from cl_core.config import EvalConfig, ViewsConfig
+from cl_core.datasets import DatasetStore, DatasetVersion, decode_images
+from cl_core.evaluation import alignment, knn_top1, linear_probe_accuracy, project_2d, uniformity
+from cl_core.views import SimCLRViews
+from flows import plots, registry, tracking
+from flows.workspace import Workspace
+
+PRIMARY_METRIC = "knn_top1"
+
+
+def _split(dataset: DatasetVersion, split: str) -> tuple[list[bytes], np.ndarray]:
+    table = dataset.read(split=split, columns=["image", "label"])
+    labels = table.column("label").to_numpy(zero_copy_only=False)
+    if table.num_rows == 0:
+        raise ValueError(f"dataset {dataset.name}@{dataset.version} has no {split!r} rows to evaluate on")
+    if pd.isna(labels).any():
+        raise ValueError(f"dataset {dataset.name}@{dataset.version}: the {split!r} split has unlabelled rows; kNN and the linear probe need labels")
+    return table.column("image").to_pylist(), labels.astype(np.int64)
+
+
+def _embed(model: Any, images: list[bytes]) -> np.ndarray:
+    return np.asarray(model.predict(pd.DataFrame({"image": images})), dtype=np.float32)
+
+
+def _scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, cfg: EvalConfig) -> dict[str, float]:
+    return {
+        "knn_top1": knn_top1(train_x, train_y, test_x, test_y, k=cfg.knn_k, temperature=cfg.knn_temperature),
+        "linear_probe": linear_probe_accuracy(train_x, train_y, test_x, test_y, max_iter=cfg.probe_max_iter),
+    }
+
+
+@task(name="score-model")
+def score_model(model_ref: str, datasets_root: str, dataset_name: str, dataset_version: str | None, eval_cfg: dict, views_cfg: dict) -> dict[str, Any]:
+    cfg = EvalConfig.model_validate(eval_cfg)
+    model, version = registry.load_model(registry.ModelRef.parse(model_ref))
+    dataset = DatasetStore(Path(datasets_root)).resolve(dataset_name, dataset_version)
+    train_images, train_y = _split(dataset, "train")
+    test_images, test_y = _split(dataset, "test")
+    train_x, test_x = _embed(model, train_images), _embed(model, test_images)
+    metrics = _scores(train_x, train_y, test_x, test_y, cfg)
+
+    embedder = model.unwrap_python_model()
+    raw_test = decode_images(test_images, embedder.image_size, embedder.channels)
+    raw_train = decode_images(train_images, embedder.image_size, embedder.channels)
+    baseline = _scores(raw_train.flatten(1).float().numpy() / 255, train_y, raw_test.flatten(1).float().numpy() / 255, test_y, cfg)
+
+    # Alignment uses two augmented views of each test image, as in Wang & Isola (2020).
+    views = SimCLRViews(embedder.image_size, embedder.channels, **ViewsConfig.model_validate(views_cfg).model_dump())
+    torch.manual_seed(0)
+    view1, view2 = views(raw_test)
+    as_uint8 = lambda view: (view * 255).round().clamp(0, 255).to(torch.uint8)  # noqa: E731
+    metrics["alignment"] = alignment(torch.from_numpy(embedder.embed_tensor(as_uint8(view1))), torch.from_numpy(embedder.embed_tensor(as_uint8(view2))))
+    metrics["uniformity"] = uniformity(torch.from_numpy(test_x))
+    return {
+        "model_name": version.name,
+        "model_version": str(version.version),
+        "source_run_id": version.run_id,
+        "dataset": {"name": dataset.name, "version": dataset.version},
+        "metrics": {key: float(value) for key, value in metrics.items()},
+        "baseline": {f"raw_{key}": float(value) for key, value in baseline.items()},
+        "map_points": project_2d(test_x, method=cfg.map_method).tolist(),
+        "test_labels": test_y.tolist(),
+    }
+
+
+@task(name="log-evaluation", retries=2, retry_delay_seconds=2)
+def log_evaluation(scored: dict[str, Any]) -> None:
+    run_id = scored["source_run_id"]
+    name, version = scored["model_name"], scored["model_version"]
+    with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as folder:
+        mlflow.log_metrics({f"eval.{key}": value for key, value in {**scored["metrics"], **scored["baseline"]}.items()})
+        mlflow.set_tag("eval.dataset", f"{scored['dataset']['name']}@{scored['dataset']['version']}")
+        points, labels = np.asarray(scored["map_points"]), np.asarray(scored["test_labels"])
+        title = f"{name} v{version}: test embeddings"
+        mlflow.log_artifact(str(plots.embedding_map(points, labels, title, Path(folder) / "test_embeddings_2d.png")), "evaluation")
+        history = tracking.metric_history(run_id, "loss")
+        mlflow.log_artifact(str(plots.loss_curve(history, f"{name} v{version}", Path(folder) / "loss_curve.png")), "evaluation")
+    client = MlflowClient()
+    for key, value in scored["metrics"].items():
+        client.set_model_version_tag(name, version, f"eval.{key}", f"{value:.6f}")
+
+
+@task(name="promote-if-better", retries=2, retry_delay_seconds=2)
+def promote_if_better(scored: dict[str, Any], datasets_root: str, eval_cfg: dict, views_cfg: dict) -> dict[str, Any]:
+    """Move `champion` to the evaluated version if there is none or it beats the champion on
+    kNN top-1, with both scored on the same dataset version. The decision is recorded either way."""
+    client = MlflowClient()
+    name, version = scored["model_name"], scored["model_version"]
+    challenger_score = scored["metrics"][PRIMARY_METRIC]
+    try:
+        champion = client.get_model_version_by_alias(name, registry.CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        champion = None
+
+    if champion is None:
+        promoted, reason = True, f"no champion yet; v{version} {PRIMARY_METRIC}={challenger_score:.4f}"
+    elif str(champion.version) == version:
+        promoted, reason = False, f"v{version} is already the champion"
+    else:
+        dataset = scored["dataset"]
+        rival = score_model.fn(f"{name}/{champion.version}", datasets_root, dataset["name"], dataset["version"], eval_cfg, views_cfg)
+        champion_score = rival["metrics"][PRIMARY_METRIC]
+        promoted = challenger_score > champion_score
+        verb = "beats" if promoted else "does not beat"
+        reason = f"v{version} {PRIMARY_METRIC}={challenger_score:.4f} {verb} champion v{champion.version} {PRIMARY_METRIC}={champion_score:.4f}"
+    if promoted:
+        client.set_registered_model_alias(name, registry.CHAMPION, version)
+    decision = "promoted" if promoted else "kept"
+    client.set_model_version_tag(name, version, "promotion.decision", f"{decision}: {reason}")
+    client.set_tag(scored["source_run_id"], "promotion.decision", f"{decision}: {reason}")
+    get_run_logger().info("promotion: %s (%s)", decision, reason)
+    return {"promoted": promoted, "reason": reason, "aliases": registry.aliases_of(name, version)}
+
+
+@flow(name="evaluate")
+def evaluate_flow(model_ref: str, dataset_name: str, workspace: str, dataset_version: str | None = None,
+                  eval_config: dict | None = None, views_config: dict | None = None) -> dict[str, Any]:
+    """Score a registered model on the test split, log it, and gate the champion alias."""
+    ws = Workspace(Path(workspace))
+    mlflow.set_tracking_uri(ws.tracking_uri)
+    eval_cfg = EvalConfig.model_validate(eval_config or {}).model_dump(mode="json")
+    views_cfg = ViewsConfig.model_validate(views_config or {}).model_dump(mode="json")
+    scored = score_model(model_ref, str(ws.datasets), dataset_name, dataset_version, eval_cfg, views_cfg)
+    log_evaluation(scored)
+    decision = promote_if_better(scored, str(ws.datasets), eval_cfg, views_cfg)
+    return {key: scored[key] for key in ("model_name", "model_version", "source_run_id", "dataset", "metrics", "baseline")} | {"promotion": decision}

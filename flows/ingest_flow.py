@@ -1,0 +1,40 @@
+"""Ingest flow: a raw source -> a versioned Parquet dataset in the workspace."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+
+from cl_core.datasets import DatasetStore
+from flows.workspace import Workspace
+
+
+@task(name="ingest-source")
+def ingest_source(source: str, name: str, datasets_root: str, limit: int | None, max_bad_fraction: float) -> dict[str, Any]:
+    logger = get_run_logger()
+
+    def progress(done: int) -> None:
+        logger.info("ingest %s: %d records read", name, done)
+
+    result = DatasetStore(Path(datasets_root)).ingest(
+        source, name, limit=limit, max_bad_fraction=max_bad_fraction, progress=progress
+    )
+    summary = {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(result).items()}
+    state = "new version" if result.created else "unchanged (existing version)"
+    logger.info(
+        "dataset %s@%s: %d rows %s, %d quarantined, %s",
+        name, result.version, result.rows, result.splits, result.quarantined, state,
+    )
+    if result.quarantined:
+        logger.warning("%d bad records quarantined in %s", result.quarantined, result.quarantine_path)
+    return summary
+
+
+@flow(name="ingest")
+def ingest_flow(source: str, name: str, workspace: str, limit: int | None = None, max_bad_fraction: float = 0.05) -> dict[str, Any]:
+    """Read `source` ('digits', a folder of tar shards or an image folder) into dataset `name`."""
+    ws = Workspace(Path(workspace)).create()
+    return ingest_source(source, name, str(ws.datasets), limit, max_bad_fraction)

@@ -1,0 +1,30 @@
+"""The whole DAG: ingest -> train -> evaluate -> export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from cl_core.config import PipelineConfig
+from flows.evaluate_flow import evaluate_flow
+from flows.export_flow import export_flow
+from flows.ingest_flow import ingest_flow
+from flows.registry import CHAMPION
+from flows.train_flow import train_flow
+
+
+@flow(name="clpipe-run")
+def pipeline_flow(config: dict[str, Any], workspace: str, ray_address: str | None = None, config_file: str | None = None) -> dict[str, Any]:
+    cfg = PipelineConfig.model_validate(config)
+    data = cfg.data
+    ingested = ingest_flow(data.source, data.name, workspace, limit=data.limit, max_bad_fraction=data.max_bad_fraction)
+    # Train on exactly the version this run ingested, not whatever is latest by then.
+    pinned = cfg.model_copy(update={"data": data.model_copy(update={"version": ingested["version"]})})
+    trained = train_flow(pinned.model_dump(mode="json"), workspace, ray_address, config_file)
+    evaluated = evaluate_flow(
+        f"{trained['model_name']}/{trained['model_version']}", data.name, workspace, ingested["version"],
+        cfg.eval.model_dump(mode="json"), cfg.views.model_dump(mode="json"),
+    )
+    exported = export_flow(f"{trained['model_name']}@{CHAMPION}", data.name, workspace, ingested["version"], cfg.eval.batch_size)
+    return {"ingest": ingested, "train": trained, "evaluate": evaluated, "export": exported}

@@ -1,0 +1,127 @@
+"""MLflow model logging, registration, aliases and loading for the image embedder."""
+
+from __future__ import annotations
+
+import io
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import torch
+from mlflow import MlflowClient
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema, TensorSpec
+from PIL import Image
+from safetensors.torch import save_file
+
+import cl_core
+
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+PYFUNC_FILE = Path(__file__).with_name("image_pyfunc.py")
+_REF = re.compile(r"^(?P<name>[^@/]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))?$")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A registered model named as NAME, NAME@ALIAS or NAME/VERSION."""
+
+    name: str
+    alias: str | None = None
+    version: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ModelRef:
+        match = _REF.match(text.strip())
+        if not match:
+            raise ValueError(f"model reference {text!r} must be NAME, NAME@ALIAS or NAME/VERSION")
+        return cls(match["name"], match["alias"], match["version"])
+
+    def resolve(self, client: MlflowClient) -> Any:
+        """The ModelVersion this reference points at (bare NAME: the newest version)."""
+        try:
+            if self.alias:
+                return client.get_model_version_by_alias(self.name, self.alias)
+            if self.version:
+                return client.get_model_version(self.name, self.version)
+            versions = client.search_model_versions(f"name = '{self.name}'")
+        except mlflow.exceptions.MlflowException as error:
+            raise LookupError(f"model {self} not found in the registry at {mlflow.get_tracking_uri()}: {error.message}") from None
+        if not versions:
+            raise LookupError(f"registered model {self.name!r} has no versions")
+        return max(versions, key=lambda v: int(v.version))
+
+    def __str__(self) -> str:
+        return self.name + (f"@{self.alias}" if self.alias else f"/{self.version}" if self.version else "")
+
+
+def embedder_state(training_state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The encoder weights (without the projection head) from a training checkpoint."""
+    prefix = "embedder."
+    return {key[len(prefix):]: value.contiguous() for key, value in training_state["model"].items() if key.startswith(prefix)}
+
+
+def _example_images(channels: int, size: int) -> pd.DataFrame:
+    """A one-row input example (a black PNG) so the logged model documents its input."""
+    buffer = io.BytesIO()
+    Image.new("L" if channels == 1 else "RGB", (size, size)).save(buffer, format="PNG")
+    return pd.DataFrame({"image": [buffer.getvalue()]})
+
+
+def log_image_embedder(training_state: dict[str, Any], name: str = "model") -> Any:
+    """Log the encoder of `training_state` into the active run as a pyfunc; returns ModelInfo."""
+    meta = training_state["model_meta"]
+    weights = embedder_state(training_state)
+    embedding_dim = meta["widths"][-1]
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("binary", "image")]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, embedding_dim))]),
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        weights_file = Path(folder) / "embedder.safetensors"
+        save_file(weights, str(weights_file))
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(PYFUNC_FILE),
+            artifacts={"weights": str(weights_file)},
+            model_config={key: meta[key] for key in ("channels", "image_size", "depths", "widths")},
+            code_paths=[str(Path(cl_core.__file__).parent)],
+            signature=signature,
+            input_example=_example_images(meta["channels"], meta["image_size"]),
+            pip_requirements=[
+                f"torch=={torch.__version__.split('+')[0]}",
+                "numpy",
+                "pillow",
+                "safetensors",
+                "kornia",
+                "pyarrow",
+                "scikit-learn",
+                "pydantic",
+                "pyyaml",
+            ],
+        )
+
+
+def register(model_uri: str, model_name: str, run_id: str, tags: dict[str, str] | None = None) -> Any:
+    """Register `model_uri` as a new version of `model_name` and point `challenger` at it."""
+    version = mlflow.register_model(model_uri, model_name, tags=tags)
+    client = MlflowClient()
+    client.set_registered_model_alias(model_name, CHALLENGER, version.version)
+    client.set_model_version_tag(model_name, version.version, "source_run_id", run_id)
+    return version
+
+
+def load_model(ref: ModelRef) -> tuple[Any, Any]:
+    """(pyfunc model, ModelVersion) for a reference, loaded from the registry."""
+    version = ref.resolve(MlflowClient())
+    model = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
+    return model, version
+
+
+def aliases_of(model_name: str, version: str) -> list[str]:
+    return sorted(MlflowClient().get_model_version(model_name, version).aliases)

@@ -1,0 +1,103 @@
+"""Train flow: one MLflow run, SimCLR on Ray Train, the encoder registered as `challenger`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from prefect import flow, get_run_logger, task
+
+from cl_core.config import PipelineConfig
+from cl_core.datasets import DatasetStore
+from flows import registry, tracking, train_launch
+from flows.workspace import Workspace
+
+
+@task(name="check-dataset")
+def check_dataset(cfg: dict[str, Any], datasets_root: str) -> dict[str, Any]:
+    """Fail before Ray starts when the dataset is missing or smaller than one global batch."""
+    config = PipelineConfig.model_validate(cfg)
+    dataset = DatasetStore(Path(datasets_root)).resolve(config.data.name, config.data.version)
+    train_rows = dataset.manifest["splits"].get("train", 0)
+    if train_rows < config.train.batch_size:
+        raise ValueError(
+            f"dataset {dataset.name}@{dataset.version} has {train_rows} train rows, fewer than "
+            f"train.batch_size={config.train.batch_size}"
+        )
+    return {"name": dataset.name, "version": dataset.version, "train_rows": train_rows}
+
+
+@task(name="start-run", retries=2, retry_delay_seconds=2)
+def start_run(cfg: dict[str, Any], workspace: str, dataset: dict[str, Any], config_file: str | None) -> str:
+    config = PipelineConfig.model_validate(cfg)
+    ws = Workspace(Path(workspace))
+    tracking.use_experiment(ws, config.experiment_name)
+    version = DatasetStore(ws.datasets).resolve(dataset["name"], dataset["version"])
+    with mlflow.start_run(run_name=f"train-{time.strftime('%Y%m%d-%H%M%S')}") as run:
+        mlflow.log_params(tracking.flatten(config.model_dump(mode="json")))
+        tracking.log_dataset_lineage(version)
+        mlflow.log_dict(config.model_dump(mode="json"), "config/resolved.yaml")
+        if config_file:
+            mlflow.log_artifact(config_file, "config")
+        mlflow.set_tag("clpipe.stage", "train")
+    MlflowClient().update_run(run.info.run_id, status="RUNNING")
+    return run.info.run_id
+
+
+@task(name="train-on-ray")
+def train_on_ray(cfg: dict[str, Any], workspace: str, dataset: dict[str, Any], run_id: str, ray_address: str | None) -> dict[str, Any]:
+    config = PipelineConfig.model_validate(cfg)
+    ws = Workspace(Path(workspace))
+    version = DatasetStore(ws.datasets).resolve(dataset["name"], dataset["version"])
+    outcome = train_launch.fit(
+        config, version, ws.datasets, ws.checkpoints, run_id, ws.tracking_uri, ray_address, name=f"{config.model_name}-{run_id[:12]}"
+    )
+    get_run_logger().info("training finished: %s, checkpoint %s", outcome.final_metrics, outcome.checkpoint_dir)
+    return {"checkpoint_dir": str(outcome.checkpoint_dir), "metrics": outcome.final_metrics}
+
+
+@task(name="register-model", retries=2, retry_delay_seconds=2)
+def register_model(cfg: dict[str, Any], run_id: str, checkpoint_dir: str, dataset: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    config = PipelineConfig.model_validate(cfg)
+    state = torch.load(Path(checkpoint_dir) / train_launch.CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_param("checkpoint_dir", checkpoint_dir)
+        info = registry.log_image_embedder(state)
+    version = registry.register(
+        info.model_uri, config.model_name, run_id,
+        tags={"dataset.name": dataset["name"], "dataset.version": dataset["version"]},
+    )
+    return {
+        "model_name": config.model_name,
+        "model_version": str(version.version),
+        "model_uri": f"models:/{config.model_name}/{version.version}",
+        "aliases": registry.aliases_of(config.model_name, version.version),
+        "embedding_dim": state["model_meta"]["widths"][-1],
+    }
+
+
+@flow(name="train")
+def train_flow(config: dict[str, Any], workspace: str, ray_address: str | None = None, config_file: str | None = None) -> dict[str, Any]:
+    """Train the configured model on the dataset's train split and register it as `challenger`."""
+    ws = Workspace(Path(workspace)).create()
+    dataset = check_dataset(config, str(ws.datasets))
+    run_id = start_run(config, str(ws.root), dataset, config_file)
+    try:
+        trained = train_on_ray(config, str(ws.root), dataset, run_id, ray_address)
+        registered = register_model(config, run_id, trained["checkpoint_dir"], dataset)
+    except BaseException:
+        MlflowClient().set_terminated(run_id, "FAILED")
+        raise
+    MlflowClient().set_terminated(run_id, "FINISHED")
+    return {
+        "run_id": run_id,
+        "dataset": dataset,
+        "train_metrics": trained["metrics"],
+        "checkpoint_dir": trained["checkpoint_dir"],
+        **registered,
+    }

@@ -1,0 +1,71 @@
+"""Build and run the Ray `TorchTrainer` for one training run (the driver side)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from cl_core.config import PipelineConfig
+from cl_core.datasets import DatasetVersion
+from flows.ray_cluster import ensure_ray
+from flows.train_worker import CHECKPOINT_FILE, train_loop_per_worker
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    checkpoint_dir: Path
+    state: dict[str, Any]  # the final checkpoint: model state, model_meta, epoch, ...
+    final_metrics: dict[str, Any]
+    storage_path: Path
+    name: str
+
+
+def fit(
+    cfg: PipelineConfig,
+    dataset: DatasetVersion,
+    dataset_root: Path,
+    storage_path: Path,
+    run_id: str | None,
+    tracking_uri: str,
+    ray_address: str | None = None,
+    name: str | None = None,
+) -> TrainingOutcome:
+    """Train on Ray and return the last checkpoint. Reusing `name` resumes that run's checkpoints."""
+    workers = cfg.train.workers
+    ensure_ray(ray_address, logical_cpus=int(workers * cfg.train.cpus_per_worker) + 2)
+    name = name or f"{cfg.model_name}-{uuid.uuid4().hex[:8]}"
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "config": cfg.model_dump(mode="json"),
+            "dataset_root": str(dataset_root),
+            "dataset_name": dataset.name,
+            "dataset_version": dataset.version,
+            "run_id": run_id,
+            "tracking_uri": tracking_uri,
+        },
+        scaling_config=ScalingConfig(
+            num_workers=workers,
+            use_gpu=cfg.train.gpu,
+            resources_per_worker={"CPU": cfg.train.cpus_per_worker},
+        ),
+        run_config=RunConfig(
+            name=name,
+            storage_path=str(storage_path),
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.num_to_keep),
+            failure_config=FailureConfig(max_failures=cfg.train.max_failures),
+        ),
+    )
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"training run {name} finished without a checkpoint")
+    with result.checkpoint.as_directory() as folder:
+        state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+        checkpoint_dir = Path(result.checkpoint.path)
+    return TrainingOutcome(checkpoint_dir, state, dict(result.return_value or {}), storage_path, name)

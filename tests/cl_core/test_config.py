@@ -1,0 +1,58 @@
+from pathlib import Path
+
+import pytest
+
+from cl_core.config import ConfigError, PipelineConfig, build_config, load_config
+
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+
+
+def test_defaults_validate():
+    cfg = load_config()
+    assert cfg.data.source == "digits" and cfg.model_name == "digits-simclr"
+    assert cfg.train.batch_per_worker * cfg.train.workers == cfg.train.batch_size
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_shipped_config_loads(path):
+    assert isinstance(load_config(path), PipelineConfig)
+
+
+def test_overrides_apply_and_none_is_ignored():
+    cfg = build_config({"train": {"epochs": 3}}, {"train.workers": 1, "train.lr": None, "loss.temperature": 0.1})
+    assert (cfg.train.epochs, cfg.train.workers, cfg.loss.temperature) == (3, 1, 0.1)
+    assert cfg.train.lr == PipelineConfig().train.lr
+
+
+@pytest.mark.parametrize("raw,field", [
+    ({"loss": {"temperature": 0}}, "loss.temperature"),
+    ({"loss": {"temperature": -0.5}}, "loss.temperature"),
+    ({"train": {"batch_size": 1}}, "train.batch_size"),
+    ({"train": {"workers": 0}}, "train.workers"),
+    ({"train": {"epochs": 0}}, "train.epochs"),
+    ({"train": {"batch_size": 5, "workers": 2}}, "divisible"),
+    ({"train": {"lr": 0.01, "learning_rate": 1}}, "train.learning_rate"),
+    ({"trian": {}}, "trian"),
+    ({"views": {"crop_scale": [0.9, 0.1]}}, "crop_scale"),
+    ({"data": {"name": "../escape"}}, "data.name"),
+])
+def test_invalid_values_name_the_field(raw, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        build_config(raw)
+
+
+def test_file_errors_are_clear(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- 1\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(listed)
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("train:\n  epochz: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown.yaml.*\n.*train\.epochz"):
+        load_config(unknown)

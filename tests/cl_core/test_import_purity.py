@@ -1,0 +1,16 @@
+"""cl_core must stay pure PyTorch + pyarrow: importing all of it loads no orchestration library."""
+
+import subprocess
+import sys
+
+
+def test_cl_core_imports_no_orchestration_library():
+    code = (
+        "import pkgutil, importlib, sys, cl_core\n"
+        "for module in pkgutil.walk_packages(cl_core.__path__, 'cl_core.'):\n"
+        "    importlib.import_module(module.name)\n"
+        "loaded = sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'prefect', 'mlflow', 'flows'})\n"
+        "print(','.join(loaded))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "", f"cl_core pulled in: {result.stdout.strip()}"

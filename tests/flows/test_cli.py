@@ -1,0 +1,54 @@
+"""The command line's contract: help, early config errors, clear failures that lose nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.cli import build_parser, main
+from tests.conftest import clpipe, last_json
+
+
+@pytest.mark.parametrize("command", ["ingest", "train", "evaluate", "export", "run"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "--workspace" in text and "--json" in text
+
+
+@pytest.mark.parametrize("flags,field", [
+    (["--temperature", "0"], "loss.temperature"),
+    (["--batch-size", "1"], "train.batch_size"),
+    (["--workers", "0"], "train.workers"),
+])
+def test_bad_config_fails_before_any_service_starts(flags, field, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PREFECT_HOME", raising=False)
+    code = main(["train", "--dataset", "digits", *flags, "--workspace", str(tmp_path / "ws")])
+    assert code == 2
+    assert field in capsys.readouterr().err
+    assert not (tmp_path / "ws").exists()  # nothing was created, nothing started
+
+
+def test_unknown_config_key_names_the_file_and_field(tmp_path, capsys):
+    config = tmp_path / "typo.yaml"
+    config.write_text("train:\n  epoch: 3\n")
+    assert main(["run", "--config", str(config), "--workspace", str(tmp_path / "ws")]) == 2
+    err = capsys.readouterr().err
+    assert "typo.yaml" in err and "train.epoch" in err
+
+
+@pytest.mark.slow
+def test_ingest_cli_versions_and_keeps_previous_state_on_failure(tmp_path):
+    workspace = tmp_path / "ws"
+    first = last_json(clpipe("ingest", "digits", "--name", "digits", "--limit", "200", "--json", workspace=workspace))
+    again = last_json(clpipe("ingest", "digits", "--name", "digits", "--limit", "200", "--json", workspace=workspace))
+    assert (first["rows"], first["created"]) == (200, True)
+    assert again["version"] == first["version"] and again["created"] is False
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    failed = clpipe("ingest", str(empty), "--name", "digits", "--json", workspace=workspace)
+    assert failed.returncode == 1
+    assert str(empty) in failed.stderr
+    assert (workspace / "datasets" / "digits" / "LATEST").read_text().strip() == first["version"]

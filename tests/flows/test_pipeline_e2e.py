@@ -1,0 +1,117 @@
+"""End to end: `clpipe run` with real Ray (2 workers), real Prefect, real MLflow, real Parquet."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from mlflow import MlflowClient
+
+from cl_core.datasets import DatasetStore
+from tests.conftest import clpipe, last_json
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+EPOCHS = 2
+SMALL = """
+data: {limit: 500, image_size: 16}
+model: {depths: [1, 1], widths: [16, 32], proj_hidden: 64, proj_dim: 32}
+views: {flip_p: 0.0, gray_p: 0.0}
+train: {epochs: %d, batch_size: 64, workers: 2}
+eval: {probe_max_iter: 200}
+""" % EPOCHS
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    config = root / "small.yaml"
+    config.write_text(SMALL)
+    workspace = root / "workspace"
+    summary = last_json(clpipe("run", "--config", str(config), "--json", workspace=workspace))
+    mlflow.set_tracking_uri(f"sqlite:///{workspace / 'mlflow.db'}")
+    yield {"summary": summary, "workspace": workspace, "config": config}
+    mlflow.set_tracking_uri(None)
+
+
+def test_registry_holds_a_champion_version(pipeline):
+    train = pipeline["summary"]["train"]
+    version = MlflowClient().get_model_version_by_alias(train["model_name"], "champion")
+    assert str(version.version) == train["model_version"] == "1"
+    assert set(version.aliases) == {"champion", "challenger"}
+    assert version.run_id == train["run_id"]
+    assert version.tags["promotion.decision"].startswith("promoted: no champion yet")
+
+
+def test_run_holds_per_epoch_metrics_params_lineage_and_evaluation(pipeline):
+    summary = pipeline["summary"]
+    client = MlflowClient()
+    run = client.get_run(summary["train"]["run_id"])
+    assert run.info.status == "FINISHED"
+    for key in ("loss", "lr", "samples_per_s"):
+        history = client.get_metric_history(run.info.run_id, key)
+        assert sorted(m.step for m in history) == list(range(EPOCHS)), key
+    assert run.data.params["train.epochs"] == str(EPOCHS)
+    assert run.data.params["loss.temperature"] == "0.2"
+    dataset = summary["ingest"]
+    assert run.data.tags["dataset.version"] == dataset["version"]
+    assert [d.dataset.digest for d in run.inputs.dataset_inputs] == [dataset["version"]]
+    for key in ("knn_top1", "linear_probe", "alignment", "uniformity", "raw_knn_top1", "raw_linear_probe"):
+        assert key in summary["evaluate"]["metrics"] or key in summary["evaluate"]["baseline"]
+        assert 0 <= abs(run.data.metrics[f"eval.{key}"]) < 10
+    # The encoder learned something: far better than chance (10 classes) after two tiny epochs.
+    assert run.data.metrics["eval.linear_probe"] > 0.3
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert artifacts == {"evaluation/test_embeddings_2d.png", "evaluation/loss_curve.png"}
+
+
+def test_embedding_table_has_one_row_per_dataset_row(pipeline):
+    summary, workspace = pipeline["summary"], pipeline["workspace"]
+    export = summary["export"]
+    table = pq.read_table(export["path"])
+    dataset = DatasetStore(workspace / "datasets").resolve("digits", summary["ingest"]["version"])
+    assert table.num_rows == dataset.num_rows() == summary["ingest"]["rows"] == 500
+    assert table.schema.field("embedding").type == pa.list_(pa.float32(), 32)
+    assert sorted(table.column("id").to_pylist()) == sorted(dataset.read(columns=["id"]).column("id").to_pylist())
+    assert set(table.column("model_version").to_pylist()) == {summary["train"]["model_version"]}
+    assert set(table.column("dataset_version").to_pylist()) == {dataset.version}
+    vectors = np.stack(table.column("embedding").to_numpy(zero_copy_only=False))
+    assert np.isfinite(vectors).all() and vectors.std() > 0
+    export_run = MlflowClient().get_run(export["export_run_id"])
+    assert export_run.data.metrics["rows"] == 500
+    assert export_run.data.params["table_path"] == export["path"]
+
+
+def test_registered_pyfunc_embeds_encoded_images(pipeline):
+    summary, workspace = pipeline["summary"], pipeline["workspace"]
+    model = mlflow.pyfunc.load_model(f"models:/{summary['train']['model_name']}@champion")
+    dataset = DatasetStore(workspace / "datasets").resolve("digits")
+    sample = dataset.read(columns=["id", "image"]).slice(0, 5)
+    vectors = model.predict(pd.DataFrame({"image": sample.column("image").to_pylist()}))
+    assert vectors.shape == (5, 32) and vectors.dtype == np.float32
+    exported = pq.read_table(summary["export"]["path"]).to_pandas().set_index("id")
+    expected = np.stack(exported.loc[sample.column("id").to_pylist(), "embedding"].to_numpy())
+    assert np.allclose(vectors, expected, atol=1e-5)
+
+
+def test_second_training_is_gated_against_the_champion(pipeline):
+    """A new challenger is scored next to the champion on the same data; the decision is recorded."""
+    workspace, config = pipeline["workspace"], pipeline["config"]
+    trained = last_json(clpipe("train", "--dataset", "digits", "--config", str(config), "--epochs", "1",
+                               "--workers", "1", "--json", workspace=workspace))
+    assert trained["model_version"] == "2" and trained["aliases"] == ["challenger"]
+    evaluated = last_json(clpipe("evaluate", "--model", "digits-simclr@challenger", "--dataset", "digits",
+                                 "--config", str(config), "--json", workspace=workspace))
+    decision = evaluated["promotion"]
+    assert "champion v1" in decision["reason"]
+    client = MlflowClient()
+    champion = str(client.get_model_version_by_alias("digits-simclr", "champion").version)
+    assert champion == ("2" if decision["promoted"] else "1")
+    tag = client.get_model_version("digits-simclr", "2").tags["promotion.decision"]
+    assert tag.startswith("promoted" if decision["promoted"] else "kept")
+    # The export follows the champion alias, whichever version holds it.
+    exported = last_json(clpipe("export", "--model", "digits-simclr@champion", "--dataset", "digits", "--json", workspace=workspace))
+    assert exported["model_version"] == champion and exported["rows"] == 500
