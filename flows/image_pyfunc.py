@@ -8,6 +8,9 @@ beyond this file and the `cl_core` package copied beside it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -20,13 +23,20 @@ from cl_core.models import build_embedder
 
 class ImageEmbeddingModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        meta = context.model_config
+        self.configure(context.model_config, load_file(context.artifacts["weights"]))
+
+    def configure(self, meta: Mapping[str, Any], weights: Mapping[str, torch.Tensor]) -> ImageEmbeddingModel:
+        """Build the embedder from the model config (channels, image_size, depths, widths and
+        optionally batch_size) and load `weights` into it; what `load_context` does with the
+        logged config and safetensors file, callable without MLflow (benchmarks, tests).
+        Returns self, so `ImageEmbeddingModel().configure(meta, weights)` is a ready model."""
         self.image_size = int(meta["image_size"])
         self.channels = int(meta["channels"])
         self.batch_size = int(meta.get("batch_size", 512))
         self.embedder = build_embedder(self.channels, self.image_size, meta["depths"], meta["widths"])
-        self.embedder.load_state_dict(load_file(context.artifacts["weights"]))
+        self.embedder.load_state_dict(weights)
         self.embedder.eval()
+        return self
 
     def embed_tensor(self, images: torch.Tensor) -> np.ndarray:
         """uint8 images (N, C, S, S) -> float32 (N, D); for callers that decoded already."""

@@ -19,7 +19,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,6 +55,42 @@ def _check_name(name: str) -> None:
         raise ValueError(
             f"invalid dataset name {name!r}: use letters, digits, '.', '_' and '-', "
             "starting with a letter or digit"
+        )
+
+
+def _check_ingest_args(name: str, max_bad_fraction: float) -> None:
+    _check_name(name)
+    if not 0.0 <= max_bad_fraction <= 1.0:
+        raise ValueError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction!r}")
+
+
+def _is_int(value: object) -> bool:
+    # numpy integers are refused: they would not serialise into the manifest's JSON.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _bad_label(label: int, num_classes: int | None) -> str:
+    if num_classes is None:
+        return f"negative label {label}"
+    return f"label {label} is outside the {num_classes} class names (0..{num_classes - 1})"
+
+
+def _check_record(record: object, position: int) -> None:
+    """A wrong type is the caller's bug, not bad data: raise instead of quarantining."""
+    if not isinstance(record, ImageRecord):
+        raise TypeError(
+            f"records[{position}] is a {type(record).__name__}, not an ImageRecord or BadRecord"
+        )
+    if not (
+        isinstance(record.id, str)
+        and isinstance(record.image, bytes)
+        and (record.label is None or _is_int(record.label))
+        and (record.split is None or isinstance(record.split, str))
+    ):
+        raise TypeError(
+            f"records[{position}] has wrong field types: id {type(record.id).__name__} (str), "
+            f"image {type(record.image).__name__} (bytes), label {type(record.label).__name__} "
+            f"(int or None), split {type(record.split).__name__} (str or None)"
         )
 
 
@@ -202,7 +238,8 @@ class DatasetStore:
         """Validate every record of `source` and publish the good ones as a version of `name`.
 
         Each image is fully decoded; undecodable images, source damage and duplicate ids go to
-        the quarantine file. Rows without a split get `split_for_id(id)`.
+        the quarantine file. Rows without a split get `split_for_id(id)`. This is
+        `ingest_records` over the records of `open_source(source, limit=limit)`.
 
         Args:
             source: see `open_source`: "digits", a folder of tar shards, an image folder.
@@ -217,12 +254,74 @@ class DatasetStore:
                 and LATEST are untouched; the quarantine file is written when there were bad
                 records, and the message gives its path.
         """
-        _check_name(name)
-        if not 0.0 <= max_bad_fraction <= 1.0:
-            raise ValueError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction!r}")
+        _check_ingest_args(name, max_bad_fraction)
         started = time.perf_counter()
         opened = open_source(source, limit=limit)
-        rows, bad = self._validate(opened.records, opened.description, progress)
+        return self._ingest(
+            opened.records, name, opened.description, opened.class_names, max_bad_fraction,
+            progress, started,
+        )
+
+    def ingest_records(
+        self,
+        records: Iterable[ImageRecord | BadRecord],
+        name: str,
+        *,
+        description: str,
+        class_names: Sequence[str] | None = None,
+        max_bad_fraction: float = 0.05,
+        progress: Callable[[int], None] | None = None,
+    ) -> IngestResult:
+        """Publish records made in code (generated, converted, read by a custom reader) as a
+        version of `name`, with exactly the validation, quarantine, versioning and atomic
+        publish of `ingest`.
+
+        The records are read once, in one pass. `BadRecord`s go straight to the quarantine and
+        count as bad; every `ImageRecord` is fully decoded, and undecodable images, duplicate
+        ids, unknown splits and labels that are negative or (with `class_names`) have no class
+        name are quarantined too. Rows with `split=None` get `split_for_id(id)`. The same good
+        rows give the same version id whatever their order, and re-ingesting them writes
+        nothing (`created=False`). All good rows are held in memory until the version is
+        written, as with `ingest`.
+
+        Args:
+            records: `ImageRecord`s and `BadRecord`s; any iterable, e.g. a generator.
+            name: the dataset name, `^[A-Za-z0-9][A-Za-z0-9._-]*$`.
+            description: where the records came from; stored as the manifest's `source` and
+                used in messages and quarantine entries (e.g. "generated:digits-x100").
+            class_names: label i is class_names[i]; None when labels are unnamed.
+            max_bad_fraction: fail when bad / (good + bad) exceeds this.
+            progress: called with the number of records seen, every few thousand records.
+
+        Raises:
+            ValueError: invalid name, description or max_bad_fraction.
+            TypeError: an element of `records` is neither an `ImageRecord` nor a `BadRecord`,
+                or an `ImageRecord` field has the wrong type (id str, image bytes, label int or
+                None, split str or None). Nothing is published.
+            IngestError: no good record, too many bad records, or the iterable raised OSError.
+                Existing versions and LATEST are untouched; the quarantine file is written
+                when there were bad records, and the message gives its path.
+        """
+        _check_ingest_args(name, max_bad_fraction)
+        if not isinstance(description, str) or not description.strip():
+            raise ValueError(f"description must be a non-empty string, got {description!r}")
+        if class_names is not None:
+            if isinstance(class_names, str):
+                raise ValueError(f"class_names must be a sequence of strings, got {class_names!r}")
+            class_names = list(class_names)
+            if not all(isinstance(c, str) for c in class_names):
+                raise ValueError(f"class_names must be a sequence of strings, got {class_names!r}")
+        return self._ingest(
+            records, name, description, class_names, max_bad_fraction, progress,
+            time.perf_counter(),
+        )
+
+    def _ingest(
+        self, records, name, description, class_names, max_bad_fraction, progress, started
+    ) -> IngestResult:
+        """The one ingest both public entry points run; arguments are already checked."""
+        num_classes = None if class_names is None else len(class_names)
+        rows, bad = self._validate(records, description, progress, num_classes)
 
         good = len(rows.ids)
         total = good + len(bad)
@@ -230,12 +329,12 @@ class DatasetStore:
             quarantine = self._write_quarantine(name, "failed", bad)
             where = f"; see {quarantine}" if quarantine else ""
             raise IngestError(
-                f"source {opened.description} is empty: 0 good records, {len(bad)} bad{where}"
+                f"source {description} is empty: 0 good records, {len(bad)} bad{where}"
             )
         if len(bad) / total > max_bad_fraction:
             quarantine = self._write_quarantine(name, "failed", bad)
             raise IngestError(
-                f"{len(bad)} of {total} records from {opened.description} are bad "
+                f"{len(bad)} of {total} records from {description} are bad "
                 f"({len(bad) / total:.1%} > max_bad_fraction {max_bad_fraction:.1%}); "
                 f"nothing was published; see {quarantine}"
             )
@@ -244,7 +343,9 @@ class DatasetStore:
         target = self.root / name / version
         created = False
         if not (target / MANIFEST_FILE).is_file():
-            created = self._publish(table, target, name, version, opened, rows.stats, len(bad))
+            created = self._publish(
+                table, target, name, version, description, class_names, rows.stats, len(bad)
+            )
         quarantine = self._write_quarantine(name, version, bad)
         self._write_latest(name, version)
         return IngestResult(
@@ -260,7 +361,9 @@ class DatasetStore:
             channels=rows.stats.channels,
         )
 
-    def _validate(self, records, description: str, progress) -> tuple[_Rows, list[BadRecord]]:
+    def _validate(
+        self, records, description: str, progress, num_classes: int | None = None
+    ) -> tuple[_Rows, list[BadRecord]]:
         """One pass over the source: decode every image, keep the good rows, collect the bad."""
         rows, bad, seen_ids = _Rows(), [], set()
         seen = 0
@@ -272,11 +375,17 @@ class DatasetStore:
                 if isinstance(record, BadRecord):
                     bad.append(record)
                     continue
+                _check_record(record, seen - 1)
                 if record.id in seen_ids:
                     bad.append(BadRecord(record.id, description, "duplicate id"))
                     continue
                 if record.split is not None and record.split not in SPLITS:
                     bad.append(BadRecord(record.id, description, f"unknown split {record.split!r}"))
+                    continue
+                if record.label is not None and (
+                    record.label < 0 or (num_classes is not None and record.label >= num_classes)
+                ):
+                    bad.append(BadRecord(record.id, description, _bad_label(record.label, num_classes)))
                     continue
                 try:
                     shape = decoded_shape(record.image)
@@ -293,7 +402,9 @@ class DatasetStore:
             progress(seen)
         return rows, bad
 
-    def _publish(self, table, target: Path, name, version, opened, stats, quarantined) -> bool:
+    def _publish(
+        self, table, target: Path, name, version, description, class_names, stats, quarantined
+    ) -> bool:
         """Write the version into a temporary folder, then rename it into place.
 
         Returns False when another ingest published the same version first.
@@ -308,9 +419,9 @@ class DatasetStore:
             manifest = build_manifest(
                 name=name,
                 version=version,
-                source=opened.description,
+                source=description,
                 stats=stats,
-                class_names=opened.class_names,
+                class_names=class_names,
                 quarantined=quarantined,
                 files=files,
             )

@@ -9,8 +9,10 @@ import pyarrow.compute as pc
 import pytest
 
 from cl_core.datasets import (
+    BadRecord,
     DatasetNotFoundError,
     DatasetStore,
+    ImageRecord,
     IngestError,
     decode_images,
     split_for_id,
@@ -244,3 +246,130 @@ def test_resolve_missing_lists_what_exists(tmp_path):
     with pytest.raises(LookupError, match=f"no version '0123456789abcdef'.*{result.version}"):
         store.resolve("digits", "0123456789abcdef")
     assert store.names() == ["digits"]
+
+
+# ---- ingest_records: the programmatic entry point ------------------------------------------
+
+
+def _generated(build, count, *, start=0, split=None):
+    """`count` distinct 6x5 gray PNG records with ids gen-00000..., labels i % 3."""
+    return [
+        ImageRecord(id=f"gen-{i:05d}", image=build.toy_image(i), label=i % 3, split=split)
+        for i in range(start, start + count)
+    ]
+
+
+def test_ingest_records_publishes_generated_records(tmp_path, build):
+    store = DatasetStore(tmp_path)
+    records = _generated(build, 50)
+    result = store.ingest_records(
+        reversed(records), "gen", description="generated:toy", class_names=["a", "b", "c"]
+    )
+    assert (result.rows, result.created, result.quarantined, result.channels) == (50, True, 0, 1)
+    assert sum(result.splits.values()) == 50
+    version = store.resolve("gen")
+    assert version.version == result.version and version.num_rows() == 50
+    manifest = version.manifest
+    assert manifest["source"] == "generated:toy" and manifest["class_names"] == ["a", "b", "c"]
+    assert manifest["num_classes"] == 3 and manifest["image_size"] == [6, 5]
+    table = version.read()
+    assert table.column("id").to_pylist() == [r.id for r in records]  # id order, not arrival
+    assert table.column("image").to_pylist() == [r.image for r in records]
+    assert table.column("split").to_pylist() == [split_for_id(r.id) for r in records]
+
+
+def test_ingest_records_same_records_give_the_same_version_and_write_nothing(tmp_path, build):
+    store = DatasetStore(tmp_path)
+    records = _generated(build, 30)
+    first = store.ingest_records(records, "gen", description="generated")
+    before = _snapshot(tmp_path / "gen" / first.version)
+    # A generator, other order, other description: same content, same version.
+    again = store.ingest_records((r for r in records[::-1]), "gen", description="again")
+    assert (again.version, again.created, again.rows) == (first.version, False, 30)
+    assert _snapshot(tmp_path / "gen" / first.version) == before
+    other = store.ingest_records(_generated(build, 31), "gen", description="generated")
+    assert other.version != first.version and other.created
+    assert store.latest("gen") == other.version and store.versions("gen") == [first.version, other.version]
+
+
+def test_ingest_records_matches_ingest_of_the_same_source(tmp_path):
+    from cl_core.datasets.sources import open_source
+
+    by_source = DatasetStore(tmp_path / "a").ingest("digits", "digits", limit=200)
+    opened = open_source("digits", limit=200)
+    by_records = DatasetStore(tmp_path / "b").ingest_records(
+        opened.records, "digits", description=opened.description
+    )
+    assert (by_records.version, by_records.rows, by_records.splits) == (
+        by_source.version, by_source.rows, by_source.splits
+    )
+    a = DatasetStore(tmp_path / "a").resolve("digits").manifest
+    b = DatasetStore(tmp_path / "b").resolve("digits").manifest
+    assert {k: v for k, v in a.items() if k != "created_at"} == {
+        k: v for k, v in b.items() if k != "created_at"
+    }
+
+
+def test_ingest_records_quarantines_bad_records(tmp_path, build):
+    records = _generated(build, 40) + [
+        BadRecord("lost-1", "my-reader", "file vanished"),
+        ImageRecord("broken", b"\x89PNG garbage", 1, None),
+        ImageRecord("gen-00003", build.toy_image(200), 0, None),  # duplicate id
+        ImageRecord("odd-split", build.toy_image(201), 0, "holdout"),
+        ImageRecord("no-class", build.toy_image(202), 3, None),  # only 3 class names
+        ImageRecord("negative", build.toy_image(203), -1, None),
+    ]
+    result = DatasetStore(tmp_path).ingest_records(
+        records, "gen", description="generated", class_names=["a", "b", "c"], max_bad_fraction=0.2
+    )
+    assert result.rows == 40 and result.quarantined == 6
+    bad = {
+        line["id"]: line for line in map(json.loads, result.quarantine_path.read_text().splitlines())
+    }
+    assert set(bad) == {"lost-1", "broken", "gen-00003", "odd-split", "no-class", "negative"}
+    assert bad["lost-1"] == {"id": "lost-1", "source": "my-reader", "reason": "file vanished"}
+    assert bad["broken"]["source"] == "generated" and "cannot decode" in bad["broken"]["reason"]
+    assert bad["gen-00003"]["reason"] == "duplicate id"
+    assert "3 class names" in bad["no-class"]["reason"]
+    assert bad["negative"]["reason"].startswith("label -1 is outside")
+
+
+def test_ingest_records_too_many_bad_publishes_nothing(tmp_path, build):
+    store = DatasetStore(tmp_path)
+    previous = store.ingest_records(_generated(build, 10), "gen", description="generated")
+    before = _snapshot(tmp_path)
+    records = _generated(build, 10, start=100) + [BadRecord(f"x{i}", "gen", "bad") for i in range(2)]
+    with pytest.raises(IngestError, match="2 of 12 records from generated are bad"):
+        store.ingest_records(records, "gen", description="generated")
+    after = _snapshot(tmp_path)
+    assert {k: v for k, v in after.items() if "quarantine" not in k} == before
+    assert store.latest("gen") == previous.version and _no_staging_left(tmp_path)
+    with pytest.raises(IngestError, match="empty: 0 good records"):
+        store.ingest_records([], "gen", description="generated")
+
+
+def test_ingest_records_rejects_wrong_arguments_and_types(tmp_path, build):
+    store = DatasetStore(tmp_path)
+    good = _generated(build, 3)
+    with pytest.raises(ValueError, match="invalid dataset name"):
+        store.ingest_records(good, "a/b", description="generated")
+    with pytest.raises(ValueError, match="description"):
+        store.ingest_records(good, "gen", description="")
+    with pytest.raises(ValueError, match="max_bad_fraction"):
+        store.ingest_records(good, "gen", description="generated", max_bad_fraction=-0.1)
+    with pytest.raises(ValueError, match="class_names"):
+        store.ingest_records(good, "gen", description="generated", class_names="abc")
+    with pytest.raises(TypeError, match=r"records\[3\] is a dict"):
+        store.ingest_records([*good, {"id": "x"}], "gen", description="generated")
+    with pytest.raises(TypeError, match=r"records\[0\] has wrong field types"):
+        store.ingest_records([ImageRecord("x", "not bytes", 0, None)], "gen", description="g")
+    assert store.names() == [] and _no_staging_left(tmp_path)
+
+
+def test_ingest_records_reports_progress(tmp_path, build, monkeypatch):
+    monkeypatch.setattr(store_module, "PROGRESS_EVERY", 10)
+    seen = []
+    DatasetStore(tmp_path).ingest_records(
+        _generated(build, 25), "gen", description="generated", progress=seen.append
+    )
+    assert seen == [10, 20, 25]

@@ -1,0 +1,204 @@
+"""Embedding export throughput ÷ a bare `model(x)` loop, and export peak memory vs row count.
+
+    .venv/bin/python benchmarks/export_throughput.py [--rows 100000 1000000] [--batch-size 1024]
+                                                     [--threads 1]
+
+Data: scikit-learn's 1,797 digits as 8x8 grayscale PNG bytes, repeated with unique ids
+(`digits-0000000`, ...) and ingested with `DatasetStore.ingest_records`, one dataset per
+`--rows` value, in a temporary folder.
+
+Model: `build_embedder(1, 8, depths (1, 1), widths (16, 32))` with random (seeded) weights,
+wrapped in the MLflow pyfunc `ImageEmbeddingModel` through `configure`, the same code
+`load_context` runs; no tracking server or registry is involved.
+
+Paths measured over the same rows, each in a fresh child process (this script with a hidden
+`--child` flag) so every one reports its own peak RSS (`ru_maxrss`):
+  bare model(x)  iter_batches(columns=["image"]) -> decode_images -> embedder(x) under
+                 torch.inference_mode; the embeddings are discarded, nothing is written.
+  export         what the export flow's write_embeddings task runs: write_embedding_table over
+                 iter_batches(columns=[id, split, label, image]) with
+                 `pyfunc.predict(None, DataFrame({"image": ...}))`, to a Parquet table.
+Per row count the order is bare, export, bare; the ratio is export rows/s ÷ the mean of the two
+bare runs (aim >= 0.8). Flat export memory means peak RSS at the largest row count ÷ peak RSS
+at the smallest is about 1.0. Child start-up (imports, model build) is not timed.
+Not measured: MLflow's PyFuncModel wrapper (input schema enforcement) that the flow's
+registry-loaded model adds around `predict`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import REPO, table
+
+ARCH = {"channels": 1, "image_size": 8, "depths": [1, 1], "widths": [16, 32]}
+COLUMNS = ["id", "split", "label", "image"]
+
+
+# ---- child: one measured run in a fresh process ---------------------------------------------
+
+
+def child(args: argparse.Namespace) -> None:
+    import numpy as np
+    import pandas as pd
+    import torch
+    from safetensors.torch import load_file
+
+    from cl_core.datasets import DatasetStore, decode_images
+    from flows.embedding_table import write_embedding_table
+    from flows.image_pyfunc import ImageEmbeddingModel
+
+    torch.set_num_threads(args.threads)
+    model = ImageEmbeddingModel().configure(ARCH, load_file(args.weights))
+    dataset = DatasetStore(args.store).resolve(args.name)
+    started = time.perf_counter()
+    if args.child == "bare":
+        rows = 0
+        for batch in dataset.iter_batches(batch_size=args.batch_size, columns=["image"]):
+            x = decode_images(batch.column("image"), model.image_size, model.channels)
+            with torch.inference_mode():
+                model.embedder(x)
+            rows += batch.num_rows
+    else:
+
+        def embed(images: list[bytes]) -> np.ndarray:
+            return model.predict(None, pd.DataFrame({"image": images}))
+
+        rows = write_embedding_table(
+            dataset.iter_batches(batch_size=args.batch_size, columns=COLUMNS),
+            embed,
+            model.embedder.embedding_dim,
+            Path(args.target),
+            {"model_name": "bench", "model_version": "1", "dataset_version": dataset.version},
+        )
+    seconds = time.perf_counter() - started
+    if rows != dataset.num_rows():
+        raise SystemExit(f"{args.child}: {rows} rows, the dataset has {dataset.num_rows()}")
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_kb / 1024}))
+
+
+# ---- parent ---------------------------------------------------------------------------------
+
+
+def build_datasets(store_root: Path, sizes: list[int]) -> dict[int, str]:
+    from cl_core.datasets import DatasetStore, ImageRecord
+    from cl_core.datasets.sources.digits import read_digits
+
+    digits = [(r.image, r.label) for r in read_digits()]
+    store = DatasetStore(store_root)
+    names = {}
+    for rows in sizes:
+
+        def records(rows=rows):
+            for i in range(rows):
+                image, label = digits[i % len(digits)]
+                yield ImageRecord(id=f"digits-{i:07d}", image=image, label=label, split=None)
+
+        name = f"digits-{rows}"
+        result = store.ingest_records(
+            records(), name, description=f"generated:sklearn-digits-x{rows}",
+            class_names=[str(d) for d in range(10)],
+        )
+        print(f"ingest_records {rows:,} rows: {result.elapsed_s:.1f} s "
+              f"({rows / result.elapsed_s:,.0f} rows/s), version {result.version}", flush=True)
+        names[rows] = name
+    return names
+
+
+def save_weights(path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from cl_core.models import build_embedder
+
+    torch.manual_seed(0)
+    embedder = build_embedder(ARCH["channels"], ARCH["image_size"], ARCH["depths"], ARCH["widths"])
+    save_file({k: v.contiguous() for k, v in embedder.state_dict().items()}, str(path))
+
+
+def run_child(mode: str, args, store: Path, name: str, weights: Path, target: Path) -> dict:
+    command = [
+        sys.executable, str(Path(__file__).resolve()), "--child", mode, "--store", str(store),
+        "--name", name, "--weights", str(weights), "--target", str(target),
+        "--batch-size", str(args.batch_size), "--threads", str(args.threads),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(f"child {mode} on {name} failed with exit status {done.returncode}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["rows_per_s"] = result["rows"] / result["seconds"]
+    print(f"  {mode:6} {result['rows']:>9,} rows  {result['seconds']:7.1f} s  "
+          f"{result['rows_per_s']:9,.0f} rows/s  peak RSS {result['peak_rss_mb']:7.1f} MB", flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000],
+                        help="dataset sizes; memory is compared between the smallest and largest")
+    parser.add_argument("--batch-size", type=int, default=1024, help="iter_batches rows (the export flow's default)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads in every measured run")
+    for hidden in ("--child", "--store", "--name", "--weights", "--target"):
+        parser.add_argument(hidden, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    sizes = sorted(set(args.rows))
+    if sizes[0] < 1:
+        parser.error("--rows must be positive")
+
+    command_line = shlex.join([os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable, *sys.argv])
+    wall = time.perf_counter()
+    print(f"data: sklearn digits 8x8 PNG repeated to {', '.join(f'{n:,}' for n in sizes)} rows; "
+          f"model: embedder {ARCH}; batch {args.batch_size}; {args.threads} torch thread(s); "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="export-bench-") as folder:
+        folder = Path(folder)
+        store, weights = folder / "datasets", folder / "embedder.safetensors"
+        names = build_datasets(store, sizes)
+        save_weights(weights)
+        for rows in sizes:
+            print(f"{rows:,} rows:", flush=True)
+            target = folder / "embeddings" / names[rows]
+            runs = [run_child(mode, args, store, names[rows], weights, target) for mode in ("bare", "export", "bare")]
+            results.append((rows, runs))
+
+    lines = []
+    for rows, (before, export, after) in results:
+        bare = statistics.mean([before["rows_per_s"], after["rows_per_s"]])
+        lines += [
+            ("bare model(x) (before)", f"{rows:,}", f"{before['rows_per_s']:,.0f}", "", f"{before['peak_rss_mb']:.0f}"),
+            ("export (write_embedding_table + pyfunc)", f"{rows:,}", f"{export['rows_per_s']:,.0f}",
+             f"{export['rows_per_s'] / bare:.3f}", f"{export['peak_rss_mb']:.0f}"),
+            ("bare model(x) (after)", f"{rows:,}", f"{after['rows_per_s']:,.0f}", "", f"{after['peak_rss_mb']:.0f}"),
+        ]
+    print()
+    print(table(lines, ("path", "rows", "rows/s", "ratio vs bare mean", "peak RSS MB")))
+    (small, small_runs), (large, large_runs) = results[0], results[-1]
+    if large != small:
+        export_ratio = large_runs[1]["peak_rss_mb"] / small_runs[1]["peak_rss_mb"]
+        bare_ratio = max(r["peak_rss_mb"] for r in (large_runs[0], large_runs[2])) / max(
+            r["peak_rss_mb"] for r in (small_runs[0], small_runs[2]))
+        print(f"export peak RSS {large:,} / {small:,} rows: {large_runs[1]['peak_rss_mb']:.0f} / "
+              f"{small_runs[1]['peak_rss_mb']:.0f} MB = {export_ratio:.3f} (flat ~ 1.0); "
+              f"bare loop: {bare_ratio:.3f}")
+    print(f"total wall {time.perf_counter() - wall:.0f} s; load average at the end {os.getloadavg()[0]:.2f}")
+    print(f"command: {command_line}")
+
+
+if __name__ == "__main__":
+    main()
