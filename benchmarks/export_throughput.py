@@ -18,6 +18,8 @@ Paths measured over the same rows, each in a fresh child process (this script wi
   export         what the export flow's write_embeddings task runs: write_embedding_table over
                  iter_batches(columns=[id, split, label, image]) with
                  `pyfunc.predict(None, DataFrame({"image": ...}))`, to a Parquet table.
+The launcher itself stays small (the ingest runs in a child as well), because on Linux a child's
+ru_maxrss starts from its parent's peak; VmHWM from /proc/self/status is printed as a check.
 Per row count the order is bare, export, bare; the ratio is export rows/s ÷ the mean of the two
 bare runs (aim >= 0.8). Flat export memory means peak RSS at the largest row count ÷ peak RSS
 at the smallest is about 1.0. Child start-up (imports, model build) is not timed.
@@ -58,6 +60,11 @@ def child(args: argparse.Namespace) -> None:
     from flows.embedding_table import write_embedding_table
     from flows.image_pyfunc import ImageEmbeddingModel
 
+    if args.child == "prepare":
+        names = build_datasets(Path(args.store), [int(n) for n in args.name.split(",")])
+        save_weights(Path(args.weights))
+        print(json.dumps(names))
+        return
     torch.set_num_threads(args.threads)
     model = ImageEmbeddingModel().configure(ARCH, load_file(args.weights))
     dataset = DatasetStore(args.store).resolve(args.name)
@@ -85,13 +92,24 @@ def child(args: argparse.Namespace) -> None:
     if rows != dataset.num_rows():
         raise SystemExit(f"{args.child}: {rows} rows, the dataset has {dataset.num_rows()}")
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_kb / 1024}))
+    print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_kb / 1024, "vm_hwm_mb": vm_hwm_mb()}))
+
+
+def vm_hwm_mb() -> float | None:
+    """This process image's own peak RSS (Linux), the cross-check for ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 # ---- parent ---------------------------------------------------------------------------------
 
 
-def build_datasets(store_root: Path, sizes: list[int]) -> dict[int, str]:
+def build_datasets(store_root: Path, sizes: list[int]) -> dict[str, str]:
     from cl_core.datasets import DatasetStore, ImageRecord
     from cl_core.datasets.sources.digits import read_digits
 
@@ -112,7 +130,7 @@ def build_datasets(store_root: Path, sizes: list[int]) -> dict[int, str]:
         )
         print(f"ingest_records {rows:,} rows: {result.elapsed_s:.1f} s "
               f"({rows / result.elapsed_s:,.0f} rows/s), version {result.version}", flush=True)
-        names[rows] = name
+        names[str(rows)] = name
     return names
 
 
@@ -139,9 +157,22 @@ def run_child(mode: str, args, store: Path, name: str, weights: Path, target: Pa
         raise SystemExit(f"child {mode} on {name} failed with exit status {done.returncode}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["rows_per_s"] = result["rows"] / result["seconds"]
+    hwm = "" if result["vm_hwm_mb"] is None else f" (VmHWM {result['vm_hwm_mb']:.1f} MB)"
     print(f"  {mode:6} {result['rows']:>9,} rows  {result['seconds']:7.1f} s  "
-          f"{result['rows_per_s']:9,.0f} rows/s  peak RSS {result['peak_rss_mb']:7.1f} MB", flush=True)
+          f"{result['rows_per_s']:9,.0f} rows/s  peak RSS {result['peak_rss_mb']:7.1f} MB{hwm}", flush=True)
     return result
+
+
+def prepare(store: Path, weights: Path, sizes: list[int]) -> dict[str, str]:
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", "prepare", "--store", str(store),
+               "--name", ",".join(map(str, sizes)), "--weights", str(weights)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(f"preparing the datasets failed with exit status {done.returncode}")
+    *lines, last = done.stdout.strip().splitlines()
+    print("\n".join(lines), flush=True)
+    return json.loads(last)
 
 
 def main() -> None:
@@ -169,12 +200,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="export-bench-") as folder:
         folder = Path(folder)
         store, weights = folder / "datasets", folder / "embedder.safetensors"
-        names = build_datasets(store, sizes)
-        save_weights(weights)
+        # Ingest and weights in a child too: on Linux a child's ru_maxrss starts from its
+        # parent's peak (the high-water mark survives fork and exec), so this launcher must stay
+        # smaller than anything it measures.
+        names = prepare(store, weights, sizes)
         for rows in sizes:
             print(f"{rows:,} rows:", flush=True)
-            target = folder / "embeddings" / names[rows]
-            runs = [run_child(mode, args, store, names[rows], weights, target) for mode in ("bare", "export", "bare")]
+            name = names[str(rows)]
+            target = folder / "embeddings" / name
+            runs = [run_child(mode, args, store, name, weights, target) for mode in ("bare", "export", "bare")]
             results.append((rows, runs))
 
     lines = []
@@ -196,7 +230,9 @@ def main() -> None:
         print(f"export peak RSS {large:,} / {small:,} rows: {large_runs[1]['peak_rss_mb']:.0f} / "
               f"{small_runs[1]['peak_rss_mb']:.0f} MB = {export_ratio:.3f} (flat ~ 1.0); "
               f"bare loop: {bare_ratio:.3f}")
-    print(f"total wall {time.perf_counter() - wall:.0f} s; load average at the end {os.getloadavg()[0]:.2f}")
+    launcher = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"launcher peak RSS {launcher:.0f} MB (below every child's, so their ru_maxrss is their own); "
+          f"total wall {time.perf_counter() - wall:.0f} s; load average at the end {os.getloadavg()[0]:.2f}")
     print(f"command: {command_line}")
 
 

@@ -35,7 +35,8 @@ def bare_loop(cfg, datasets: Path, dataset, threads: int) -> list[float]:
     images = load_shard(str(datasets), dataset.name, dataset.version, 0, 1, cfg.train.seed, cfg.data.image_size)
     batch = cfg.train.batch_size
     steps = images.shape[0] // batch
-    model = build_simclr(images.shape[1], cfg.data.image_size, cfg.model.depths, cfg.model.widths, cfg.model.proj_hidden, cfg.model.proj_dim)
+    model = build_simclr(images.shape[1], cfg.data.image_size, cfg.model.depths, cfg.model.widths,
+                         cfg.model.proj_hidden, cfg.model.proj_dim, cfg.model.stem_stride)
     views = SimCLRViews(cfg.data.image_size, images.shape[1], **cfg.views.model_dump())
     loss_fn = build_loss(cfg.loss.name, temperature=cfg.loss.temperature)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)

@@ -28,12 +28,13 @@ class DataConfig(_Section):
     version: str | None = None  # None = the latest ingested version
     limit: int | None = Field(None, ge=1)  # ingest only the first N good records
     max_bad_fraction: float = Field(0.05, ge=0.0, le=1.0)
-    image_size: int = Field(16, ge=4, le=1024)
+    image_size: int = Field(8, ge=4, le=1024)  # digits' native size
 
 
 class ModelConfig(_Section):
     depths: tuple[int, ...] = Field((1, 1, 1), min_length=1)
     widths: tuple[int, ...] = Field((32, 64, 128), min_length=1)
+    stem_stride: Literal[1, 2] = 1  # 2 halves the resolution before the first stage
     proj_hidden: int = Field(256, ge=1)
     proj_dim: int = Field(64, ge=1)
 
@@ -47,11 +48,14 @@ class ModelConfig(_Section):
 
 
 class ViewsConfig(_Section):
-    crop_scale: tuple[float, float] = (0.3, 1.0)
-    flip_p: float = Field(0.5, ge=0.0, le=1.0)
+    """Defaults suit the default data (digits: no mirror symmetry, grayscale); SimCLR's
+    natural-image settings are flip_p 0.5, gray_p 0.2, crop_scale (0.08, 1)."""
+
+    crop_scale: tuple[float, float] = (0.5, 1.0)
+    flip_p: float = Field(0.0, ge=0.0, le=1.0)
     jitter_strength: float = Field(0.5, ge=0.0)
     jitter_p: float = Field(0.8, ge=0.0, le=1.0)
-    gray_p: float = Field(0.2, ge=0.0, le=1.0)
+    gray_p: float = Field(0.0, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _scale_range(self) -> ViewsConfig:
@@ -67,7 +71,7 @@ class LossConfig(_Section):
 
 
 class TrainConfig(_Section):
-    epochs: int = Field(10, ge=1)
+    epochs: int = Field(30, ge=1)
     batch_size: int = Field(256, ge=2)  # global: split evenly over the workers
     lr: float = Field(2e-3, gt=0.0)
     weight_decay: float = Field(1e-4, ge=0.0)

@@ -33,7 +33,9 @@ class ImageEmbeddingModel(mlflow.pyfunc.PythonModel):
         self.image_size = int(meta["image_size"])
         self.channels = int(meta["channels"])
         self.batch_size = int(meta.get("batch_size", 512))
-        self.embedder = build_embedder(self.channels, self.image_size, meta["depths"], meta["widths"])
+        self.embedder = build_embedder(
+            self.channels, self.image_size, meta["depths"], meta["widths"], int(meta.get("stem_stride", 1))
+        )
         self.embedder.load_state_dict(weights)
         self.embedder.eval()
         return self

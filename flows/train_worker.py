@@ -81,7 +81,10 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
     if steps_per_epoch == 0:
         raise ValueError(f"worker {rank} holds {images.shape[0]} training images, fewer than one batch of {batch}")
 
-    model = build_simclr(channels, cfg.data.image_size, cfg.model.depths, cfg.model.widths, cfg.model.proj_hidden, cfg.model.proj_dim)
+    model = build_simclr(
+        channels, cfg.data.image_size, cfg.model.depths, cfg.model.widths,
+        cfg.model.proj_hidden, cfg.model.proj_dim, cfg.model.stem_stride,
+    )
     model = ray.train.torch.prepare_model(model)
     bare = getattr(model, "module", model)  # one worker: prepare_model does not wrap in DDP
     views = SimCLRViews(cfg.data.image_size, channels, **cfg.views.model_dump()).to(device)
@@ -148,6 +151,7 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
                             "image_size": cfg.data.image_size,
                             "depths": list(cfg.model.depths),
                             "widths": list(cfg.model.widths),
+                            "stem_stride": cfg.model.stem_stride,
                             "proj_hidden": cfg.model.proj_hidden,
                             "proj_dim": cfg.model.proj_dim,
                         },

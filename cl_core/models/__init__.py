@@ -7,12 +7,13 @@ from cl_core.models.resnet import BasicBlock, ResNetEncoder
 from cl_core.models.simclr import ImageEmbedder, SimCLRModel, normalize_pixels
 
 
-def build_embedder(channels: int, image_size: int, depths, widths) -> ImageEmbedder:
-    return ImageEmbedder(ResNetEncoder(channels, depths, widths), image_size=image_size, channels=channels)
+def build_embedder(channels: int, image_size: int, depths, widths, stem_stride: int = 1) -> ImageEmbedder:
+    encoder = ResNetEncoder(channels, depths, widths, stem_stride)
+    return ImageEmbedder(encoder, image_size=image_size, channels=channels)
 
 
-def build_simclr(channels: int, image_size: int, depths, widths, proj_hidden: int, proj_dim: int) -> SimCLRModel:
-    embedder = build_embedder(channels, image_size, depths, widths)
+def build_simclr(channels: int, image_size: int, depths, widths, proj_hidden: int, proj_dim: int, stem_stride: int = 1) -> SimCLRModel:
+    embedder = build_embedder(channels, image_size, depths, widths, stem_stride)
     return SimCLRModel(embedder, ProjectionHead(embedder.embedding_dim, proj_hidden, proj_dim))
 
 

@@ -56,3 +56,8 @@ def test_file_errors_are_clear(tmp_path):
     unknown.write_text("train:\n  epochz: 3\n")
     with pytest.raises(ConfigError, match=r"unknown.yaml.*\n.*train\.epochz"):
         load_config(unknown)
+
+
+def test_digits_yaml_spells_out_the_builtin_defaults():
+    shipped = load_config(Path(__file__).parents[2] / "configs" / "digits.yaml")
+    assert shipped == PipelineConfig()

@@ -33,3 +33,10 @@ def test_uint8_and_unit_float_inputs_embed_identically():
 def test_mismatched_stages_are_rejected():
     with pytest.raises(ValueError, match="depths"):
         build_embedder(1, 8, (1, 1), (8,))
+
+
+def test_stem_stride_two_halves_resolution_but_keeps_the_feature_size():
+    strided = build_embedder(1, 28, (1, 1), (8, 16), stem_stride=2).eval()
+    images = torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8)
+    assert strided(images).shape == (2, 16)
+    assert strided.encoder.stem(images.float())[0].shape[-1] == 14
