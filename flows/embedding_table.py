@@ -47,11 +47,14 @@ def write_embedding_table(
     target: Path,
     lineage: dict[str, str],
     progress: Callable[[int], None] | None = None,
+    rows_per_file: int = 200_000,
 ) -> int:
     """Embed each batch's `image` column and write id/split/label/embedding plus the lineage
-    columns (model_name, model_version, dataset_version) to `target`/part-00000.parquet.
+    columns (model_name, model_version, dataset_version) to `target`/part-NNNNN.parquet.
 
-    Only one batch is held at a time, so memory does not grow with the row count. Returns the
+    Only one batch is held at a time, and a new part file starts every `rows_per_file` rows
+    (a Parquet writer keeps every row group's metadata until it closes), so memory does not
+    grow with the row count. Returns the
     number of rows written. On any failure the staging folder is removed and `target` is as before.
     """
     schema = embedding_schema(dim)
@@ -59,14 +62,20 @@ def write_embedding_table(
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".tmp-{uuid.uuid4().hex}"
     staging.mkdir()
-    rows = 0
+    rows = parts = writer_rows = 0
     try:
-        with pq.ParquetWriter(staging / "part-00000.parquet", schema) as writer:
+        writer: pq.ParquetWriter | None = None
+        try:
             for batch in batches:
                 vectors = np.ascontiguousarray(embed(batch.column("image").to_pylist()), dtype=np.float32)
                 if vectors.shape != (batch.num_rows, dim):
                     raise ValueError(f"embedding of {batch.num_rows} rows returned shape {vectors.shape}, expected ({batch.num_rows}, {dim})")
                 n = batch.num_rows
+                if writer is None or writer_rows >= rows_per_file:
+                    if writer is not None:
+                        writer.close()
+                    writer = pq.ParquetWriter(staging / f"part-{parts:05d}.parquet", schema)
+                    parts, writer_rows = parts + 1, 0
                 constant = lambda value, kind=pa.string(): pa.repeat(pa.scalar(value, kind), n)  # noqa: E731
                 writer.write_batch(pa.record_batch([
                     batch.column("id"),
@@ -79,8 +88,14 @@ def write_embedding_table(
                     pa.repeat(created, n),
                 ], schema=schema))
                 rows += n
+                writer_rows += n
                 if progress:
                     progress(rows)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:  # no rows: still publish a readable, empty table
+            pq.write_table(schema.empty_table(), staging / "part-00000.parquet")
         publish(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

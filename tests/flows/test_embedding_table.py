@@ -61,3 +61,13 @@ def test_rewrite_replaces_the_table_atomically(tmp_path):
     write_embedding_table(_batches(7, 5), _embed, 2, target, LINEAGE)
     assert pq.read_table(target).num_rows == 7
     assert sorted(p.name for p in tmp_path.iterdir()) == ["table"]
+
+
+def test_splits_into_part_files_and_handles_no_rows(tmp_path):
+    target = tmp_path / "table"
+    assert write_embedding_table(_batches(25, 10), _embed, 2, target, LINEAGE, rows_per_file=20) == 25
+    assert sorted(p.name for p in target.iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
+    assert pq.read_table(target).column("id").to_pylist() == [f"r{i:04d}" for i in range(25)]
+    empty = tmp_path / "empty"
+    assert write_embedding_table(iter(()), _embed, 2, empty, LINEAGE) == 0
+    assert pq.read_table(empty).num_rows == 0
