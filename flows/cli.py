@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,9 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
         "loss.temperature": getattr(args, "temperature", None),
         "registry.model_name": getattr(args, "model_name", None),
     }
+    if overrides["data.source"] and not overrides["data.name"] and overrides["data.source"] != "digits":
+        # A new source without --name gets its own dataset name, not the default "digits".
+        overrides["data.name"] = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(overrides["data.source"]).resolve().name).strip("-.") or None
     return load_config(getattr(args, "config", None), overrides)
 
 

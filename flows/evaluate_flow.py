@@ -38,6 +38,15 @@ def _embed(model: Any, images: list[bytes]) -> np.ndarray:
     return np.asarray(model.predict(pd.DataFrame({"image": images})), dtype=np.float32)
 
 
+def knn_score(model_ref: str, dataset: DatasetVersion, cfg: EvalConfig) -> float:
+    """kNN top-1 of a registered model on `dataset`: the primary metric, alone."""
+    model, _ = registry.load_model(registry.ModelRef.parse(model_ref))
+    train_images, train_y = _split(dataset, "train")
+    test_images, test_y = _split(dataset, "test")
+    return knn_top1(_embed(model, train_images), train_y, _embed(model, test_images), test_y,
+                    k=cfg.knn_k, temperature=cfg.knn_temperature)
+
+
 def _scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, cfg: EvalConfig) -> dict[str, float]:
     return {
         "knn_top1": knn_top1(train_x, train_y, test_x, test_y, k=cfg.knn_k, temperature=cfg.knn_temperature),
@@ -64,8 +73,7 @@ def score_model(model_ref: str, datasets_root: str, dataset_name: str, dataset_v
     views = SimCLRViews(embedder.image_size, embedder.channels, **ViewsConfig.model_validate(views_cfg).model_dump())
     torch.manual_seed(0)
     view1, view2 = views(raw_test)
-    as_uint8 = lambda view: (view * 255).round().clamp(0, 255).to(torch.uint8)  # noqa: E731
-    metrics["alignment"] = alignment(torch.from_numpy(embedder.embed_tensor(as_uint8(view1))), torch.from_numpy(embedder.embed_tensor(as_uint8(view2))))
+    metrics["alignment"] = alignment(torch.from_numpy(embedder.embed_tensor(view1)), torch.from_numpy(embedder.embed_tensor(view2)))
     metrics["uniformity"] = uniformity(torch.from_numpy(test_x))
     return {
         "model_name": version.name,
@@ -97,7 +105,7 @@ def log_evaluation(scored: dict[str, Any]) -> None:
 
 
 @task(name="promote-if-better", retries=2, retry_delay_seconds=2)
-def promote_if_better(scored: dict[str, Any], datasets_root: str, eval_cfg: dict, views_cfg: dict) -> dict[str, Any]:
+def promote_if_better(scored: dict[str, Any], datasets_root: str, eval_cfg: dict) -> dict[str, Any]:
     """Move `champion` to the evaluated version if there is none or it beats the champion on
     kNN top-1, with both scored on the same dataset version. The decision is recorded either way."""
     client = MlflowClient()
@@ -113,9 +121,8 @@ def promote_if_better(scored: dict[str, Any], datasets_root: str, eval_cfg: dict
     elif str(champion.version) == version:
         promoted, reason = False, f"v{version} is already the champion"
     else:
-        dataset = scored["dataset"]
-        rival = score_model.fn(f"{name}/{champion.version}", datasets_root, dataset["name"], dataset["version"], eval_cfg, views_cfg)
-        champion_score = rival["metrics"][PRIMARY_METRIC]
+        dataset = DatasetStore(Path(datasets_root)).resolve(scored["dataset"]["name"], scored["dataset"]["version"])
+        champion_score = knn_score(f"{name}/{champion.version}", dataset, EvalConfig.model_validate(eval_cfg))
         promoted = challenger_score > champion_score
         verb = "beats" if promoted else "does not beat"
         reason = f"v{version} {PRIMARY_METRIC}={challenger_score:.4f} {verb} champion v{champion.version} {PRIMARY_METRIC}={champion_score:.4f}"
@@ -138,5 +145,5 @@ def evaluate_flow(model_ref: str, dataset_name: str, workspace: str, dataset_ver
     views_cfg = ViewsConfig.model_validate(views_config or {}).model_dump(mode="json")
     scored = score_model(model_ref, str(ws.datasets), dataset_name, dataset_version, eval_cfg, views_cfg)
     log_evaluation(scored)
-    decision = promote_if_better(scored, str(ws.datasets), eval_cfg, views_cfg)
+    decision = promote_if_better(scored, str(ws.datasets), eval_cfg)
     return {key: scored[key] for key in ("model_name", "model_version", "source_run_id", "dataset", "metrics", "baseline")} | {"promotion": decision}

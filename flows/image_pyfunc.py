@@ -41,7 +41,7 @@ class ImageEmbeddingModel(mlflow.pyfunc.PythonModel):
         return self
 
     def embed_tensor(self, images: torch.Tensor) -> np.ndarray:
-        """uint8 images (N, C, S, S) -> float32 (N, D); for callers that decoded already."""
+        """uint8 or [0, 1] float images (N, C, S, S) -> float32 (N, D); for callers that decoded already."""
         with torch.inference_mode():
             return self.embedder(images).float().numpy()
 

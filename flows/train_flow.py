@@ -64,7 +64,7 @@ def register_model(cfg: dict[str, Any], run_id: str, checkpoint_dir: str, datase
     import torch
 
     config = PipelineConfig.model_validate(cfg)
-    state = torch.load(Path(checkpoint_dir) / train_launch.CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+    state = torch.load(Path(checkpoint_dir) / train_launch.CHECKPOINT_FILE, map_location="cpu", weights_only=True)
     with mlflow.start_run(run_id=run_id):
         mlflow.log_param("checkpoint_dir", checkpoint_dir)
         info = registry.log_image_embedder(state)

@@ -66,6 +66,6 @@ def fit(
     if result.checkpoint is None:
         raise RuntimeError(f"training run {name} finished without a checkpoint")
     with result.checkpoint.as_directory() as folder:
-        state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+        state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
         checkpoint_dir = Path(result.checkpoint.path)
     return TrainingOutcome(checkpoint_dir, state, dict(result.return_value or {}), storage_path, name)

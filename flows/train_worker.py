@@ -99,7 +99,7 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location=device, weights_only=False)
+            state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location=device, weights_only=True)
         bare.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

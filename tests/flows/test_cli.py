@@ -52,3 +52,14 @@ def test_ingest_cli_versions_and_keeps_previous_state_on_failure(tmp_path):
     assert failed.returncode == 1
     assert str(empty) in failed.stderr
     assert (workspace / "datasets" / "digits" / "LATEST").read_text().strip() == first["version"]
+
+
+def test_a_new_source_without_a_name_gets_its_folder_name(tmp_path):
+    from flows.cli import _config
+
+    shards = tmp_path / "my shards"
+    args = build_parser().parse_args(["run", "--source", str(shards)])
+    assert _config(args).data.name == "my-shards"
+    named = build_parser().parse_args(["run", "--source", str(shards), "--name", "pets"])
+    assert _config(named).data.name == "pets"
+    assert _config(build_parser().parse_args(["run"])).data.name == "digits"
