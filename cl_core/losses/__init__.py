@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from torch import nn
 
+from cl_core.losses.clip import CLIPLoss
+from cl_core.losses.contrastive import PairwiseContrastiveLoss
+from cl_core.losses.dcl import DCLLoss
+from cl_core.losses.infonce import InfoNCELoss
+from cl_core.losses.mnrl import MultipleNegativesRankingLoss
 from cl_core.losses.ntxent import NTXentLoss
+from cl_core.losses.supcon import SupConLoss
+from cl_core.losses.triplet import TripletMarginLoss
 
 LOSSES: dict[str, type[nn.Module]] = {
     "ntxent": NTXentLoss,
+    "infonce": InfoNCELoss,
+    "triplet": TripletMarginLoss,
+    "contrastive": PairwiseContrastiveLoss,
+    "supcon": SupConLoss,
+    "clip": CLIPLoss,
+    "mnrl": MultipleNegativesRankingLoss,
+    "dcl": DCLLoss,
 }
 
 
@@ -20,4 +34,15 @@ def build_loss(name: str, **params) -> nn.Module:
     return loss_class(**params)
 
 
-__all__ = ["LOSSES", "NTXentLoss", "build_loss"]
+__all__ = [
+    "LOSSES",
+    "CLIPLoss",
+    "DCLLoss",
+    "InfoNCELoss",
+    "MultipleNegativesRankingLoss",
+    "NTXentLoss",
+    "PairwiseContrastiveLoss",
+    "SupConLoss",
+    "TripletMarginLoss",
+    "build_loss",
+]

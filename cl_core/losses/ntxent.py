@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cl_core import distributed
+from cl_core.losses.masking import false_negative_mask
 
 
 class NTXentLoss(nn.Module):
@@ -22,17 +23,32 @@ class NTXentLoss(nn.Module):
     its own rows of the logits ("local loss"): memory is O(local x global), not O(global^2).
     The returned value is the mean over this worker's rows; averaged over workers (as DDP
     averages gradients) it equals the single-process loss on the concatenated batch.
+
+    False negatives: views of another sample with the same `ids` entry (a duplicate), and, with
+    `mask_same_label=True`, views of a sample with the same `labels` entry, are dropped from
+    the denominator; the positive view is always kept.
     """
 
-    def __init__(self, temperature: float = 0.5, gather_distributed: bool = True) -> None:
+    def __init__(
+        self, temperature: float = 0.5, gather_distributed: bool = True, mask_same_label: bool = False
+    ) -> None:
         super().__init__()
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.temperature = temperature
         self.gather_distributed = gather_distributed
+        self.mask_same_label = mask_same_label
 
-    def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-        """z1, z2: (B, D) embeddings of the two views of the same B samples. Returns a scalar."""
+    def forward(
+        self,
+        z1: torch.Tensor,
+        z2: torch.Tensor,
+        *,
+        ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """z1, z2: (B, D) embeddings of the two views of the same B samples; ids, labels:
+        optional (B,) integers for false-negative masking. Returns a scalar."""
         if z1.shape != z2.shape or z1.dim() != 2:
             raise ValueError(f"views must both be (B, D); got {tuple(z1.shape)} and {tuple(z2.shape)}")
         batch = z1.shape[0]
@@ -55,5 +71,13 @@ class NTXentLoss(nn.Module):
         self_cols = torch.cat([local, local + global_batch])  # where each query sits among candidates
         positive_cols = torch.cat([local + global_batch, local])
         rows = torch.arange(2 * batch, device=z1.device)
+        excluded = false_negative_mask(
+            batch, ids, labels, mask_same_label=self.mask_same_label, gather=self.gather_distributed,
+            device=z1.device,
+        )
+        if excluded is not None:
+            excluded = excluded.repeat(2, 2)  # (2B, 2*W*B): both views of every masked sample
+            excluded[rows, positive_cols] = False
+            logits = logits.masked_fill(excluded, float("-inf"))
         logits[rows, self_cols] = float("-inf")  # a view is never its own negative
         return F.cross_entropy(logits, positive_cols)
