@@ -162,4 +162,7 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
                 if params.get("run_id"):
                     _log_epoch(params["tracking_uri"], params["run_id"], {k: v for k, v in last.items() if k != "epoch"}, epoch)
             ray.train.report(last, checkpoint=saved)
-    return {**last, "startup_s": startup_s, "steps": step, "world_size": world, "samples_per_s_by_epoch": throughput}
+    return {
+        **last, "startup_s": startup_s, "steps": step, "world_size": world,
+        "samples_per_s_by_epoch": throughput, "torch_threads": torch.get_num_threads(),
+    }

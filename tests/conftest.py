@@ -28,9 +28,9 @@ def require_shared(subfolder: str) -> Path:
 def clpipe(*args: str, workspace: Path, timeout: int = 900, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run the installed CLI in a fresh interpreter, exactly as a user would."""
     command = [sys.executable, "-m", "flows.cli", *args, "--workspace", str(workspace)]
-    environment = {**os.environ, **(env or {})}
-    environment.pop("MLFLOW_TRACKING_URI", None)
-    environment.pop("PREFECT_API_URL", None)
+    # The user's own services stay out of tests unless a test passes them in `env`.
+    environment = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "RAY_ADDRESS")}
+    environment.update(env or {})
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=environment)
 
 

@@ -9,6 +9,7 @@ from cl_core.losses.contrastive import PairwiseContrastiveLoss
 from cl_core.losses.dcl import DCLLoss
 from cl_core.losses.infonce import InfoNCELoss
 from cl_core.losses.mnrl import MultipleNegativesRankingLoss
+from cl_core.losses.moco import MoCoLoss
 from cl_core.losses.ntxent import NTXentLoss
 from cl_core.losses.supcon import SupConLoss
 from cl_core.losses.triplet import TripletMarginLoss
@@ -22,6 +23,7 @@ LOSSES: dict[str, type[nn.Module]] = {
     "clip": CLIPLoss,
     "mnrl": MultipleNegativesRankingLoss,
     "dcl": DCLLoss,
+    "moco": MoCoLoss,
 }
 
 
@@ -39,6 +41,7 @@ __all__ = [
     "CLIPLoss",
     "DCLLoss",
     "InfoNCELoss",
+    "MoCoLoss",
     "MultipleNegativesRankingLoss",
     "NTXentLoss",
     "PairwiseContrastiveLoss",

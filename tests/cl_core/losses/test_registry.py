@@ -5,7 +5,7 @@ from cl_core.losses import LOSSES, build_loss
 
 
 def test_every_loss_of_the_issue_is_registered():
-    assert set(LOSSES) == {"ntxent", "infonce", "triplet", "contrastive", "supcon", "clip", "mnrl", "dcl"}
+    assert set(LOSSES) == {"ntxent", "infonce", "triplet", "contrastive", "supcon", "clip", "mnrl", "dcl", "moco"}
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
