@@ -21,7 +21,7 @@ import torch
 
 from cl_core.config import build_config
 from cl_core.datasets import DatasetStore
-from cl_core.losses import build_loss
+from cl_core.losses.two_view import TwoViewObjective
 from cl_core.models import build_simclr
 from cl_core.training_step import train_step
 from cl_core.views import SimCLRViews
@@ -32,13 +32,13 @@ from flows.train_worker import load_shard, warmup_cosine
 def bare_loop(cfg, datasets: Path, dataset, threads: int) -> list[float]:
     torch.set_num_threads(threads)
     torch.manual_seed(cfg.train.seed)
-    images = load_shard(str(datasets), dataset.name, dataset.version, 0, 1, cfg.train.seed, cfg.data.image_size)
+    images, _ = load_shard(str(datasets), dataset.name, dataset.version, 0, 1, cfg.train.seed, cfg.data.image_size)
     batch = cfg.train.batch_size
     steps = images.shape[0] // batch
     model = build_simclr(images.shape[1], cfg.data.image_size, cfg.model.depths, cfg.model.widths,
                          cfg.model.proj_hidden, cfg.model.proj_dim, cfg.model.stem_stride)
     views = SimCLRViews(cfg.data.image_size, images.shape[1], **cfg.views.model_dump())
-    loss_fn = build_loss(cfg.loss.name, temperature=cfg.loss.temperature)
+    loss_fn = TwoViewObjective(cfg.loss.name, cfg.loss.temperature)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps * cfg.train.epochs, steps))
     rates = []

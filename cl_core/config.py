@@ -66,8 +66,24 @@ class ViewsConfig(_Section):
 
 
 class LossConfig(_Section):
-    name: Literal["ntxent"] = "ntxent"
-    temperature: float = Field(0.2, gt=0.0)
+    """The objective on the two views (see cl_core/losses/two_view.py)."""
+
+    name: Literal["ntxent", "dcl", "supcon", "mnrl", "clip"] = "ntxent"
+    temperature: float = Field(0.2, gt=0.0)  # MNRL uses scale = 1 / temperature
+    mask_same_label: bool = False  # ntxent / dcl / mnrl: same-label samples are never negatives
+    learnable_temperature: bool = False  # clip only
+
+    @model_validator(mode="after")
+    def _options_fit_the_loss(self) -> LossConfig:
+        if self.mask_same_label and self.name not in ("ntxent", "dcl", "mnrl"):
+            raise ValueError(f"mask_same_label applies to ntxent, dcl and mnrl, not {self.name}")
+        if self.learnable_temperature and self.name != "clip":
+            raise ValueError(f"learnable_temperature applies to clip, not {self.name}")
+        return self
+
+    @property
+    def uses_labels(self) -> bool:
+        return self.name == "supcon" or self.mask_same_label
 
 
 class TrainConfig(_Section):

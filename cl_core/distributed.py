@@ -54,3 +54,13 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     if not is_distributed() or dist.get_world_size() == 1:
         return tensor
     return _GatherWithGrad.apply(tensor)
+
+
+def average_across_workers(grad: torch.Tensor) -> torch.Tensor:
+    """Gradient hook for parameters outside DDP (e.g. a loss's learnable temperature): the mean
+    of the gradient over all ranks, so every worker takes the same step."""
+    if not is_distributed() or dist.get_world_size() == 1:
+        return grad
+    averaged = grad.clone()
+    dist.all_reduce(averaged, op=dist.ReduceOp.SUM)
+    return averaged / dist.get_world_size()

@@ -16,9 +16,11 @@ def train_step(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     autocast_dtype: torch.dtype | None = None,
+    labels: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """Augment `images` (B, C, H, W) into two views, embed both in one forward pass, apply the
-    loss, step the optimizer (and scheduler). Returns {"loss", "lr"}."""
+    loss (with the batch's `labels` (B,) when given), step the optimizer (and scheduler).
+    Returns {"loss", "lr"}."""
     model.train()
     view1, view2 = views(images)
     batch = view1.shape[0]
@@ -27,7 +29,7 @@ def train_step(
     with torch.autocast(both.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
         projections = model(both)  # (2B, P)
     z1, z2 = projections.float().split(batch, dim=0)
-    loss = loss_fn(z1, z2)
+    loss = loss_fn(z1, z2) if labels is None else loss_fn(z1, z2, labels=labels)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

@@ -27,6 +27,12 @@ def check_dataset(cfg: dict[str, Any], datasets_root: str) -> dict[str, Any]:
             f"dataset {dataset.name}@{dataset.version} has {train_rows} train rows, fewer than "
             f"train.batch_size={config.train.batch_size}"
         )
+    unlabelled = dataset.manifest.get("unlabeled_rows", 0)
+    if config.loss.uses_labels and unlabelled:
+        raise ValueError(
+            f"loss {config.loss.name} (mask_same_label={config.loss.mask_same_label}) needs labels, but dataset "
+            f"{dataset.name}@{dataset.version} has {unlabelled} unlabelled rows"
+        )
     return {"name": dataset.name, "version": dataset.version, "train_rows": train_rows}
 
 

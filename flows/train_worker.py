@@ -17,9 +17,10 @@ import ray.train
 import ray.train.torch
 import torch
 
+from cl_core import distributed
 from cl_core.config import PipelineConfig
 from cl_core.datasets import DatasetStore, decode_images
-from cl_core.losses import build_loss
+from cl_core.losses.two_view import TwoViewObjective
 from cl_core.models import build_simclr
 from cl_core.training_step import train_step
 from cl_core.views import SimCLRViews
@@ -27,19 +28,22 @@ from cl_core.views import SimCLRViews
 CHECKPOINT_FILE = "state.pt"
 
 
-def load_shard(dataset_root: str, name: str, version: str, rank: int, world: int, seed: int, image_size: int) -> torch.Tensor:
-    """Decode this worker's fixed shard of the train split: uint8 (N, C, S, S).
+def load_shard(dataset_root: str, name: str, version: str, rank: int, world: int, seed: int, image_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Decode this worker's fixed shard of the train split: uint8 images (N, C, S, S) and
+    labels (N,), or None when any row of the shard is unlabelled.
 
     A seeded permutation (identical on every rank) is cut into `world` equal slices, so each
     worker decodes only its own rows and all workers run the same number of steps.
     """
     dataset = DatasetStore(Path(dataset_root)).resolve(name, version)
-    table = dataset.read(split="train", columns=["id", "image"])
+    table = dataset.read(split="train", columns=["id", "image", "label"])
     order = np.random.default_rng(seed).permutation(table.num_rows)
     per_worker = table.num_rows // world
     mine = np.sort(order[rank * per_worker : (rank + 1) * per_worker])
     images = table.column("image").take(mine).to_pylist()
-    return decode_images(images, image_size, dataset.manifest["channels"])
+    labels = table.column("label").take(mine)
+    decoded = decode_images(images, image_size, dataset.manifest["channels"])
+    return decoded, (None if labels.null_count else torch.from_numpy(labels.to_numpy().astype("int64")))
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int):
@@ -71,7 +75,7 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
     torch.manual_seed(cfg.train.seed + rank)
 
     started = time.perf_counter()
-    images = load_shard(
+    images, labels = load_shard(
         params["dataset_root"], params["dataset_name"], params["dataset_version"],
         rank, world, cfg.train.seed, cfg.data.image_size,
     )
@@ -88,8 +92,17 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
     model = ray.train.torch.prepare_model(model)
     bare = getattr(model, "module", model)  # one worker: prepare_model does not wrap in DDP
     views = SimCLRViews(cfg.data.image_size, channels, **cfg.views.model_dump()).to(device)
-    loss_fn = build_loss(cfg.loss.name, temperature=cfg.loss.temperature, gather_distributed=True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    loss_fn = TwoViewObjective(
+        cfg.loss.name, cfg.loss.temperature, cfg.loss.mask_same_label, cfg.loss.learnable_temperature
+    ).to(device)
+    if loss_fn.uses_labels and labels is None:
+        raise ValueError(f"loss {cfg.loss.name} needs labels but worker {rank}'s shard has unlabelled rows")
+    # The loss may own parameters (CLIP's learnable temperature); DDP does not see them, so their
+    # gradients are averaged over the workers by a hook.
+    for parameter in loss_fn.parameters():
+        parameter.register_hook(distributed.average_across_workers)
+    parameters = [*model.parameters(), *loss_fn.parameters()]
+    optimizer = torch.optim.AdamW(parameters, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     total_steps = steps_per_epoch * cfg.train.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(total_steps, steps_per_epoch * cfg.train.warmup_epochs)
@@ -101,6 +114,7 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
         with checkpoint.as_directory() as folder:
             state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location=device, weights_only=True)
         bare.load_state_dict(state["model"])
+        loss_fn.load_state_dict(state["loss"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, step = state["epoch"] + 1, state["step"]
@@ -121,7 +135,11 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
         epoch_started = time.perf_counter()
         for index in range(steps_per_epoch):
             rows = order[index * batch : (index + 1) * batch]
-            result = train_step(model, views, images[rows].to(device, non_blocking=True), loss_fn, optimizer, scheduler)
+            batch_labels = labels[rows].to(device) if loss_fn.uses_labels else None
+            result = train_step(
+                model, views, images[rows].to(device, non_blocking=True), loss_fn, optimizer, scheduler,
+                labels=batch_labels,
+            )
             losses.append(result["loss"])
             step += 1
         elapsed = time.perf_counter() - epoch_started
@@ -141,6 +159,7 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
                 torch.save(
                     {
                         "model": bare.state_dict(),
+                        "loss": loss_fn.state_dict(),
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
                         "epoch": epoch,

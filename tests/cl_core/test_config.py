@@ -61,3 +61,19 @@ def test_file_errors_are_clear(tmp_path):
 def test_digits_yaml_spells_out_the_builtin_defaults():
     shipped = load_config(Path(__file__).parents[2] / "configs" / "digits.yaml")
     assert shipped == PipelineConfig()
+
+
+@pytest.mark.parametrize("loss,field", [
+    ({"name": "triplet"}, "loss.name"),
+    ({"name": "supcon", "mask_same_label": True}, "mask_same_label"),
+    ({"name": "ntxent", "learnable_temperature": True}, "learnable_temperature"),
+])
+def test_loss_options_are_checked_against_the_loss(loss, field):
+    with pytest.raises(ConfigError, match=field):
+        build_config({"loss": loss})
+
+
+def test_labels_are_needed_by_supcon_and_masking_only():
+    assert build_config({"loss": {"name": "supcon"}}).loss.uses_labels
+    assert build_config({"loss": {"name": "dcl", "mask_same_label": True}}).loss.uses_labels
+    assert not build_config({"loss": {"name": "mnrl"}}).loss.uses_labels

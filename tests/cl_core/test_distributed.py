@@ -73,3 +73,24 @@ def test_two_process_loss_and_gradients_equal_single_process():
 def test_single_process_fallbacks_are_identity():
     tensor = torch.randn(3, 2)
     assert gather_with_grad(tensor) is tensor
+
+
+def _hook_worker(rank: int, port: int, results) -> None:
+    from cl_core.distributed import average_across_workers
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    try:
+        scale = torch.nn.Parameter(torch.tensor(2.0))
+        scale.register_hook(average_across_workers)
+        (scale * (rank + 1)).backward()  # local gradients 1 and 2
+        results[rank] = scale.grad.item()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_gradient_hook_averages_parameters_outside_ddp():
+    manager = mp.get_context("spawn").Manager()
+    results = manager.dict()
+    mp.start_processes(_hook_worker, args=(_free_port(), results), nprocs=WORLD, start_method="spawn", join=True)
+    assert dict(results) == {0: 1.5, 1: 1.5}
