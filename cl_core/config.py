@@ -97,6 +97,7 @@ class TrainConfig(_Section):
     gpu: bool = False
     seed: int = 0
     max_failures: int = Field(0, ge=-1)  # Ray Train worker-group restarts; -1 = unlimited
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
     num_to_keep: int = Field(2, ge=1)  # checkpoints kept on storage
 
     @model_validator(mode="after")

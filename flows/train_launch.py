@@ -54,6 +54,7 @@ def fit(
             num_workers=workers,
             use_gpu=cfg.train.gpu,
             resources_per_worker={"CPU": cfg.train.cpus_per_worker},
+            placement_strategy=cfg.train.placement_strategy,
         ),
         run_config=RunConfig(
             name=name,
