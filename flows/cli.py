@@ -54,8 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train on Ray Train, log to MLflow, register as challenger",
                                 description="SimCLR training on Ray Train; one MLflow run; the encoder is registered "
                                 "as a new model version with alias 'challenger'.")
-    train.add_argument("--dataset", required=True, help="dataset name (data.name)")
+    train.add_argument("--dataset", help="dataset name (data.name); required unless --resume")
     train.add_argument("--dataset-version", help="dataset version (default: latest)")
+    train.add_argument("--resume", metavar="RUN_ID", help="continue this training run from its last checkpoint, "
+                       "into the same MLflow run (its own config and dataset apply)")
     _training_flags(train)
     _common(train)
 
@@ -150,6 +152,10 @@ def _execute(args: argparse.Namespace, workspace: Workspace) -> dict[str, Any]:
 
         return export_flow(args.model, args.dataset, root, args.dataset_version, args.batch_size)
 
+    if args.command == "train" and args.resume:
+        from flows.train_flow import train_flow
+
+        return train_flow(None, root, args.ray_address, None, resume_run_id=args.resume)
     cfg = _config(args)  # validated before any service starts
     config_file = str(args.config) if args.config else None
     if args.command == "train":
@@ -169,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     workspace = Workspace.resolve(args.workspace)
     try:
-        if args.command in ("train", "run"):
+        if args.command == "train" and not (args.dataset or args.resume):
+            raise ConfigError("train needs --dataset NAME (or --resume RUN_ID)")
+        if args.command in ("train", "run") and not getattr(args, "resume", None):
             _config(args)  # fail on a bad config before anything else happens
         workspace.create()
         configure_environment(workspace)

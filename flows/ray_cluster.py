@@ -32,7 +32,9 @@ def ensure_ray(address: str | None = None, logical_cpus: int | None = None) -> s
     if ray.is_initialized():
         return ray.get_runtime_context().gcs_address
     address = address or os.environ.get("RAY_ADDRESS")
-    if address and address != "auto":
+    if address == "auto":  # inside a Ray job or on a cluster node: Ray finds the running cluster
+        ray.init(address="auto", log_to_driver=False)
+    elif address:
         target = address.removeprefix("ray://")
         if not _reachable(target):
             raise RayConnectionError(f"no Ray cluster answers at {address}; start one (infra/) or drop --ray-address")

@@ -16,6 +16,27 @@ from flows import registry, tracking, train_launch
 from flows.workspace import Workspace
 
 
+RESOLVED_CONFIG = "config/resolved.json"
+
+
+@task(name="resume-run", retries=2, retry_delay_seconds=2)
+def resume_run(run_id: str, workspace: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The config and dataset of an earlier training run, to continue it from its checkpoints."""
+    mlflow.set_tracking_uri(Workspace(Path(workspace)).tracking_uri)
+    try:
+        run = MlflowClient().get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        raise LookupError(f"no MLflow run {run_id} at {mlflow.get_tracking_uri()}") from None
+    if run.data.tags.get("clpipe.stage") != "train":
+        raise ValueError(f"run {run_id} is not a clpipe training run")
+    if run.info.status == "FINISHED" and "checkpoint_dir" in run.data.params:
+        raise ValueError(f"run {run_id} already finished and registered its model; nothing to resume")
+    config = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/{RESOLVED_CONFIG}")
+    dataset = {"name": run.data.tags["dataset.name"], "version": run.data.tags["dataset.version"]}
+    MlflowClient().update_run(run_id, status="RUNNING")
+    return config, dataset
+
+
 @task(name="check-dataset")
 def check_dataset(cfg: dict[str, Any], datasets_root: str) -> dict[str, Any]:
     """Fail before Ray starts when the dataset is missing or smaller than one global batch."""
@@ -45,7 +66,7 @@ def start_run(cfg: dict[str, Any], workspace: str, dataset: dict[str, Any], conf
     with mlflow.start_run(run_name=f"train-{time.strftime('%Y%m%d-%H%M%S')}") as run:
         mlflow.log_params(tracking.flatten(config.model_dump(mode="json")))
         tracking.log_dataset_lineage(version)
-        mlflow.log_dict(config.model_dump(mode="json"), "config/resolved.yaml")
+        mlflow.log_dict(config.model_dump(mode="json"), RESOLVED_CONFIG)
         if config_file:
             mlflow.log_artifact(config_file, "config")
         mlflow.set_tag("clpipe.stage", "train")
@@ -88,11 +109,18 @@ def register_model(cfg: dict[str, Any], run_id: str, checkpoint_dir: str, datase
 
 
 @flow(name="train")
-def train_flow(config: dict[str, Any], workspace: str, ray_address: str | None = None, config_file: str | None = None) -> dict[str, Any]:
-    """Train the configured model on the dataset's train split and register it as `challenger`."""
+def train_flow(config: dict[str, Any] | None, workspace: str, ray_address: str | None = None,
+               config_file: str | None = None, resume_run_id: str | None = None) -> dict[str, Any]:
+    """Train the configured model on the dataset's train split and register it as `challenger`.
+
+    With `resume_run_id`, continue that run (its config, dataset and MLflow run) from its last
+    Ray Train checkpoint, e.g. after the driver died."""
     ws = Workspace(Path(workspace)).create()
+    if resume_run_id:
+        config, pinned = resume_run(resume_run_id, str(ws.root))
+        config["data"]["version"] = pinned["version"]
     dataset = check_dataset(config, str(ws.datasets))
-    run_id = start_run(config, str(ws.root), dataset, config_file)
+    run_id = resume_run_id or start_run(config, str(ws.root), dataset, config_file)
     try:
         trained = train_on_ray(config, str(ws.root), dataset, run_id, ray_address)
         registered = register_model(config, run_id, trained["checkpoint_dir"], dataset)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,8 @@ def fit(
             "dataset_version": dataset.version,
             "run_id": run_id,
             "tracking_uri": tracking_uri,
+            # Test-only: "RANK:EPOCH" kills that worker after that epoch (see train_worker).
+            "fault_injection": os.environ.get("CLPIPE_FAULT_INJECTION"),
         },
         scaling_config=ScalingConfig(
             num_workers=workers,

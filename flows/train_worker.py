@@ -7,6 +7,8 @@ serialisable data crosses the Ray boundary. The optimisation itself is `cl_core.
 from __future__ import annotations
 
 import math
+import os
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -67,6 +69,26 @@ def _log_epoch(tracking_uri: str, run_id: str, metrics: dict[str, float], epoch:
     MlflowClient(tracking_uri).log_batch(run_id, metrics=entries)
 
 
+def _logged_epochs(tracking_uri: str, run_id: str) -> set[int]:
+    from mlflow.tracking import MlflowClient
+
+    return {m.step for m in MlflowClient(tracking_uri).get_metric_history(run_id, "loss")}
+
+
+def _inject_fault(setting: str | None, rank: int, epoch: int, resumed: bool) -> None:
+    """Test-only fault injection: "RANK:EPOCH" kills that worker's process (SIGKILL, as a lost
+    node would) in the middle of that epoch, on the first attempt only. It waits a moment first:
+    Ray Train's controller registers a reported checkpoint asynchronously, and a worker lost
+    within milliseconds of a report would restart from the checkpoint before it."""
+    if not setting or resumed:
+        return
+    fault_rank, fault_epoch = (int(part) for part in setting.split(":"))
+    if (rank, epoch) == (fault_rank, fault_epoch):
+        time.sleep(3)
+        print(f"fault injection: killing worker rank {rank} (pid {os.getpid()}) during epoch {epoch}", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
     cfg = PipelineConfig.model_validate(params["config"])
     context = ray.train.get_context()
@@ -118,6 +140,12 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, step = state["epoch"] + 1, state["step"]
+    # A resumed run may have logged epochs past its last registered checkpoint (Ray registers a
+    # reported checkpoint asynchronously) or missed the checkpoint's own epoch: log each epoch once.
+    track = rank == 0 and bool(params.get("run_id"))
+    logged = _logged_epochs(params["tracking_uri"], params["run_id"]) if track and checkpoint is not None else set()
+    if track and checkpoint is not None and state["epoch"] not in logged and state.get("metrics"):
+        _log_epoch(params["tracking_uri"], params["run_id"], state["metrics"], state["epoch"])
         # Rank 0's augmentation stream continues exactly; the others reseed per resumed epoch.
         if rank == 0:
             torch.set_rng_state(state["rng"])
@@ -142,7 +170,10 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
             )
             losses.append(result["loss"])
             step += 1
-        elapsed = time.perf_counter() - epoch_started
+            if index == 0:
+                _inject_fault(params.get("fault_injection"), rank, epoch, resumed=checkpoint is not None)
+            if index == 0:
+                elapsed = time.perf_counter() - epoch_started
         last = {
             "loss": float(np.mean(losses)),
             "lr": result["lr"],
@@ -165,6 +196,7 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
                         "epoch": epoch,
                         "step": step,
                         "rng": torch.get_rng_state(),
+                        "metrics": {k: v for k, v in last.items() if k != "epoch"},
                         "model_meta": {
                             "channels": channels,
                             "image_size": cfg.data.image_size,
@@ -178,9 +210,9 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
                     Path(folder) / CHECKPOINT_FILE,
                 )
                 saved = ray.train.Checkpoint.from_directory(folder)
-                if params.get("run_id"):
-                    _log_epoch(params["tracking_uri"], params["run_id"], {k: v for k, v in last.items() if k != "epoch"}, epoch)
             ray.train.report(last, checkpoint=saved)
+        if track and epoch not in logged:
+            _log_epoch(params["tracking_uri"], params["run_id"], {k: v for k, v in last.items() if k != "epoch"}, epoch)
     return {
         **last, "startup_s": startup_s, "steps": step, "world_size": world,
         "samples_per_s_by_epoch": throughput, "torch_threads": torch.get_num_threads(),

@@ -1,0 +1,90 @@
+"""Faults for real: a training worker killed mid-run is replaced and training resumes from the
+last checkpoint; a driver killed mid-run is continued with `clpipe train --resume RUN_ID`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from cl_core.config import EvalConfig
+from cl_core.datasets import DatasetStore
+from flows.evaluate_flow import knn_score
+from tests.conftest import REPO, clpipe, last_json
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+CONFIG = """
+data: {name: digits}
+model: {depths: [1], widths: [16], proj_hidden: 32, proj_dim: 16}
+train: {epochs: 3, batch_size: 64, workers: 2, max_failures: 1}
+"""
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faults")
+    DatasetStore(root / "ws" / "datasets").ingest("digits", "digits", limit=400)
+    (root / "small.yaml").write_text(CONFIG)
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'ws' / 'mlflow.db'}")
+    yield root
+    mlflow.set_tracking_uri(None)
+
+
+def _steps(run_id: str) -> list[int]:
+    return sorted(m.step for m in MlflowClient().get_metric_history(run_id, "loss"))
+
+
+def test_killed_worker_is_replaced_and_training_resumes_from_the_checkpoint(workspace):
+    ws, config = workspace / "ws", str(workspace / "small.yaml")
+    faulty = clpipe("train", "--dataset", "digits", "--config", config, "--model-name", "faulty", "--json",
+                    workspace=ws, env={"CLPIPE_FAULT_INJECTION": "1:1"})
+    summary = last_json(faulty)
+    assert "fault injection: killing worker rank 1 (pid" in faulty.stdout + faulty.stderr
+    assert summary["train_metrics"]["epoch"] == 2
+    assert _steps(summary["run_id"]) == [0, 1, 2]  # every epoch logged exactly once, one run
+    assert [str(v.version) for v in MlflowClient().search_model_versions("name = 'faulty'")] == ["1"]
+
+    clean = last_json(clpipe("train", "--dataset", "digits", "--config", config, "--model-name", "clean", "--json", workspace=ws))
+    dataset = DatasetStore(ws / "datasets").resolve("digits")
+    faulty_knn = knn_score("faulty/1", dataset, EvalConfig())
+    clean_knn = knn_score("clean/1", dataset, EvalConfig())
+    assert abs(faulty_knn - clean_knn) < 0.1, (faulty_knn, clean_knn)
+    assert clean["train_metrics"]["epoch"] == 2
+
+
+def test_resume_continues_a_run_whose_driver_died(workspace):
+    ws, config = workspace / "ws", str(workspace / "small.yaml")
+    environment = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "RAY_ADDRESS")}
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "train", "--dataset", "digits", "--config", config, "--epochs", "6",
+         "--model-name", "resumed", "--workspace", str(ws)],
+        cwd=REPO, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    client, run_id, deadline = MlflowClient(), None, time.time() + 600
+    try:
+        while time.time() < deadline and driver.poll() is None:
+            experiment = client.get_experiment_by_name("resumed")
+            runs = client.search_runs([experiment.experiment_id]) if experiment else []
+            if runs and _steps(runs[0].info.run_id):
+                run_id = runs[0].info.run_id
+                break
+            time.sleep(2)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        driver.wait()
+    assert run_id, "training never logged its first epoch"
+    before = _steps(run_id)
+    assert before and before[-1] < 5
+
+    resumed = last_json(clpipe("train", "--resume", run_id, "--json", workspace=ws))
+    assert resumed["run_id"] == run_id
+    assert _steps(run_id) == [0, 1, 2, 3, 4, 5]
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert [str(v.version) for v in client.search_model_versions("name = 'resumed'")] == ["1"]
