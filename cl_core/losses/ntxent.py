@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cl_core import distributed
 from cl_core.losses.masking import false_negative_mask
+from cl_core.losses.view_logits import two_view_logits
 
 
 class NTXentLoss(nn.Module):
@@ -49,28 +49,8 @@ class NTXentLoss(nn.Module):
     ) -> torch.Tensor:
         """z1, z2: (B, D) embeddings of the two views of the same B samples; ids, labels:
         optional (B,) integers for false-negative masking. Returns a scalar."""
-        if z1.shape != z2.shape or z1.dim() != 2:
-            raise ValueError(f"views must both be (B, D); got {tuple(z1.shape)} and {tuple(z2.shape)}")
-        batch = z1.shape[0]
-        z1 = F.normalize(z1, dim=1)
-        z2 = F.normalize(z2, dim=1)
-
-        if self.gather_distributed:
-            all_z1 = distributed.gather_with_grad(z1)  # (W*B, D)
-            all_z2 = distributed.gather_with_grad(z2)  # (W*B, D)
-            offset = distributed.rank() * batch if all_z1.shape[0] != batch else 0
-        else:
-            all_z1, all_z2, offset = z1, z2, 0
-        global_batch = all_z1.shape[0]
-
-        candidates = torch.cat([all_z1, all_z2], dim=0)  # (2*W*B, D)
-        queries = torch.cat([z1, z2], dim=0)  # (2B, D)
-        logits = queries @ candidates.T / self.temperature  # (2B, 2*W*B)
-
-        local = torch.arange(batch, device=z1.device) + offset  # global index of each local sample
-        self_cols = torch.cat([local, local + global_batch])  # where each query sits among candidates
-        positive_cols = torch.cat([local + global_batch, local])
-        rows = torch.arange(2 * batch, device=z1.device)
+        view = two_view_logits(z1, z2, self.temperature, self.gather_distributed)
+        logits, rows, self_cols, positive_cols, batch = view.logits, view.rows, view.self_cols, view.positive_cols, view.batch
         excluded = false_negative_mask(
             batch, ids, labels, mask_same_label=self.mask_same_label, gather=self.gather_distributed,
             device=z1.device,
