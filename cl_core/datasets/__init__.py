@@ -1,10 +1,14 @@
-"""Image datasets: ingest a source into a versioned Parquet store, then read or stream it.
+"""Image and text datasets: ingest a source into a versioned Parquet store, then read or stream it.
 
     store = DatasetStore("workspace/datasets")
     result = store.ingest("digits", "digits")          # or a folder of tar shards / image folder
     version = store.resolve("digits")                   # the latest version
     for batch in version.iter_batches(1024, split="train"):
         images = decode_images(batch.column("image"), size=32)   # uint8 (N, C, H, W)
+
+    spec = TextSourceSpec(text_columns=(5, 6), score_column=4)  # STS-B: tab-separated, by position
+    store.ingest_text("../shared/data/stsb", "stsb", spec)
+    pairs = store.resolve("stsb").read(split="val", columns=["text1", "text2", "score"])
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from cl_core.datasets.decode import decode_image, decode_images, image_channels
 from cl_core.datasets.errors import DatasetNotFoundError, IngestError
 from cl_core.datasets.records import IMAGE_SCHEMA, BadRecord, ImageRecord
 from cl_core.datasets.store import DatasetStore, IngestResult, split_for_id
+from cl_core.datasets.text_records import TEXT_SCHEMA, TextPairRecord
+from cl_core.datasets.text_sources import TextSource, TextSourceSpec, open_text_source
 
 __all__ = [
     "IMAGE_SCHEMA",
@@ -24,8 +30,13 @@ __all__ = [
     "ImageRecord",
     "IngestError",
     "IngestResult",
+    "TEXT_SCHEMA",
+    "TextPairRecord",
+    "TextSource",
+    "TextSourceSpec",
     "decode_image",
     "decode_images",
     "image_channels",
+    "open_text_source",
     "split_for_id",
 ]

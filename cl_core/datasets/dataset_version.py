@@ -1,4 +1,7 @@
-"""One immutable, published dataset version: read whole or stream in batches."""
+"""One immutable, published dataset version: read whole or stream in batches.
+
+Its columns are IMAGE_SCHEMA's or TEXT_SCHEMA's, by the manifest's `kind`.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +14,11 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from cl_core.datasets.manifest import read_manifest
+from cl_core.datasets.manifest import manifest_kind, read_manifest
 from cl_core.datasets.records import IMAGE_SCHEMA, SPLITS
+from cl_core.datasets.text_records import TEXT_SCHEMA
+
+SCHEMAS = {"image": IMAGE_SCHEMA, "text": TEXT_SCHEMA}
 
 
 def _check_split(split: str | None) -> None:
@@ -20,19 +26,20 @@ def _check_split(split: str | None) -> None:
         raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
 
 
-def _check_columns(columns: Sequence[str] | None) -> list[str] | None:
+def _check_columns(columns: Sequence[str] | None, schema: pa.Schema) -> list[str] | None:
     if columns is None:
         return None
-    unknown = [c for c in columns if c not in IMAGE_SCHEMA.names]
+    unknown = [c for c in columns if c not in schema.names]
     if unknown:
-        raise ValueError(f"unknown columns {unknown}; the columns are {IMAGE_SCHEMA.names}")
+        raise ValueError(f"unknown columns {unknown}; the columns are {schema.names}")
     return list(columns)
 
 
 class DatasetVersion:
     """`root/<name>/<version>/`: Parquet parts plus `manifest.json`, never modified once written.
 
-    Rows are sorted by id across the parts.
+    Rows are sorted by id across the parts. `kind` is "image" or "text"; `channels` and
+    `class_names` are image attributes.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -41,16 +48,30 @@ class DatasetVersion:
         self.name: str = self.manifest["name"]
         self.version: str = self.manifest["version"]
         self.files: list[Path] = [self.path / f for f in self.manifest["files"]]
+        self.schema: pa.Schema = SCHEMAS[self.kind]
 
     def __repr__(self) -> str:
         return f"DatasetVersion({self.name!r}, {self.version!r}, rows={self.manifest['rows']})"
 
     @property
+    def kind(self) -> str:
+        """The kind of rows: "image" (IMAGE_SCHEMA) or "text" (TEXT_SCHEMA)."""
+        return manifest_kind(self.manifest)
+
+    @property
     def class_names(self) -> list[str] | None:
-        return self.manifest["class_names"]
+        """Image label names; None when unnamed, and always for text."""
+        return self.manifest.get("class_names")
 
     @property
     def channels(self) -> int:
+        """1 or 3 for images.
+
+        Raises:
+            TypeError: this is a text version.
+        """
+        if self.kind != "image":
+            raise TypeError(f"{self!r} is a {self.kind} dataset: it has no image channels")
         return self.manifest["channels"]
 
     @property
@@ -67,8 +88,8 @@ class DatasetVersion:
     def read(self, split: str | None = None, columns: Sequence[str] | None = None) -> pa.Table:
         """The whole version (or one split) as one table, in id order."""
         _check_split(split)
-        columns = _check_columns(columns)
-        dataset = ds.dataset([str(f) for f in self.files], schema=IMAGE_SCHEMA, format="parquet")
+        columns = _check_columns(columns, self.schema)
+        dataset = ds.dataset([str(f) for f in self.files], schema=self.schema, format="parquet")
         row_filter = None if split is None else pc.field("split") == split
         return dataset.to_table(columns=columns, filter=row_filter)
 
@@ -86,8 +107,8 @@ class DatasetVersion:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         _check_split(split)
-        columns = _check_columns(columns)
-        wanted = columns if columns is not None else list(IMAGE_SCHEMA.names)
+        columns = _check_columns(columns, self.schema)
+        wanted = columns if columns is not None else list(self.schema.names)
         # The split column is needed to filter even when the caller did not ask for it.
         to_read = wanted if split is None or "split" in wanted else [*wanted, "split"]
         for path in self.files:

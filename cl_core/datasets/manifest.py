@@ -1,4 +1,8 @@
-"""`manifest.json`: what a dataset version holds, readable without opening the Parquet files."""
+"""`manifest.json`: what a dataset version holds, readable without opening the Parquet files.
+
+Every manifest has `"kind"`: "image" or "text". Manifests written before text datasets existed
+have no "kind" and are image manifests; `manifest_kind` reads both.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,13 @@ from typing import Any
 from cl_core.datasets.records import SPLITS
 
 MANIFEST_FILE = "manifest.json"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # "kind" was added without a bump: old manifests stay readable as images
+KINDS = ("image", "text")
+
+
+def manifest_kind(manifest: dict[str, Any]) -> str:
+    """The manifest's kind; one without "kind" predates text datasets, so it is an image one."""
+    return manifest.get("kind", "image")
 
 
 class ImageStats:
@@ -72,6 +82,65 @@ def build_manifest(
         "distinct_image_sizes": len(stats.sizes),
         "quarantined": quarantined,
         "files": files,
+        "kind": "image",
+        "schema_version": SCHEMA_VERSION,
+    }
+
+
+class TextStats:
+    """Running summary of the good text rows, gathered during the one validation pass."""
+
+    def __init__(self) -> None:
+        self.splits: Counter[str] = Counter()
+        self.pairs = 0
+        self.scored = 0
+        self.score_min: float | None = None
+        self.score_max: float | None = None
+        self.labels: set[int] = set()
+        self.unlabeled = 0
+        self.with_negatives = 0
+
+    def add(
+        self, split: str, has_text2: bool, score: float | None, label: int | None, negatives: int
+    ) -> None:
+        """Count one row; `negatives` is its number of hard negatives."""
+        self.splits[split] += 1
+        self.pairs += has_text2
+        if score is not None:
+            self.scored += 1
+            self.score_min = score if self.score_min is None else min(self.score_min, score)
+            self.score_max = score if self.score_max is None else max(self.score_max, score)
+        if label is None:
+            self.unlabeled += 1
+        else:
+            self.labels.add(label)
+        self.with_negatives += negatives > 0
+
+
+def build_text_manifest(
+    *, name: str, version: str, source: str, stats: TextStats, quarantined: int, files: list[str]
+) -> dict[str, Any]:
+    labels = sorted(stats.labels)
+    return {
+        "name": name,
+        "version": version,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source": source,
+        "rows": sum(stats.splits.values()),
+        "splits": {s: stats.splits[s] for s in SPLITS if stats.splits[s]},
+        "pairs": stats.pairs,  # rows with a text2; the others are single sentences
+        "scored_rows": stats.scored,
+        "score_min": stats.score_min,  # None when no row has a score
+        "score_max": stats.score_max,
+        "labels": labels,
+        # max label + 1, as for images without class names: a classifier head sized from it
+        # covers every label even when one is missing from this data.
+        "num_classes": labels[-1] + 1 if labels else 0,
+        "unlabeled_rows": stats.unlabeled,
+        "rows_with_negatives": stats.with_negatives,
+        "quarantined": quarantined,
+        "files": files,
+        "kind": "text",
         "schema_version": SCHEMA_VERSION,
     }
 
@@ -94,4 +163,6 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise ValueError(
             f"{path}: schema_version {manifest.get('schema_version')!r} is not {SCHEMA_VERSION}"
         )
+    if manifest_kind(manifest) not in KINDS:
+        raise ValueError(f"{path}: kind {manifest['kind']!r} is not one of {KINDS}")
     return manifest

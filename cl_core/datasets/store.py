@@ -4,10 +4,12 @@
     root/<name>/LATEST                                             the latest version id
     root/<name>/quarantine/<timestamp>-<version|failed>.jsonl      records that did not ingest
 
-The version id is a hash of the content in id order, so the same images give the same version
-whatever the shard order or names, and re-ingesting writes nothing. A version becomes visible
-through a single rename of a fully written folder, so a crash never shows half a dataset, and a
-failed ingest leaves every existing version and LATEST as they were.
+A dataset holds images (`ingest`, `ingest_records`) or text pairs (`ingest_text`,
+`ingest_text_records`); both run the same pipeline, only the per-row checks and the table differ
+(`ImageRows`, `TextRows`). The version id is a hash of the content in id order, so the same rows
+give the same version whatever the file order or names, and re-ingesting writes nothing. A version
+becomes visible through a single rename of a fully written folder, so a crash never shows half a
+dataset, and a failed ingest leaves every existing version and LATEST as they were.
 """
 
 from __future__ import annotations
@@ -24,16 +26,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from cl_core.datasets.dataset_version import DatasetVersion
-from cl_core.datasets.decode import decoded_shape
 from cl_core.datasets.errors import DatasetNotFoundError, IngestError
-from cl_core.datasets.manifest import MANIFEST_FILE, ImageStats, build_manifest, write_manifest
+from cl_core.datasets.image_rows import ImageRows
+from cl_core.datasets.manifest import MANIFEST_FILE, manifest_kind, read_manifest, write_manifest
 from cl_core.datasets.parquet_parts import write_parts
-from cl_core.datasets.records import IMAGE_SCHEMA, SPLITS, BadRecord, ImageRecord
+from cl_core.datasets.records import SPLITS, BadRecord, ImageRecord
 from cl_core.datasets.sources import open_source
+from cl_core.datasets.text_records import TextPairRecord
+from cl_core.datasets.text_rows import TextRows
+from cl_core.datasets.text_sources import TextSourceSpec, open_text_source
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 VERSION_PATTERN = re.compile(r"^[0-9a-f]{16}$")
@@ -58,40 +60,15 @@ def _check_name(name: str) -> None:
         )
 
 
+def _check_description(description: object) -> None:
+    if not isinstance(description, str) or not description.strip():
+        raise ValueError(f"description must be a non-empty string, got {description!r}")
+
+
 def _check_ingest_args(name: str, max_bad_fraction: float) -> None:
     _check_name(name)
     if not 0.0 <= max_bad_fraction <= 1.0:
         raise ValueError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction!r}")
-
-
-def _is_int(value: object) -> bool:
-    # numpy integers are refused: they would not serialise into the manifest's JSON.
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _bad_label(label: int, num_classes: int | None) -> str:
-    if num_classes is None:
-        return f"negative label {label}"
-    return f"label {label} is outside the {num_classes} class names (0..{num_classes - 1})"
-
-
-def _check_record(record: object, position: int) -> None:
-    """A wrong type is the caller's bug, not bad data: raise instead of quarantining."""
-    if not isinstance(record, ImageRecord):
-        raise TypeError(
-            f"records[{position}] is a {type(record).__name__}, not an ImageRecord or BadRecord"
-        )
-    if not (
-        isinstance(record.id, str)
-        and isinstance(record.image, bytes)
-        and (record.label is None or _is_int(record.label))
-        and (record.split is None or isinstance(record.split, str))
-    ):
-        raise TypeError(
-            f"records[{position}] has wrong field types: id {type(record.id).__name__} (str), "
-            f"image {type(record.image).__name__} (bytes), label {type(record.label).__name__} "
-            f"(int or None), split {type(record.split).__name__} (str or None)"
-        )
 
 
 @dataclass(frozen=True)
@@ -105,50 +82,7 @@ class IngestResult:
     quarantine_path: Path | None
     created: bool  # False when this exact content was already stored
     elapsed_s: float
-    channels: int
-
-
-class _Rows:
-    """The good rows of one ingest, in arrival order, plus what the version hash needs."""
-
-    def __init__(self) -> None:
-        self.ids: list[str] = []
-        self.images: list[bytes] = []
-        self.labels: list[int | None] = []
-        self.splits: list[str] = []
-        self.digests: list[str] = []
-        self.stats = ImageStats()
-
-    def add(self, record: ImageRecord, split: str, shape: tuple[int, int, int]) -> None:
-        self.ids.append(record.id)
-        self.images.append(record.image)
-        self.labels.append(record.label)
-        self.splits.append(split)
-        self.digests.append(hashlib.sha256(record.image).hexdigest())
-        self.stats.add(split, record.label, shape)
-
-    def sorted_table(self) -> tuple[pa.Table, str]:
-        """The rows sorted by id, and the version id: sha256 over (id, image sha256, label,
-        split) in that order, so neither arrival order nor shard names change it."""
-        table = pa.table(
-            [
-                pa.array(self.ids, pa.string()),
-                pa.array(self.images, pa.binary()),
-                pa.array(self.labels, pa.int64()),
-                pa.array(self.splits, pa.string()),
-            ],
-            schema=IMAGE_SCHEMA,
-        )
-        order = pc.sort_indices(table, sort_keys=[("id", "ascending")])
-        version_hash = hashlib.sha256()
-        for i in order.to_pylist():
-            record_id = self.ids[i]
-            # The id is length-prefixed; the other fields cannot contain the separators.
-            version_hash.update(
-                f"{len(record_id)}:{record_id}\t{self.digests[i]}\t{self.labels[i]}\t"
-                f"{self.splits[i]}\n".encode("utf-8")
-            )
-        return table.take(order), version_hash.hexdigest()[:16]
+    channels: int | None  # 1 (all gray) or 3 for images; None for text
 
 
 class DatasetStore:
@@ -250,16 +184,16 @@ class DatasetStore:
 
         Raises:
             ValueError: invalid name, limit or max_bad_fraction.
-            IngestError: unreadable or empty source, or too many bad records. Existing versions
-                and LATEST are untouched; the quarantine file is written when there were bad
-                records, and the message gives its path.
+            IngestError: unreadable or empty source, too many bad records, or `name` holds text
+                versions. Existing versions and LATEST are untouched; the quarantine file is
+                written when there were bad records, and the message gives its path.
         """
         _check_ingest_args(name, max_bad_fraction)
         started = time.perf_counter()
         opened = open_source(source, limit=limit)
         return self._ingest(
-            opened.records, name, opened.description, opened.class_names, max_bad_fraction,
-            progress, started,
+            opened.records, ImageRows(opened.class_names), name, opened.description,
+            max_bad_fraction, progress, started,
         )
 
     def ingest_records(
@@ -298,13 +232,13 @@ class DatasetStore:
             TypeError: an element of `records` is neither an `ImageRecord` nor a `BadRecord`,
                 or an `ImageRecord` field has the wrong type (id str, image bytes, label int or
                 None, split str or None). Nothing is published.
-            IngestError: no good record, too many bad records, or the iterable raised OSError.
-                Existing versions and LATEST are untouched; the quarantine file is written
-                when there were bad records, and the message gives its path.
+            IngestError: no good record, too many bad records, the iterable raised OSError, or
+                `name` holds text versions. Existing versions and LATEST are untouched; the
+                quarantine file is written when there were bad records, and the message gives
+                its path.
         """
         _check_ingest_args(name, max_bad_fraction)
-        if not isinstance(description, str) or not description.strip():
-            raise ValueError(f"description must be a non-empty string, got {description!r}")
+        _check_description(description)
         if class_names is not None:
             if isinstance(class_names, str):
                 raise ValueError(f"class_names must be a sequence of strings, got {class_names!r}")
@@ -312,18 +246,104 @@ class DatasetStore:
             if not all(isinstance(c, str) for c in class_names):
                 raise ValueError(f"class_names must be a sequence of strings, got {class_names!r}")
         return self._ingest(
-            records, name, description, class_names, max_bad_fraction, progress,
+            records, ImageRows(class_names), name, description, max_bad_fraction, progress,
+            time.perf_counter(),
+        )
+
+    def ingest_text(
+        self,
+        source: str | Path,
+        name: str,
+        spec: TextSourceSpec,
+        *,
+        limit: int | None = None,
+        max_bad_fraction: float = 0.05,
+        progress: Callable[[int], None] | None = None,
+    ) -> IngestResult:
+        """Read sentence pairs from `source` as `spec` says and publish the good ones as a
+        version of `name`: `ingest_text_records` over `open_text_source(source, spec, limit)`.
+
+        Malformed rows (too few columns, an empty sentence, an unparsable score, bad JSON) go
+        to the quarantine file with their file and line; so do rows the store rejects (see
+        `ingest_text_records`). Versioning, LATEST and max_bad_fraction work as for `ingest`.
+
+        Args:
+            source: a .tsv/.csv/.jsonl/.parquet file, or a folder of them (see
+                `open_text_source`).
+            name: the dataset name, `^[A-Za-z0-9][A-Za-z0-9._-]*$`.
+            spec: the format and which columns hold the sentences, score, label, ...
+            limit: ingest only the first `limit` good records.
+            max_bad_fraction: fail when bad / (good + bad) exceeds this.
+            progress: called with the number of records seen, every few thousand records.
+
+        Raises:
+            ValueError: invalid name, limit or max_bad_fraction.
+            TypeError: `spec` is not a `TextSourceSpec`.
+            IngestError: missing, unreadable or empty source, a spec the files cannot be read
+                with (unknown header name or Parquet column), too many bad records, or `name`
+                holds image versions. Existing versions and LATEST are untouched.
+        """
+        _check_ingest_args(name, max_bad_fraction)
+        if not isinstance(spec, TextSourceSpec):
+            raise TypeError(f"spec must be a TextSourceSpec, got {type(spec).__name__}")
+        started = time.perf_counter()
+        opened = open_text_source(source, spec, limit=limit)
+        return self._ingest(
+            opened.records, TextRows(), name, opened.description, max_bad_fraction, progress,
+            started,
+        )
+
+    def ingest_text_records(
+        self,
+        records: Iterable[TextPairRecord | BadRecord],
+        name: str,
+        *,
+        description: str,
+        max_bad_fraction: float = 0.05,
+        progress: Callable[[int], None] | None = None,
+    ) -> IngestResult:
+        """Publish text records made in code as a version of `name`, with exactly the
+        validation, quarantine, versioning and atomic publish of `ingest_text`.
+
+        The records are read once. `BadRecord`s go straight to the quarantine; so do records
+        with a duplicate id, an empty or whitespace-only text1, text2 or hard negative (text2
+        None is a single-sentence row and fine), an unknown split, a negative label, or a NaN
+        or infinite score. Rows with `split=None` get `split_for_id(id)`. The version id hashes
+        (id, text1, text2, score, label, negatives, split) in id order: the same rows give the
+        same version, and re-ingesting them writes nothing (`created=False`).
+
+        Args:
+            records: `TextPairRecord`s and `BadRecord`s; any iterable, e.g. a generator.
+            name: the dataset name, `^[A-Za-z0-9][A-Za-z0-9._-]*$`.
+            description: where the records came from; stored as the manifest's `source`.
+            max_bad_fraction: fail when bad / (good + bad) exceeds this.
+            progress: called with the number of records seen, every few thousand records.
+
+        Raises:
+            ValueError: invalid name, description or max_bad_fraction.
+            TypeError: an element is neither a `TextPairRecord` nor a `BadRecord`, or a field
+                has the wrong type. Nothing is published.
+            IngestError: no good record, too many bad records, the iterable raised OSError, or
+                `name` holds image versions. Existing versions and LATEST are untouched.
+        """
+        _check_ingest_args(name, max_bad_fraction)
+        _check_description(description)
+        return self._ingest(
+            records, TextRows(), name, description, max_bad_fraction, progress,
             time.perf_counter(),
         )
 
     def _ingest(
-        self, records, name, description, class_names, max_bad_fraction, progress, started
+        self, records, rows, name, description, max_bad_fraction, progress, started
     ) -> IngestResult:
-        """The one ingest both public entry points run; arguments are already checked."""
-        num_classes = None if class_names is None else len(class_names)
-        rows, bad = self._validate(records, description, progress, num_classes)
+        """The one ingest every public entry point runs; arguments are already checked.
 
-        good = len(rows.ids)
+        `rows` is an empty `ImageRows` or `TextRows`: the kind-specific checks and table.
+        """
+        self._check_kind(name, rows.kind)
+        bad = self._validate(records, rows, description, progress)
+
+        good = len(rows)
         total = good + len(bad)
         if good == 0:
             quarantine = self._write_quarantine(name, "failed", bad)
@@ -343,9 +363,7 @@ class DatasetStore:
         target = self.root / name / version
         created = False
         if not (target / MANIFEST_FILE).is_file():
-            created = self._publish(
-                table, target, name, version, description, class_names, rows.stats, len(bad)
-            )
+            created = self._publish(table, target, rows, name, version, description, len(bad))
         quarantine = self._write_quarantine(name, version, bad)
         self._write_latest(name, version)
         return IngestResult(
@@ -353,19 +371,34 @@ class DatasetStore:
             version=version,
             path=target,
             rows=good,
-            splits={s: rows.stats.splits[s] for s in SPLITS if rows.stats.splits[s]},
+            splits={s: rows.splits[s] for s in SPLITS if rows.splits[s]},
             quarantined=len(bad),
             quarantine_path=quarantine,
             created=created,
             elapsed_s=time.perf_counter() - started,
-            channels=rows.stats.channels,
+            channels=rows.channels,
         )
 
-    def _validate(
-        self, records, description: str, progress, num_classes: int | None = None
-    ) -> tuple[_Rows, list[BadRecord]]:
-        """One pass over the source: decode every image, keep the good rows, collect the bad."""
-        rows, bad, seen_ids = _Rows(), [], set()
+    def _check_kind(self, name: str, kind: str) -> None:
+        """Refuse to put text versions under an image dataset's name, or the reverse: whoever
+        resolves the name would suddenly get the other kind of table."""
+        latest = self.latest(name)
+        if latest is None:
+            return
+        try:
+            existing = manifest_kind(read_manifest(self.root / name / latest))
+        except (OSError, ValueError):
+            return  # a LATEST without a readable version: nothing to be consistent with
+        if existing != kind:
+            raise IngestError(
+                f"dataset {name!r} in {self.root} holds {existing} versions; ingest "
+                f"{'images' if kind == 'image' else kind} under another name"
+            )
+
+    def _validate(self, records, rows, description: str, progress) -> list[BadRecord]:
+        """One pass over the records: the checks every kind shares here, the kind's own in
+        `rows.add`; the good rows end up in `rows`, the bad ones are returned."""
+        bad, seen_ids = [], set()
         seen = 0
         try:
             for record in records:
@@ -375,35 +408,28 @@ class DatasetStore:
                 if isinstance(record, BadRecord):
                     bad.append(record)
                     continue
-                _check_record(record, seen - 1)
+                rows.check_types(record, seen - 1)
                 if record.id in seen_ids:
                     bad.append(BadRecord(record.id, description, "duplicate id"))
                     continue
                 if record.split is not None and record.split not in SPLITS:
                     bad.append(BadRecord(record.id, description, f"unknown split {record.split!r}"))
                     continue
-                if record.label is not None and (
-                    record.label < 0 or (num_classes is not None and record.label >= num_classes)
-                ):
-                    bad.append(BadRecord(record.id, description, _bad_label(record.label, num_classes)))
-                    continue
-                try:
-                    shape = decoded_shape(record.image)
-                except ValueError as error:
-                    bad.append(BadRecord(record.id, description, str(error)))
+                problem = rows.add(record, record.split or split_for_id(record.id))
+                if problem is not None:
+                    bad.append(BadRecord(record.id, description, problem))
                     continue
                 seen_ids.add(record.id)
-                rows.add(record, record.split or split_for_id(record.id), shape)
         except OSError as error:
             # Readers report per-record damage as BadRecords; an error escaping them means the
             # source itself became unreadable (folder removed, disk error) partway through.
             raise IngestError(f"source {description} became unreadable: {error}") from error
         if progress is not None:
             progress(seen)
-        return rows, bad
+        return bad
 
     def _publish(
-        self, table, target: Path, name, version, description, class_names, stats, quarantined
+        self, table, target: Path, rows, name, version, description, quarantined
     ) -> bool:
         """Write the version into a temporary folder, then rename it into place.
 
@@ -416,13 +442,8 @@ class DatasetStore:
             files = write_parts(
                 table, staging, rows_per_file=self.rows_per_file, row_group_rows=self.row_group_rows
             )
-            manifest = build_manifest(
-                name=name,
-                version=version,
-                source=description,
-                stats=stats,
-                class_names=class_names,
-                quarantined=quarantined,
+            manifest = rows.manifest(
+                name=name, version=version, source=description, quarantined=quarantined,
                 files=files,
             )
             write_manifest(staging, manifest)  # last: a folder with a manifest is complete

@@ -1,0 +1,174 @@
+"""Where sentence pairs come from: a TSV, CSV, JSONL or Parquet file, or a folder of them.
+
+    source = open_text_source("../shared/data/stsb", TextSourceSpec(text_columns=(5, 6),
+                                                                    score_column=4))
+    for record in source.records: ...          # TextPairRecord or BadRecord, in file order
+
+Everything that can be checked before reading rows is checked in `open_text_source`: which
+files, their formats, header names and Parquet columns; so a wrong spec fails at once, with
+nothing read. Rows are read lazily, one file after the other, in one pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cl_core.datasets.errors import IngestError
+from cl_core.datasets.records import BadRecord
+from cl_core.datasets.text_fields import FilePlan
+from cl_core.datasets.text_file_plan import plan_file, split_from_file_name
+from cl_core.datasets.text_readers import READERS
+from cl_core.datasets.text_records import TextPairRecord
+from cl_core.datasets.text_source_spec import FORMATS, TextSourceSpec
+
+# The format "auto" gives each extension; .csv is sniffed (STS-B's .csv files hold tabs).
+AUTO_FORMATS = {
+    ".tsv": "tsv",
+    ".csv": "tsv or csv",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+}
+# With an explicit format, the extensions of a folder's files in that format. Plain .txt files
+# are read only when the folder has none of these: a folder of sentence .txt files is data, a
+# LICENSE.txt beside sts-train.csv is not (STS-B ships one; read as TSV it gives 128 bad rows).
+EXPLICIT_SUFFIXES = {
+    "tsv": {".tsv", ".csv"},
+    "csv": {".csv", ".tsv"},
+    "jsonl": {".jsonl", ".json"},
+    "parquet": {".parquet"},
+}
+PLAIN_TEXT_FORMATS = ("tsv", "csv", "jsonl")
+
+
+@dataclass
+class TextSource:
+    """An opened text source: a one-pass record iterator plus what was resolved up front."""
+
+    records: Iterator[TextPairRecord | BadRecord]
+    description: str  # the absolute path of the file or folder
+    files: list[Path]  # the files read, in reading order
+    formats: list[str]  # the format of each file
+
+
+def _first_line_has_tab(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return b"\t" in handle.readline()
+
+
+def _format_of(path: Path, spec_format: str) -> str | None:
+    """The format to read `path` with; None when "auto" cannot tell from the extension."""
+    if spec_format != "auto":
+        return spec_format
+    auto = AUTO_FORMATS.get(path.suffix.lower())
+    if auto == "tsv or csv":
+        return "tsv" if _first_line_has_tab(path) else "csv"
+    return auto
+
+
+def _folder_files(folder: Path, spec_format: str) -> list[Path]:
+    try:
+        entries = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    except OSError as error:
+        raise IngestError(f"source {str(folder)!r} cannot be read: {error}") from error
+    if spec_format == "auto":
+        files = [p for p in entries if p.suffix.lower() in AUTO_FORMATS]
+        wanted = "/".join(sorted(AUTO_FORMATS))
+    else:
+        files = [p for p in entries if p.suffix.lower() in EXPLICIT_SUFFIXES[spec_format]]
+        if not files and spec_format in PLAIN_TEXT_FORMATS:
+            files = [p for p in entries if p.suffix.lower() == ".txt"]
+        wanted = "/".join(sorted(EXPLICIT_SUFFIXES[spec_format]))
+        wanted += "/.txt" if spec_format in PLAIN_TEXT_FORMATS else ""
+    if not files:
+        present = ", ".join(p.name for p in entries[:10]) or "nothing"
+        raise IngestError(
+            f"source {str(folder)!r} holds no {wanted} file for format {spec_format!r} "
+            f"(it holds {present})"
+        )
+    return files
+
+
+def _read(plans: list[FilePlan]) -> Iterator[TextPairRecord | BadRecord]:
+    for plan in plans:
+        records = READERS[plan.format](plan)
+        try:
+            yield from records
+        finally:
+            records.close()  # releases the open file now, also when the caller stops early
+
+
+def _first_good(records: Iterator, limit: int) -> Iterator:
+    """Pass records through until `limit` TextPairRecords went by, then stop reading."""
+    seen = 0
+    try:
+        for record in records:
+            yield record
+            if isinstance(record, TextPairRecord):
+                seen += 1
+                if seen >= limit:
+                    return
+    finally:
+        records.close()
+
+
+def open_text_source(
+    source: str | Path, spec: TextSourceSpec, limit: int | None = None
+) -> TextSource:
+    """Open a text file, or a folder of them, for one pass.
+
+    A folder means its files (not subfolders; hidden files skipped) in name order: with
+    format "auto" those with a .tsv, .csv, .jsonl, .json or .parquet extension, so a
+    LICENSE.txt beside the data is ignored; with an explicit format those with that format's
+    extensions (tsv and csv: .tsv/.csv, jsonl: .jsonl/.json), or, when there are none, its
+    .txt files. A file named explicitly is read with `spec.format`, or by its extension under
+    "auto". Ids default to "<file stem>:<line, 6 digits>" (Parquet: row), so
+    two files with the same stem would give duplicate ids.
+
+    Args:
+        source: a file or folder path.
+        spec: the format and the columns; see `TextSourceSpec`.
+        limit: keep only the first `limit` good records (for small runs), None for all.
+
+    Raises:
+        IngestError: the source is missing or unreadable, holds no data file, a file's format
+            cannot be told from its name, or the spec names columns a file lacks (header
+            names, Parquet columns) or positions in a JSONL file.
+        ValueError: `limit` is not a positive integer.
+        TypeError: `spec` is not a `TextSourceSpec`.
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+    if not isinstance(spec, TextSourceSpec):
+        raise TypeError(f"spec must be a TextSourceSpec, got {type(spec).__name__}")
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise IngestError(f"text source {str(path)!r} does not exist")
+    path = path.resolve()
+    files = _folder_files(path, spec.format) if path.is_dir() else [path]
+    plans = []
+    for file in files:
+        try:
+            fmt = _format_of(file, spec.format)
+        except OSError as error:
+            raise IngestError(f"cannot read {file}: {error}") from error
+        if fmt is None:
+            raise IngestError(
+                f"cannot tell the format of {file} from its extension; set "
+                f"TextSourceSpec(format=...) to one of {FORMATS[1:]}"
+            )
+        plans.append(plan_file(file, fmt, spec))
+    records: Iterator = _read(plans)
+    if limit is not None:
+        records = _first_good(records, limit)
+    return TextSource(
+        records=records,
+        description=str(path),
+        files=[plan.path for plan in plans],
+        formats=[plan.format for plan in plans],
+    )
+
+
+__all__ = ["TextSource", "TextSourceSpec", "open_text_source", "split_from_file_name"]
