@@ -6,6 +6,7 @@ from torch import nn
 
 from cl_core.losses.clip import CLIPLoss
 from cl_core.losses.contrastive import PairwiseContrastiveLoss
+from cl_core.losses.cosent import CoSENTLoss
 from cl_core.losses.dcl import DCLLoss
 from cl_core.losses.infonce import InfoNCELoss
 from cl_core.losses.mnrl import MultipleNegativesRankingLoss
@@ -24,6 +25,7 @@ LOSSES: dict[str, type[nn.Module]] = {
     "mnrl": MultipleNegativesRankingLoss,
     "dcl": DCLLoss,
     "moco": MoCoLoss,
+    "cosent": CoSENTLoss,
 }
 
 
@@ -39,6 +41,7 @@ def build_loss(name: str, **params) -> nn.Module:
 __all__ = [
     "LOSSES",
     "CLIPLoss",
+    "CoSENTLoss",
     "DCLLoss",
     "InfoNCELoss",
     "MoCoLoss",

@@ -1,10 +1,14 @@
-"""Image encoders and projection heads, built from a `ModelConfig`."""
+"""Image and text encoders and projection heads, built from a `ModelConfig`.
+
+The text side (`cl_core.models.text`) imports transformers only when a model or tokenizer is
+built, so importing this package stays as light as torch."""
 
 from __future__ import annotations
 
 from cl_core.models.projection import ProjectionHead
 from cl_core.models.resnet import BasicBlock, ResNetEncoder
 from cl_core.models.simclr import ImageEmbedder, SimCLRModel, normalize_pixels
+from cl_core.models.text import TextEmbedder, TextTokenizer, embed_texts, mean_pool, resolve_text_encoder
 
 
 def build_embedder(channels: int, image_size: int, depths, widths, stem_stride: int = 1) -> ImageEmbedder:
@@ -23,7 +27,12 @@ __all__ = [
     "ProjectionHead",
     "ResNetEncoder",
     "SimCLRModel",
+    "TextEmbedder",
+    "TextTokenizer",
     "build_embedder",
     "build_simclr",
+    "embed_texts",
+    "mean_pool",
     "normalize_pixels",
+    "resolve_text_encoder",
 ]

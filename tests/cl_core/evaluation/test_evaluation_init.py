@@ -11,7 +11,8 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 def test_exports():
     assert sorted(evaluation.__all__) == [
-        "alignment", "knn_predict", "knn_top1", "linear_probe_accuracy", "project_2d", "uniformity",
+        "alignment", "knn_predict", "knn_top1", "linear_probe_accuracy", "project_2d", "retrieval_scores",
+        "sts_correlation", "uniformity",
     ]
     for name in evaluation.__all__:
         assert callable(getattr(evaluation, name))

@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from cl_core.losses import CLIPLoss, DCLLoss, MultipleNegativesRankingLoss, NTXentLoss, SupConLoss
+from cl_core.losses import CLIPLoss, CoSENTLoss, DCLLoss, MultipleNegativesRankingLoss, NTXentLoss, SupConLoss
 
 WORLD, BATCH, DIM = 2, 4, 5
 
@@ -32,6 +32,7 @@ def _cases() -> dict[str, tuple]:
     ids = torch.tensor([0, 1, 2, 3, 4, 1, 5, 6])
     labels = torch.tensor([0, 1, 0, 2, 3, 1, 3, 4])
     uneven = torch.tensor([0, 1, 2, 3, 0, 5, 5, 6])  # rank 0 has 1 anchor with a positive, rank 1 has 3
+    gold = torch.tensor([0.0, 2.5, 1.0, 2.5, 4.0, 1.0, 0.0, 3.0], dtype=torch.float64)  # ties across ranks
     return {
         "ntxent_masked": (lambda g: NTXentLoss(0.3, gather_distributed=g, mask_same_label=True),
                           (randn(DIM), randn(DIM)), {"ids": ids, "labels": labels}),
@@ -45,6 +46,9 @@ def _cases() -> dict[str, tuple]:
         "mnrl_symmetric_masked": (
             lambda g: MultipleNegativesRankingLoss(10.0, symmetric=True, gather_distributed=g, mask_same_label=True),
             (randn(DIM), randn(DIM), randn(2, DIM)), {"ids": ids, "labels": labels}),
+        # Every rank computes the global-batch loss; its gold scores pass as a keyword so that
+        # `_run` does not ask for a gradient it never gets.
+        "cosent": (lambda g: CoSENTLoss(5.0, gather_distributed=g), (randn(DIM), randn(DIM)), {"scores": gold}),
     }
 
 
