@@ -1,4 +1,6 @@
-"""One optimisation step of contrastive training, as a plain function a test can call."""
+"""One optimisation step of contrastive training, as a plain function a test can call:
+`train_step` for the two-view objectives (`cl_core.losses.two_view`), `momentum_train_step` for
+MoCo (a momentum key encoder and a queue)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,9 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+
+from cl_core.losses.moco import MoCoLoss
+from cl_core.models.momentum import MomentumEncoder
 
 
 def train_step(
@@ -30,10 +35,62 @@ def train_step(
         projections = model(both)  # (2B, P)
     z1, z2 = projections.float().split(batch, dim=0)
     loss = loss_fn(z1, z2) if labels is None else loss_fn(z1, z2, labels=labels)
+    return optimizer_step(loss, optimizer, scheduler)
+
+
+def optimizer_step(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    after_step: Callable[[], None] | None = None,
+) -> dict[str, float]:
+    """Backward `loss`, step the optimizer, run `after_step` (e.g. an EMA update), then the
+    scheduler. Returns {"loss", "lr"} with the learning rate the step used."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
+    if after_step is not None:
+        after_step()
     lr = optimizer.param_groups[0]["lr"]
     if scheduler is not None:
         scheduler.step()
     return {"loss": loss.item(), "lr": lr}
+
+
+def momentum_train_step(
+    model: nn.Module,
+    key_model: MomentumEncoder,
+    views: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    images: torch.Tensor,
+    loss_fn: MoCoLoss,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    autocast_dtype: torch.dtype | None = None,
+) -> dict[str, float]:
+    """One MoCo step (He et al. 2020, Algorithm 1): augment `images` (B, C, H, W) into two views,
+    queries = model(view1), keys = key_model(view2) without gradient, loss_fn(queries, keys)
+    (which then enqueues the keys, gathered across ranks), backward, optimizer (and scheduler)
+    step, then the EMA update of the key encoder from the stepped weights. Returns {"loss", "lr"}.
+
+    `key_model` is a `MomentumEncoder` built over the bare architecture of `model`; when `model`
+    is wrapped (DDP, DataParallel: `.module` is the bare model), the EMA reads the bare model's
+    parameters, so the parameter names match. The key encoder runs in training mode (batch
+    statistics in its BatchNorm layers, as in the paper's code) but without MoCo's shuffled BN
+    across GPUs. Each rank keeps its own key encoder: DDP keeps the query weights identical on
+    every rank, so the EMA keeps the key weights identical too (the key encoder's BatchNorm
+    running statistics are per rank).
+
+    The loss is asymmetric, as in the paper (view1 -> queries, view2 -> keys). A symmetric
+    variant (both view orders averaged) would enqueue the first term's keys before the second
+    term is computed, putting the other view's key of the same image among its negatives,
+    unless enqueueing were deferred; it is not done here.
+    """
+    model.train()
+    key_model.train()
+    loss_fn.train()
+    view1, view2 = views(images)
+    with torch.autocast(view1.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        queries = model(view1)  # (B, P)
+        keys = key_model(view2)  # (B, P), no autograd
+    loss = loss_fn(queries.float(), keys.float())
+    return optimizer_step(loss, optimizer, scheduler, after_step=lambda: key_model.update(getattr(model, "module", model)))

@@ -28,7 +28,9 @@ class SimCLRViews(nn.Module):
     ) -> None:
         super().__init__()
         s = jitter_strength
-        steps: list[nn.Module] = [K.RandomResizedCrop((size, size), scale=crop_scale)]
+        # "resample" crops the whole batch with one batched affine warp; the default "slice" mode
+        # crops sample by sample (one small resize each), which starves a GPU and is slower on CPU.
+        steps: list[nn.Module] = [K.RandomResizedCrop((size, size), scale=crop_scale, cropping_mode="resample")]
         if flip_p > 0:
             steps.append(K.RandomHorizontalFlip(p=flip_p))
         if channels == 3:
