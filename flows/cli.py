@@ -43,12 +43,21 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     ingest = commands.add_parser("ingest", help="read a source into a versioned Parquet dataset",
-                                 description="Read SOURCE ('digits', a folder of WebDataset tar shards, or an image "
-                                 "folder with one subfolder per class) into a content-versioned Parquet dataset.")
-    ingest.add_argument("source")
-    ingest.add_argument("--name", required=True, help="dataset name")
+                                 description="Read SOURCE into a content-versioned Parquet dataset. Images: 'digits', "
+                                 "a folder of WebDataset tar shards, or an image folder with one subfolder per class. "
+                                 "Text (with --text-columns or a config whose data.modality is text): a TSV/CSV/JSONL/"
+                                 "Parquet file of sentence pairs, or a folder of them (split from the file names).")
+    ingest.add_argument("source", nargs="?", help="default: the config's data.source")
+    ingest.add_argument("--name", help="dataset name (default: the config's data.name)")
+    ingest.add_argument("--config", type=Path, help="YAML config whose data section applies (modality, text columns)")
     ingest.add_argument("--limit", type=int, help="keep only the first N good records")
-    ingest.add_argument("--max-bad-fraction", type=float, default=0.05, help="fail when more records than this are bad")
+    ingest.add_argument("--max-bad-fraction", type=float, help="fail when more records than this are bad (default 0.05)")
+    ingest.add_argument("--text-columns", help="text: the sentence column(s), e.g. 5,6 (0-based positions) or "
+                        "query,answer (header names / JSON fields); implies text data")
+    ingest.add_argument("--score-column", help="text: the column holding a similarity score or label")
+    ingest.add_argument("--negative-columns", help="text: column(s) holding hard negatives")
+    ingest.add_argument("--format", choices=["auto", "tsv", "csv", "jsonl", "parquet"], help="text: file format (default auto)")
+    ingest.add_argument("--header", action="store_const", const=True, help="text: TSV/CSV files start with a header line")
     _common(ingest)
 
     train = commands.add_parser("train", help="train on Ray Train, log to MLflow, register as challenger",
@@ -89,8 +98,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _columns(text: str | None) -> list[str | int] | None:
+    """"5,6" -> [5, 6]; "query,answer" -> ["query", "answer"]."""
+    if text is None:
+        return None
+    return [int(part) if part.strip().isdigit() else part.strip() for part in text.split(",") if part.strip()]
+
+
 def _config(args: argparse.Namespace) -> PipelineConfig:
+    text_columns = _columns(getattr(args, "text_columns", None))
+    score = _columns(getattr(args, "score_column", None))
     overrides: dict[str, Any] = {
+        "data.modality": "text" if text_columns else None,
+        "data.text.text_columns": text_columns,
+        "data.text.score_column": score[0] if score else None,
+        "data.text.negative_columns": _columns(getattr(args, "negative_columns", None)),
+        "data.text.format": getattr(args, "format", None),
+        "data.text.header": getattr(args, "header", None),
+        "data.max_bad_fraction": getattr(args, "max_bad_fraction", None),
         "data.name": getattr(args, "dataset", None) or getattr(args, "name", None),
         "data.version": getattr(args, "dataset_version", None),
         "data.source": getattr(args, "source", None),
@@ -104,7 +129,8 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
         "loss.temperature": getattr(args, "temperature", None),
         "registry.model_name": getattr(args, "model_name", None),
     }
-    if overrides["data.source"] and not overrides["data.name"] and overrides["data.source"] != "digits":
+    new_source = overrides["data.source"] and overrides["data.source"] != "digits"
+    if new_source and not overrides["data.name"] and getattr(args, "config", None) is None:
         # A new source without --name gets its own dataset name, not the default "digits".
         overrides["data.name"] = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(overrides["data.source"]).resolve().name).strip("-.") or None
     return load_config(getattr(args, "config", None), overrides)
@@ -119,9 +145,7 @@ def _print_run_summary(summary: dict[str, Any], workspace: Workspace) -> None:
         f"  dataset        {ingested['name']}@{ingested['version']}  ({ingested['rows']} rows {ingested['splits']}, {ingested['quarantined']} quarantined)",
         f"  training run   {trained['run_id']}  (final loss {trained['train_metrics'].get('loss', float('nan')):.4f}, "
         f"{trained['train_metrics'].get('samples_per_s', 0):.0f} samples/s)",
-        f"  kNN top-1      {metrics['knn_top1']:.4f}   raw pixels {baseline['raw_knn_top1']:.4f}",
-        f"  linear probe   {metrics['linear_probe']:.4f}   raw pixels {baseline['raw_linear_probe']:.4f}",
-        f"  alignment      {metrics['alignment']:.4f}   uniformity {metrics['uniformity']:.4f}",
+        *_metric_lines(metrics, baseline, evaluated.get("split", "test")),
         f"  model          {trained['model_name']} v{trained['model_version']}  aliases {evaluated['promotion']['aliases']}",
         f"  promotion      {evaluated['promotion']['reason']}",
         f"  embeddings     {exported['path']}  ({exported['rows']} rows x {exported['embedding_dim']}, "
@@ -129,6 +153,23 @@ def _print_run_summary(summary: dict[str, Any], workspace: Workspace) -> None:
         f"  compare runs   {mlflow_ui_command(workspace)}",
     ]
     print("\n".join(lines))
+
+
+def _metric_lines(metrics: dict[str, float], baseline: dict[str, float], split: str) -> list[str]:
+    if "knn_top1" in metrics:
+        return [
+            f"  kNN top-1      {metrics['knn_top1']:.4f}   raw pixels {baseline['raw_knn_top1']:.4f}",
+            f"  linear probe   {metrics['linear_probe']:.4f}   raw pixels {baseline['raw_linear_probe']:.4f}",
+            f"  alignment      {metrics['alignment']:.4f}   uniformity {metrics['uniformity']:.4f}",
+        ]
+    lines = []
+    for key, label in (("sts_spearman", "STS Spearman"), ("sts_pearson", "STS Pearson"), ("recall_at_1", "recall@1"),
+                       ("recall_at_10", "recall@10"), ("mrr_at_10", "MRR@10")):
+        if key in metrics:
+            before = baseline.get(f"pretrained_{key}")
+            pretrained = f"   pretrained {before:.4f}" if before is not None else ""
+            lines.append(f"  {label:<14} {metrics[key]:.4f}{pretrained}   ({split} split)")
+    return lines
 
 
 def mlflow_ui_command(workspace: Workspace) -> str:
@@ -140,7 +181,10 @@ def _execute(args: argparse.Namespace, workspace: Workspace) -> dict[str, Any]:
     if args.command == "ingest":
         from flows.ingest_flow import ingest_flow
 
-        return ingest_flow(args.source, args.name, root, limit=args.limit, max_bad_fraction=args.max_bad_fraction)
+        data = _config(args).data
+        text_spec = data.text.model_dump(mode="json") if data.modality == "text" else None
+        return ingest_flow(data.source, data.name, root, limit=data.limit, max_bad_fraction=data.max_bad_fraction,
+                           text_spec=text_spec)
     if args.command == "evaluate":
         from flows.evaluate_flow import evaluate_flow
 
@@ -177,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train" and not (args.dataset or args.resume):
             raise ConfigError("train needs --dataset NAME (or --resume RUN_ID)")
-        if args.command in ("train", "run") and not getattr(args, "resume", None):
+        if args.command == "ingest" and not (args.source or args.config):
+            raise ConfigError("ingest needs a SOURCE (or --config with data.source)")
+        if args.command in ("train", "run", "ingest") and not getattr(args, "resume", None):
             _config(args)  # fail on a bad config before anything else happens
         workspace.create()
         configure_environment(workspace)

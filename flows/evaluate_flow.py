@@ -1,5 +1,6 @@
-"""Evaluate flow: a registered model (loaded from the registry) on a dataset's test split,
-against the raw-pixel baseline, then the champion/challenger decision."""
+"""Evaluate flow: a registered model (loaded from the registry) on a dataset's evaluation split,
+against a baseline (raw pixels for images, the pretrained encoder for text), then the
+champion/challenger decision on the modality's primary metric."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ from cl_core.config import EvalConfig, ViewsConfig
 from cl_core.datasets import DatasetStore, DatasetVersion, decode_images
 from cl_core.evaluation import alignment, knn_top1, linear_probe_accuracy, project_2d, uniformity
 from cl_core.views import SimCLRViews
-from flows import plots, registry, tracking
+from flows import plots, registry, text_evaluation, tracking
 from flows.workspace import Workspace
 
-PRIMARY_METRIC = "knn_top1"
+PRIMARY_METRIC = "knn_top1"  # images; text: text_evaluation.primary_metric
 
 
 def _split(dataset: DatasetVersion, split: str) -> tuple[list[bytes], np.ndarray]:
@@ -80,11 +81,29 @@ def score_model(model_ref: str, datasets_root: str, dataset_name: str, dataset_v
         "model_version": str(version.version),
         "source_run_id": version.run_id,
         "dataset": {"name": dataset.name, "version": dataset.version},
+        "split": "test",
+        "primary_metric": PRIMARY_METRIC,
         "metrics": {key: float(value) for key, value in metrics.items()},
         "baseline": {f"raw_{key}": float(value) for key, value in baseline.items()},
         "map_points": project_2d(test_x, method=cfg.map_method).tolist(),
         "test_labels": test_y.tolist(),
     }
+
+
+@task(name="score-text-model")
+def score_text_model(model_ref: str, datasets_root: str, dataset_name: str, dataset_version: str | None, eval_cfg: dict) -> dict[str, Any]:
+    dataset = DatasetStore(Path(datasets_root)).resolve(dataset_name, dataset_version)
+    return text_evaluation.score_text(model_ref, dataset, EvalConfig.model_validate(eval_cfg))
+
+
+def champion_score(model_ref: str, dataset: DatasetVersion, cfg: EvalConfig, metric: str) -> float:
+    """The champion's value of `metric` on the same dataset version as the challenger."""
+    if dataset.manifest.get("kind") == "text":
+        name, value = text_evaluation.primary_score(model_ref, dataset, cfg)
+        if name != metric:  # cannot happen on one dataset version: the split decides the metric
+            raise ValueError(f"champion {model_ref} was scored on {name}, the challenger on {metric}")
+        return value
+    return knn_score(model_ref, dataset, cfg)
 
 
 @task(name="log-evaluation", retries=2, retry_delay_seconds=2)
@@ -93,10 +112,11 @@ def log_evaluation(scored: dict[str, Any]) -> None:
     name, version = scored["model_name"], scored["model_version"]
     with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as folder:
         mlflow.log_metrics({f"eval.{key}": value for key, value in {**scored["metrics"], **scored["baseline"]}.items()})
-        mlflow.set_tag("eval.dataset", f"{scored['dataset']['name']}@{scored['dataset']['version']}")
-        points, labels = np.asarray(scored["map_points"]), np.asarray(scored["test_labels"])
-        title = f"{name} v{version}: test embeddings"
-        mlflow.log_artifact(str(plots.embedding_map(points, labels, title, Path(folder) / "test_embeddings_2d.png")), "evaluation")
+        mlflow.set_tag("eval.dataset", f"{scored['dataset']['name']}@{scored['dataset']['version']}:{scored['split']}")
+        if "map_points" in scored:
+            points, labels = np.asarray(scored["map_points"]), np.asarray(scored["test_labels"])
+            title = f"{name} v{version}: test embeddings"
+            mlflow.log_artifact(str(plots.embedding_map(points, labels, title, Path(folder) / "test_embeddings_2d.png")), "evaluation")
         history = tracking.metric_history(run_id, "loss")
         mlflow.log_artifact(str(plots.loss_curve(history, f"{name} v{version}", Path(folder) / "loss_curve.png")), "evaluation")
     client = MlflowClient()
@@ -107,25 +127,27 @@ def log_evaluation(scored: dict[str, Any]) -> None:
 @task(name="promote-if-better", retries=2, retry_delay_seconds=2)
 def promote_if_better(scored: dict[str, Any], datasets_root: str, eval_cfg: dict) -> dict[str, Any]:
     """Move `champion` to the evaluated version if there is none or it beats the champion on
-    kNN top-1, with both scored on the same dataset version. The decision is recorded either way."""
+    the primary metric (kNN top-1 for images, STS Spearman for scored text pairs), with both
+    scored on the same dataset version. The decision is recorded either way."""
     client = MlflowClient()
     name, version = scored["model_name"], scored["model_version"]
-    challenger_score = scored["metrics"][PRIMARY_METRIC]
+    metric = scored["primary_metric"]
+    challenger_score = scored["metrics"][metric]
     try:
         champion = client.get_model_version_by_alias(name, registry.CHAMPION)
     except mlflow.exceptions.MlflowException:
         champion = None
 
     if champion is None:
-        promoted, reason = True, f"no champion yet; v{version} {PRIMARY_METRIC}={challenger_score:.4f}"
+        promoted, reason = True, f"no champion yet; v{version} {metric}={challenger_score:.4f}"
     elif str(champion.version) == version:
         promoted, reason = False, f"v{version} is already the champion"
     else:
         dataset = DatasetStore(Path(datasets_root)).resolve(scored["dataset"]["name"], scored["dataset"]["version"])
-        champion_score = knn_score(f"{name}/{champion.version}", dataset, EvalConfig.model_validate(eval_cfg))
-        promoted = challenger_score > champion_score
+        current = champion_score(f"{name}/{champion.version}", dataset, EvalConfig.model_validate(eval_cfg), metric)
+        promoted = challenger_score > current
         verb = "beats" if promoted else "does not beat"
-        reason = f"v{version} {PRIMARY_METRIC}={challenger_score:.4f} {verb} champion v{champion.version} {PRIMARY_METRIC}={champion_score:.4f}"
+        reason = f"v{version} {metric}={challenger_score:.4f} {verb} champion v{champion.version} {metric}={current:.4f}"
     if promoted:
         client.set_registered_model_alias(name, registry.CHAMPION, version)
     decision = "promoted" if promoted else "kept"
@@ -138,12 +160,17 @@ def promote_if_better(scored: dict[str, Any], datasets_root: str, eval_cfg: dict
 @flow(name="evaluate")
 def evaluate_flow(model_ref: str, dataset_name: str, workspace: str, dataset_version: str | None = None,
                   eval_config: dict | None = None, views_config: dict | None = None) -> dict[str, Any]:
-    """Score a registered model on the test split, log it, and gate the champion alias."""
+    """Score a registered model on the evaluation split, log it, and gate the champion alias."""
     ws = Workspace(Path(workspace))
     mlflow.set_tracking_uri(ws.tracking_uri)
     eval_cfg = EvalConfig.model_validate(eval_config or {}).model_dump(mode="json")
     views_cfg = ViewsConfig.model_validate(views_config or {}).model_dump(mode="json")
-    scored = score_model(model_ref, str(ws.datasets), dataset_name, dataset_version, eval_cfg, views_cfg)
+    dataset = DatasetStore(ws.datasets).resolve(dataset_name, dataset_version)
+    if dataset.manifest.get("kind") == "text":
+        scored = score_text_model(model_ref, str(ws.datasets), dataset_name, dataset.version, eval_cfg)
+    else:
+        scored = score_model(model_ref, str(ws.datasets), dataset_name, dataset.version, eval_cfg, views_cfg)
     log_evaluation(scored)
     decision = promote_if_better(scored, str(ws.datasets), eval_cfg)
-    return {key: scored[key] for key in ("model_name", "model_version", "source_run_id", "dataset", "metrics", "baseline")} | {"promotion": decision}
+    keys = ("model_name", "model_version", "source_run_id", "dataset", "split", "primary_metric", "metrics", "baseline")
+    return {key: scored[key] for key in keys} | {"promotion": decision}

@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger, task
 
 from cl_core.datasets import DatasetStore
 from flows import registry, tracking
-from flows.embedding_table import write_embedding_table
+from flows.embedding_table import IMAGE_KEYS, TEXT_KEYS, sentence_rows, write_embedding_table
 from flows.workspace import Workspace
 
 
@@ -37,16 +37,22 @@ def write_embeddings(model_ref: str, datasets_root: str, embeddings_root: str, d
     dataset = DatasetStore(Path(datasets_root)).resolve(dataset_name, dataset_version)
     dim = model.unwrap_python_model().embedder.embedding_dim
     target = Path(embeddings_root) / version.name / f"v{version.version}" / f"{dataset.name}-{dataset.version}"
-    total, started = dataset.num_rows(), time.perf_counter()
+    started = time.perf_counter()
+    if dataset.manifest.get("kind") == "text":
+        total, column, keys = dataset.num_rows() + dataset.manifest["pairs"], "text", TEXT_KEYS
+        batches = sentence_rows(dataset.iter_batches(batch_size=batch_size, columns=["id", "split", "text1", "text2"]))
+    else:
+        total, column, keys = dataset.num_rows(), "image", IMAGE_KEYS
+        batches = dataset.iter_batches(batch_size=batch_size, columns=["id", "split", "label", "image"])
 
-    def embed(images: list[bytes]) -> np.ndarray:
-        return model.predict(pd.DataFrame({"image": images}))
+    def embed(inputs: list) -> np.ndarray:
+        return model.predict(pd.DataFrame({column: inputs}))
 
     rows = write_embedding_table(
-        dataset.iter_batches(batch_size=batch_size, columns=["id", "split", "label", "image"]),
-        embed, dim, target,
+        batches, embed, dim, target,
         {"model_name": version.name, "model_version": str(version.version), "dataset_version": dataset.version},
         progress=_every_tenth(total, lambda done: logger.info("export: %d/%d rows embedded", done, total)),
+        input_column=column, keys=keys,
     )
     elapsed = time.perf_counter() - started
     return {

@@ -8,20 +8,24 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from cl_core.datasets import DatasetStore
+from cl_core.datasets import DatasetStore, TextSourceSpec
 from flows.workspace import Workspace
 
 
 @task(name="ingest-source")
-def ingest_source(source: str, name: str, datasets_root: str, limit: int | None, max_bad_fraction: float) -> dict[str, Any]:
+def ingest_source(source: str, name: str, datasets_root: str, limit: int | None, max_bad_fraction: float,
+                  text_spec: dict[str, Any] | None = None) -> dict[str, Any]:
     logger = get_run_logger()
 
     def progress(done: int) -> None:
         logger.info("ingest %s: %d records read", name, done)
 
-    result = DatasetStore(Path(datasets_root)).ingest(
-        source, name, limit=limit, max_bad_fraction=max_bad_fraction, progress=progress
-    )
+    store = DatasetStore(Path(datasets_root))
+    if text_spec is not None:
+        spec = TextSourceSpec(**{key: tuple(v) if isinstance(v, list) else v for key, v in text_spec.items()})
+        result = store.ingest_text(source, name, spec, limit=limit, max_bad_fraction=max_bad_fraction, progress=progress)
+    else:
+        result = store.ingest(source, name, limit=limit, max_bad_fraction=max_bad_fraction, progress=progress)
     summary = {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(result).items()}
     state = "new version" if result.created else "unchanged (existing version)"
     logger.info(
@@ -34,7 +38,10 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
 
 
 @flow(name="ingest")
-def ingest_flow(source: str, name: str, workspace: str, limit: int | None = None, max_bad_fraction: float = 0.05) -> dict[str, Any]:
-    """Read `source` ('digits', a folder of tar shards or an image folder) into dataset `name`."""
+def ingest_flow(source: str, name: str, workspace: str, limit: int | None = None, max_bad_fraction: float = 0.05,
+                text_spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read `source` into dataset `name`: images from 'digits', a folder of tar shards or an
+    image folder; with `text_spec` (the fields of `TextSourceSpec`), sentence pairs from a
+    TSV/CSV/JSONL/Parquet file or a folder of them."""
     ws = Workspace(Path(workspace)).create()
-    return ingest_source(source, name, str(ws.datasets), limit, max_bad_fraction)
+    return ingest_source(source, name, str(ws.datasets), limit, max_bad_fraction, text_spec)

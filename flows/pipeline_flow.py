@@ -18,7 +18,9 @@ from flows.train_flow import train_flow
 def pipeline_flow(config: dict[str, Any], workspace: str, ray_address: str | None = None, config_file: str | None = None) -> dict[str, Any]:
     cfg = PipelineConfig.model_validate(config)
     data = cfg.data
-    ingested = ingest_flow(data.source, data.name, workspace, limit=data.limit, max_bad_fraction=data.max_bad_fraction)
+    text_spec = data.text.model_dump(mode="json") if data.modality == "text" else None
+    ingested = ingest_flow(data.source, data.name, workspace, limit=data.limit, max_bad_fraction=data.max_bad_fraction,
+                           text_spec=text_spec)
     # Train on exactly the version this run ingested, not whatever is latest by then.
     pinned = cfg.model_copy(update={"data": data.model_copy(update={"version": ingested["version"]})})
     trained = train_flow(pinned.model_dump(mode="json"), workspace, ray_address, config_file)

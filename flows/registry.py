@@ -24,6 +24,7 @@ import cl_core
 CHALLENGER = "challenger"
 CHAMPION = "champion"
 PYFUNC_FILE = Path(__file__).with_name("image_pyfunc.py")
+TEXT_PYFUNC_FILE = Path(__file__).with_name("text_pyfunc.py")
 _REF = re.compile(r"^(?P<name>[^@/]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))?$")
 
 
@@ -105,6 +106,52 @@ def log_image_embedder(training_state: dict[str, Any], name: str = "model") -> A
                 "pyyaml",
             ],
         )
+
+
+def log_text_embedder(training_state: dict[str, Any], name: str = "model") -> tuple[Any, int]:
+    """Log the fine-tuned sentence encoder of `training_state` (weights, tokenizer, projection)
+    into the active run as a pyfunc; returns (ModelInfo, embedding dimension)."""
+    from cl_core.models.text import TextEmbedder, TextTokenizer, resolve_text_encoder
+
+    meta = training_state["model_meta"]
+    base = resolve_text_encoder(meta["text_encoder"])
+    embedder = TextEmbedder.from_pretrained(base, projection_dim=meta["projection_dim"])
+    embedder.load_state_dict(training_state["model"])
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("string", "text")]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, embedder.embedding_dim))]),
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        embedder.save(folder, tokenizer=TextTokenizer(base, max_length=meta["max_length"]))
+        info = mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(TEXT_PYFUNC_FILE),
+            artifacts={"encoder": folder},
+            model_config={key: meta[key] for key in ("text_encoder", "max_length", "projection_dim")},
+            code_paths=[str(Path(cl_core.__file__).parent)],
+            signature=signature,
+            input_example=pd.DataFrame({"text": ["A man is playing a guitar."]}),
+            pip_requirements=[
+                f"torch=={torch.__version__.split('+')[0]}",
+                f"transformers=={_version('transformers')}",
+                f"tokenizers=={_version('tokenizers')}",
+                "numpy", "safetensors", "pyarrow", "scikit-learn", "scipy", "pydantic", "pyyaml",
+            ],
+        )
+    return info, embedder.embedding_dim
+
+
+def log_embedder(training_state: dict[str, Any]) -> tuple[Any, int]:
+    """Log the model of a training checkpoint, image or text; returns (ModelInfo, dimension)."""
+    if training_state["model_meta"].get("modality") == "text":
+        return log_text_embedder(training_state)
+    return log_image_embedder(training_state), training_state["model_meta"]["widths"][-1]
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
 
 
 def register(model_uri: str, model_name: str, run_id: str, tags: dict[str, str] | None = None) -> Any:

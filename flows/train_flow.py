@@ -42,14 +42,25 @@ def check_dataset(cfg: dict[str, Any], datasets_root: str) -> dict[str, Any]:
     """Fail before Ray starts when the dataset is missing or smaller than one global batch."""
     config = PipelineConfig.model_validate(cfg)
     dataset = DatasetStore(Path(datasets_root)).resolve(config.data.name, config.data.version)
+    kind = dataset.manifest.get("kind", "image")
+    if kind != config.data.modality:
+        raise ValueError(
+            f"dataset {dataset.name}@{dataset.version} holds {kind} data but data.modality is {config.data.modality!r}"
+        )
     train_rows = dataset.manifest["splits"].get("train", 0)
+    what = "train rows"
+    if kind == "text":
+        from flows.text_task import training_examples
+
+        train_rows = len(training_examples(dataset, config))
+        what = f"training examples for loss {config.loss.name}"
     if train_rows < config.train.batch_size:
         raise ValueError(
-            f"dataset {dataset.name}@{dataset.version} has {train_rows} train rows, fewer than "
+            f"dataset {dataset.name}@{dataset.version} has {train_rows} {what}, fewer than "
             f"train.batch_size={config.train.batch_size}"
         )
     unlabelled = dataset.manifest.get("unlabeled_rows", 0)
-    if config.loss.uses_labels and unlabelled:
+    if kind == "image" and config.loss.uses_labels and unlabelled:
         raise ValueError(
             f"loss {config.loss.name} (mask_same_label={config.loss.mask_same_label}) needs labels, but dataset "
             f"{dataset.name}@{dataset.version} has {unlabelled} unlabelled rows"
@@ -94,7 +105,7 @@ def register_model(cfg: dict[str, Any], run_id: str, checkpoint_dir: str, datase
     state = torch.load(Path(checkpoint_dir) / train_launch.CHECKPOINT_FILE, map_location="cpu", weights_only=True)
     with mlflow.start_run(run_id=run_id):
         mlflow.log_param("checkpoint_dir", checkpoint_dir)
-        info = registry.log_image_embedder(state)
+        info, embedding_dim = registry.log_embedder(state)
     version = registry.register(
         info.model_uri, config.model_name, run_id,
         tags={"dataset.name": dataset["name"], "dataset.version": dataset["version"]},
@@ -104,7 +115,7 @@ def register_model(cfg: dict[str, Any], run_id: str, checkpoint_dir: str, datase
         "model_version": str(version.version),
         "model_uri": f"models:/{config.model_name}/{version.version}",
         "aliases": registry.aliases_of(config.model_name, version.version),
-        "embedding_dim": state["model_meta"]["widths"][-1],
+        "embedding_dim": embedding_dim,
     }
 
 

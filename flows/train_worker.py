@@ -1,7 +1,9 @@
 """The Ray Train worker loop: each worker trains on its shard, rank 0 logs and checkpoints.
 
-`train_loop_per_worker` receives a plain dict (see `flows.train_launch.worker_config`), so only
-serialisable data crosses the Ray boundary. The optimisation itself is `cl_core.train_step`.
+`train_loop_per_worker` receives a plain dict (see `flows.train_launch.fit`), so only
+serialisable data crosses the Ray boundary. What is trained is a task (`flows.image_task.ImageTask`
+or `flows.text_task.TextTask`); this loop owns the optimizer, schedule, checkpoints, resume and
+MLflow logging for both.
 """
 
 from __future__ import annotations
@@ -12,40 +14,47 @@ import signal
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import ray.train
 import ray.train.torch
 import torch
+from torch import nn
 
 from cl_core import distributed
 from cl_core.config import PipelineConfig
-from cl_core.datasets import DatasetStore, decode_images
-from cl_core.losses.two_view import TwoViewObjective
-from cl_core.models import build_simclr
-from cl_core.training_step import train_step
-from cl_core.views import SimCLRViews
 
 CHECKPOINT_FILE = "state.pt"
 
 
-def load_shard(dataset_root: str, name: str, version: str, rank: int, world: int, seed: int, image_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Decode this worker's fixed shard of the train split: uint8 images (N, C, S, S) and
-    labels (N,), or None when any row of the shard is unlabelled.
+def rng_file(rank: int) -> str:
+    """Each rank's random state, merged by Ray Train into the one checkpoint folder."""
+    return f"rng-rank{rank}.pt"
 
-    A seeded permutation (identical on every rank) is cut into `world` equal slices, so each
-    worker decodes only its own rows and all workers run the same number of steps.
-    """
-    dataset = DatasetStore(Path(dataset_root)).resolve(name, version)
-    table = dataset.read(split="train", columns=["id", "image", "label"])
-    order = np.random.default_rng(seed).permutation(table.num_rows)
-    per_worker = table.num_rows // world
-    mine = np.sort(order[rank * per_worker : (rank + 1) * per_worker])
-    images = table.column("image").take(mine).to_pylist()
-    labels = table.column("label").take(mine)
-    decoded = decode_images(images, image_size, dataset.manifest["channels"])
-    return decoded, (None if labels.null_count else torch.from_numpy(labels.to_numpy().astype("int64")))
+
+class WorkerTask(Protocol):
+    """The modality-specific part of training on one worker."""
+
+    model: nn.Module  # before prepare_model
+    loss_fn: nn.Module
+    num_rows: int  # this worker's training examples
+
+    def attach(self, model: nn.Module) -> None: ...  # the prepared (DDP) model
+    def step(self, rows: torch.Tensor, optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, float]: ...
+    def extra_state(self) -> dict[str, Any]: ...  # e.g. MoCo's key encoder
+    def load_extra_state(self, state: dict[str, Any]) -> None: ...
+    def model_meta(self) -> dict[str, Any]: ...  # what the registry needs to rebuild the model
+
+
+def build_task(cfg: PipelineConfig, params: dict[str, Any], rank: int, world: int, device: torch.device) -> WorkerTask:
+    if cfg.data.modality == "text":
+        from flows.text_task import TextTask  # transformers loads only for text runs
+
+        return TextTask(cfg, params, rank, world, device)
+    from flows.image_task import ImageTask
+
+    return ImageTask(cfg, params, rank, world, device)
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int):
@@ -89,6 +98,26 @@ def _inject_fault(setting: str | None, rank: int, epoch: int, resumed: bool) -> 
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _restore_rng(folder: Path, rank: int, cfg: PipelineConfig, epoch: int) -> None:
+    """Continue this rank's augmentation/dropout stream exactly; a checkpoint written before
+    per-rank states existed (or with fewer ranks) reseeds deterministically instead."""
+    path = folder / rng_file(rank)
+    if path.is_file():
+        state = torch.load(path, weights_only=True)
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state(state["cuda"])
+    else:
+        torch.manual_seed(cfg.train.seed + rank + 1000 * epoch)
+
+
 def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
     cfg = PipelineConfig.model_validate(params["config"])
     context = ray.train.get_context()
@@ -97,33 +126,21 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
     torch.manual_seed(cfg.train.seed + rank)
 
     started = time.perf_counter()
-    images, labels = load_shard(
-        params["dataset_root"], params["dataset_name"], params["dataset_version"],
-        rank, world, cfg.train.seed, cfg.data.image_size,
-    )
-    channels = images.shape[1]
+    task = build_task(cfg, params, rank, world, device)
     batch = cfg.train.batch_per_worker
-    steps_per_epoch = images.shape[0] // batch
+    steps_per_epoch = task.num_rows // batch
     if steps_per_epoch == 0:
-        raise ValueError(f"worker {rank} holds {images.shape[0]} training images, fewer than one batch of {batch}")
+        raise ValueError(f"worker {rank} holds {task.num_rows} training examples, fewer than one batch of {batch}")
 
-    model = build_simclr(
-        channels, cfg.data.image_size, cfg.model.depths, cfg.model.widths,
-        cfg.model.proj_hidden, cfg.model.proj_dim, cfg.model.stem_stride,
-    )
-    model = ray.train.torch.prepare_model(model)
+    model = ray.train.torch.prepare_model(task.model)
     bare = getattr(model, "module", model)  # one worker: prepare_model does not wrap in DDP
-    views = SimCLRViews(cfg.data.image_size, channels, **cfg.views.model_dump()).to(device)
-    loss_fn = TwoViewObjective(
-        cfg.loss.name, cfg.loss.temperature, cfg.loss.mask_same_label, cfg.loss.learnable_temperature
-    ).to(device)
-    if loss_fn.uses_labels and labels is None:
-        raise ValueError(f"loss {cfg.loss.name} needs labels but worker {rank}'s shard has unlabelled rows")
+    task.attach(model)
+    loss_fn = task.loss_fn
     # The loss may own parameters (CLIP's learnable temperature); DDP does not see them, so their
     # gradients are averaged over the workers by a hook.
     for parameter in loss_fn.parameters():
         parameter.register_hook(distributed.average_across_workers)
-    parameters = [*model.parameters(), *loss_fn.parameters()]
+    parameters = [p for p in [*model.parameters(), *loss_fn.parameters()] if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     total_steps = steps_per_epoch * cfg.train.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -135,45 +152,39 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location=device, weights_only=True)
+            start_epoch, step = state["epoch"] + 1, state["step"]
+            _restore_rng(Path(folder), rank, cfg, start_epoch)
         bare.load_state_dict(state["model"])
         loss_fn.load_state_dict(state["loss"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        start_epoch, step = state["epoch"] + 1, state["step"]
+        task.load_extra_state(state.get("extra", {}))
     # A resumed run may have logged epochs past its last registered checkpoint (Ray registers a
     # reported checkpoint asynchronously) or missed the checkpoint's own epoch: log each epoch once.
     track = rank == 0 and bool(params.get("run_id"))
     logged = _logged_epochs(params["tracking_uri"], params["run_id"]) if track and checkpoint is not None else set()
     if track and checkpoint is not None and state["epoch"] not in logged and state.get("metrics"):
         _log_epoch(params["tracking_uri"], params["run_id"], state["metrics"], state["epoch"])
-        # Rank 0's augmentation stream continues exactly; the others reseed per resumed epoch.
-        if rank == 0:
-            torch.set_rng_state(state["rng"])
-        else:
-            torch.manual_seed(cfg.train.seed + rank + 1000 * start_epoch)
 
     startup_s = time.perf_counter() - started
-    generator = torch.Generator().manual_seed(cfg.train.seed * 1000 + rank)
+    first_step_at: float | None = None
+    generator = torch.Generator()
     last: dict[str, float] = {}
     throughput: list[float] = []  # samples/s per epoch, for steady-state benchmarks
     for epoch in range(start_epoch, cfg.train.epochs):
         generator.manual_seed(cfg.train.seed * 1000 + rank * 100_003 + epoch)
-        order = torch.randperm(images.shape[0], generator=generator)
+        order = torch.randperm(task.num_rows, generator=generator)
         losses = []
         epoch_started = time.perf_counter()
         for index in range(steps_per_epoch):
-            rows = order[index * batch : (index + 1) * batch]
-            batch_labels = labels[rows].to(device) if loss_fn.uses_labels else None
-            result = train_step(
-                model, views, images[rows].to(device, non_blocking=True), loss_fn, optimizer, scheduler,
-                labels=batch_labels,
-            )
+            result = task.step(order[index * batch : (index + 1) * batch], optimizer, scheduler)
             losses.append(result["loss"])
             step += 1
+            if first_step_at is None:
+                first_step_at = time.time()
             if index == 0:
                 _inject_fault(params.get("fault_injection"), rank, epoch, resumed=checkpoint is not None)
-            if index == 0:
-                elapsed = time.perf_counter() - epoch_started
+        elapsed = time.perf_counter() - epoch_started
         last = {
             "loss": float(np.mean(losses)),
             "lr": result["lr"],
@@ -185,7 +196,7 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
         if rank == 0:
             print(f"epoch {epoch + 1}/{cfg.train.epochs}: loss {last['loss']:.4f}, {last['samples_per_s']:.0f} samples/s", flush=True)
         with tempfile.TemporaryDirectory() as folder:
-            saved = None
+            torch.save(_rng_state(), Path(folder) / rng_file(rank))
             if rank == 0:
                 torch.save(
                     {
@@ -193,27 +204,19 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
                         "loss": loss_fn.state_dict(),
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
+                        "extra": task.extra_state(),
                         "epoch": epoch,
                         "step": step,
-                        "rng": torch.get_rng_state(),
                         "metrics": {k: v for k, v in last.items() if k != "epoch"},
-                        "model_meta": {
-                            "channels": channels,
-                            "image_size": cfg.data.image_size,
-                            "depths": list(cfg.model.depths),
-                            "widths": list(cfg.model.widths),
-                            "stem_stride": cfg.model.stem_stride,
-                            "proj_hidden": cfg.model.proj_hidden,
-                            "proj_dim": cfg.model.proj_dim,
-                        },
+                        "model_meta": task.model_meta(),
                     },
                     Path(folder) / CHECKPOINT_FILE,
                 )
-                saved = ray.train.Checkpoint.from_directory(folder)
-            ray.train.report(last, checkpoint=saved)
+            ray.train.report(last, checkpoint=ray.train.Checkpoint.from_directory(folder))
         if track and epoch not in logged:
             _log_epoch(params["tracking_uri"], params["run_id"], {k: v for k, v in last.items() if k != "epoch"}, epoch)
     return {
         **last, "startup_s": startup_s, "steps": step, "world_size": world,
+        "first_step_unix_s": first_step_at,
         "samples_per_s_by_epoch": throughput, "torch_threads": torch.get_num_threads(),
     }

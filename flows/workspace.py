@@ -71,3 +71,6 @@ def configure_environment(workspace: Workspace) -> None:
     os.environ.setdefault("MLFLOW_TRACKING_URI", workspace.tracking_uri)
     # MLflow's git / environment probing on every run is slow and noisy on a fresh machine.
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    # Text encoders come from local folders or installed packages: never ask the Hub.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

