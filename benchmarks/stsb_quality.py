@@ -2,6 +2,7 @@
 fine-tuning on STS-B train pairs, with the training time, on this machine's CPUs.
 
     .venv/bin/python benchmarks/stsb_quality.py [--epochs 1] [--objectives cosent,mnrl]
+    .venv/bin/python benchmarks/stsb_quality.py --objectives cosent@5e-5,cosent@2e-5x2   # lr / epochs variants
 
 Honest protocol: STS-B train is split 80/20 by a hash of the row id into "fit" and "tune".
 Every candidate objective trains on "fit" only and is scored on "tune"; the setting with the
@@ -53,8 +54,19 @@ def spearman(model: TextEmbedder, tokenizer: TextTokenizer, pairs: pa.Table) -> 
     return sts_correlation(first, second, scored.column("score").to_numpy())["spearman"]
 
 
-def fine_tune(base: TextEmbedder, tokenizer: TextTokenizer, fit: pa.Table, objective: str, epochs: int) -> tuple[TextEmbedder, float]:
-    settings = CANDIDATES[objective]
+def parse_candidate(text: str, default_epochs: int) -> tuple[str, dict]:
+    """"cosent" / "cosent@5e-5" / "cosent@2e-5x3" -> (objective, settings with lr and epochs)."""
+    objective, _, variant = text.partition("@")
+    settings = {**CANDIDATES[objective], "epochs": default_epochs}
+    if variant:
+        lr, _, epochs = variant.partition("x")
+        settings["lr"] = float(lr)
+        settings["epochs"] = int(epochs or default_epochs)
+    return objective, settings
+
+
+def fine_tune(base: TextEmbedder, tokenizer: TextTokenizer, fit: pa.Table, objective: str, settings: dict) -> tuple[TextEmbedder, float]:
+    epochs = settings["epochs"]
     examples = select_examples(fit, objective, settings["min_score"])
     model = copy.deepcopy(base)
     if objective == "cosent":
@@ -101,15 +113,15 @@ def main() -> None:
     before = {"tune": spearman(base, tokenizer, tune), "dev": spearman(base, tokenizer, dev)}
     rows = [("pretrained", "-", "-", f"{100 * before['tune']:.2f}", f"{100 * before['dev']:.2f}")]
     results = {}
-    for objective in args.objectives.split(","):
-        model, seconds = fine_tune(base, tokenizer, fit, objective, args.epochs)
-        results[objective] = {"tune": spearman(model, tokenizer, tune), "dev": spearman(model, tokenizer, dev), "s": seconds}
-        print(f"{objective}: tune {100 * results[objective]['tune']:.2f}, dev {100 * results[objective]['dev']:.2f}, "
+    for candidate in args.objectives.split(","):
+        objective, settings = parse_candidate(candidate, args.epochs)
+        model, seconds = fine_tune(base, tokenizer, fit, objective, settings)
+        results[candidate] = {"tune": spearman(model, tokenizer, tune), "dev": spearman(model, tokenizer, dev), "s": seconds}
+        print(f"{candidate}: tune {100 * results[candidate]['tune']:.2f}, dev {100 * results[candidate]['dev']:.2f}, "
               f"trained in {seconds:.0f} s", flush=True)
-        settings = CANDIDATES[objective]
-        rows.append((objective, f"lr {settings['lr']}, batch {settings['batch']}, {args.epochs} epoch(s)"
+        rows.append((objective, f"lr {settings['lr']}, batch {settings['batch']}, {settings['epochs']} epoch(s)"
                      + (f", pairs >= {settings['min_score']}" if settings["min_score"] else ""),
-                     f"{seconds:.0f}", f"{100 * results[objective]['tune']:.2f}", f"{100 * results[objective]['dev']:.2f}"))
+                     f"{seconds:.0f}", f"{100 * results[candidate]['tune']:.2f}", f"{100 * results[candidate]['dev']:.2f}"))
     chosen = max(results, key=lambda name: results[name]["tune"])
     print()
     print(table(rows, ("model", "settings", "train s", "tune Spearman x100", "dev Spearman x100")))

@@ -7,9 +7,11 @@ optimizer step). Runs it `--repeats` times; the stack is stopped at the end.
 
     .venv/bin/python benchmarks/time_to_first_step.py [--repeats 3]
 
-Also printed, to show where the time goes: the CLI's import time (a bare `python -c "import
-flows.cli, prefect, mlflow, ray, torch"`), and each worker's set-up before its first step
-(`startup_s`: model, data shard, views).
+Also printed, to show where the time goes: the time until the driver calls `TorchTrainer.fit()`
+(imports, the Prefect flow, dataset checks, the MLflow run), from there to the first step (Ray
+Train's controller and worker group, process-group set-up), the workers' own set-up inside that
+(`startup_s`: model, data shard, views), and the CLI's import time alone (a bare `python -c
+"import flows.cli, prefect, mlflow, ray, torch"`).
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ def main() -> None:
         try:
             if started.returncode != 0:
                 sys.exit(f"local stack did not start:\n{started.stderr}{started.stdout}")
-            env = {**base, **dict(re.findall(r"^export (\w+)=(\S+)$", started.stdout, flags=re.M)),
+            env = {**base, **dict(re.findall(r"(\w+)=(\S+)", "\n".join(
+                       line.removeprefix("export ") for line in started.stdout.splitlines() if line.startswith("export ")))),
                    "CLPIPE_WORKSPACE": str(workspace)}
             time.sleep(5)  # the Ray head registers its node a moment after its GCS answers
             clpipe("ingest", "digits", "--name", "digits", env=env)
@@ -62,12 +65,15 @@ def main() -> None:
                 summary, launched = clpipe("train", "--dataset", "digits", "--epochs", "1", "--workers", "2", env=env)
                 metrics = summary["train_metrics"]
                 to_first = metrics["first_step_unix_s"] - launched
-                rows.append((repeat + 1, f"{to_first:.1f}", f"{metrics['startup_s']:.1f}"))
+                to_fit = metrics["fit_called_unix_s"] - launched
+                rows.append((repeat + 1, f"{to_first:.1f}", f"{to_fit:.1f}",
+                             f"{metrics['first_step_unix_s'] - metrics['fit_called_unix_s']:.1f}", f"{metrics['startup_s']:.1f}"))
                 print(f"run {repeat + 1}: {to_first:.1f} s from launch to the first step", flush=True)
         finally:
             subprocess.run([str(script), "stop", str(workspace)], capture_output=True, env=base, timeout=120)
     print()
-    print(table(rows, ("run", "clpipe train -> first step (s)", "worker set-up before it (s)")))
+    print(table(rows, ("run", "clpipe train -> first step (s)", "of which: launch -> TorchTrainer.fit() (s)",
+                       "fit() -> first step (s)", "worker set-up inside that (s)")))
     print(f"\nimporting flows.cli + prefect + mlflow + ray + torch alone: {imports_s:.1f} s")
 
 

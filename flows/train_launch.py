@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ def fit(
     name: str | None = None,
 ) -> TrainingOutcome:
     """Train on Ray and return the last checkpoint. Reusing `name` resumes that run's checkpoints."""
+    called = time.time()  # wall clock, comparable with the workers' first-step stamp
     workers = cfg.train.workers
     ensure_ray(ray_address, logical_cpus=int(workers * cfg.train.cpus_per_worker) + 2)
     name = name or f"{cfg.model_name}-{uuid.uuid4().hex[:8]}"
@@ -72,4 +74,5 @@ def fit(
     with result.checkpoint.as_directory() as folder:
         state = torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
         checkpoint_dir = Path(result.checkpoint.path)
-    return TrainingOutcome(checkpoint_dir, state, dict(result.return_value or {}), storage_path, name)
+    metrics = {**(result.return_value or {}), "fit_called_unix_s": called}
+    return TrainingOutcome(checkpoint_dir, state, metrics, storage_path, name)

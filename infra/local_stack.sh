@@ -39,7 +39,8 @@ start() {
   echo $! >"$state/prefect.pid"
 
   if [[ "${WITH_RAY:-1}" == 1 ]]; then
-    "$bin/ray" start --head --block --node-ip-address=127.0.0.1 --port="$ray_port" \
+    # Ray 2.60's token authentication: the head and every driver need RAY_AUTH_MODE=token.
+    RAY_AUTH_MODE=token RAY_ADDRESS= "$bin/ray" start --head --block --node-ip-address=127.0.0.1 --port="$ray_port" \
       --dashboard-host=127.0.0.1 --temp-dir="/tmp/ray-clpipe-$ray_port" >"$state/ray.log" 2>&1 &
     echo $! >"$state/ray.pid"
   fi
@@ -51,7 +52,7 @@ start() {
 export MLFLOW_TRACKING_URI=http://127.0.0.1:$mlflow_port
 export PREFECT_API_URL=http://127.0.0.1:$prefect_port/api
 ENV
-  [[ "${WITH_RAY:-1}" == 1 ]] && echo "export RAY_ADDRESS=127.0.0.1:$ray_port"
+  [[ "${WITH_RAY:-1}" == 1 ]] && echo "export RAY_AUTH_MODE=token RAY_ADDRESS=127.0.0.1:$ray_port"
   return 0
 }
 

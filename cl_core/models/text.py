@@ -75,16 +75,31 @@ def resolve_text_encoder(name_or_path: str | Path) -> Path:
 
 def _load_encoder(path: Path) -> nn.Module:
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
+    # The load report lists the dropped CLS pooler as "UNEXPECTED" keys, and a progress bar
+    # follows, on every worker and every evaluation: errors only while loading, then as before.
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        return _from_pretrained(AutoModel, path)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _from_pretrained(auto_model, path: Path) -> nn.Module:
     # float32 whatever the checkpoint stores: fp16 weights would train badly, and mixed precision
     # is autocast's job. BERT-like models build a CLS pooler (dense + tanh) that mean pooling never
     # uses; left in, its parameters would get no gradient and DDP would fail on unused parameters.
     # Architectures without that argument reject it with a TypeError and are loaded as they are.
     kwargs = dict(local_files_only=True, dtype=torch.float32)
     try:
-        return AutoModel.from_pretrained(str(path), add_pooling_layer=False, **kwargs)
+        return auto_model.from_pretrained(str(path), add_pooling_layer=False, **kwargs)
     except TypeError:
-        return AutoModel.from_pretrained(str(path), **kwargs)
+        return auto_model.from_pretrained(str(path), **kwargs)
 
 
 def mean_pool(token_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
