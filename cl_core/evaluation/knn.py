@@ -9,20 +9,10 @@ exp(sim / T). InstDisc, MoCo, DINO and lightly all report this number (k=20 or 2
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-ArrayLike = torch.Tensor | np.ndarray
-
-
-def _as_embeddings(x: ArrayLike, name: str) -> torch.Tensor:
-    x = torch.as_tensor(x).detach()
-    if x.dim() != 2:
-        raise ValueError(f"{name} must be (N, D); got shape {tuple(x.shape)}")
-    # float64 is kept so a float64 reference can match exactly; anything narrower (fp16/bf16
-    # from mixed-precision inference) is widened because exp(sim / T) and the vote sums need it.
-    return x if x.dtype == torch.float64 else x.float()
+from cl_core.evaluation.embeddings import ArrayLike, as_embeddings
 
 
 def _as_labels(y: ArrayLike, name: str, length: int) -> torch.Tensor:
@@ -67,8 +57,8 @@ def knn_predict(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
-    bank = _as_embeddings(train_embeddings, "train_embeddings")
-    queries = _as_embeddings(test_embeddings, "test_embeddings")
+    bank = as_embeddings(train_embeddings, "train_embeddings")
+    queries = as_embeddings(test_embeddings, "test_embeddings")
     labels = _as_labels(train_labels, "train_labels", bank.shape[0])
     if bank.shape[0] == 0:
         raise ValueError("train_embeddings is empty; kNN needs at least one labelled sample")

@@ -17,20 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-ArrayLike = torch.Tensor | np.ndarray
-
-
-def _as_embeddings(x: ArrayLike, name: str) -> torch.Tensor:
-    x = torch.as_tensor(x).detach()
-    if x.dim() != 2:
-        raise ValueError(f"{name} must be (N, D); got shape {tuple(x.shape)}")
-    # float64 is kept so a float64 reference can match exactly; narrower types are widened so
-    # near-ties between corpus items are not decided by bf16 rounding.
-    return x if x.dtype == torch.float64 else x.float()
+from cl_core.evaluation.embeddings import ArrayLike, as_embeddings
 
 
 @torch.no_grad()
@@ -46,7 +36,7 @@ def target_ranks(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    query_x, corpus_x = _as_embeddings(queries, "queries"), _as_embeddings(corpus, "corpus")
+    query_x, corpus_x = as_embeddings(queries, "queries"), as_embeddings(corpus, "corpus")
     if query_x.shape[1] != corpus_x.shape[1]:
         raise ValueError(f"queries and corpus differ in width: {query_x.shape[1]} vs {corpus_x.shape[1]}")
     if corpus_x.shape[0] == 0:
