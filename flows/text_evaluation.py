@@ -44,7 +44,9 @@ def text_metrics(embed, dataset: DatasetVersion, cfg: EvalConfig) -> dict[str, f
 
     corpus_texts = sorted(set(text2))
     position = {text: i for i, text in enumerate(corpus_texts)}
-    first_row = {text: text2.index(text) for text in corpus_texts}
+    first_row: dict[str, int] = {}
+    for row, text in enumerate(text2):  # one pass: list.index per text would be quadratic
+        first_row.setdefault(text, row)
     corpus = embeddings2[[first_row[text] for text in corpus_texts]]
     queries = np.arange(len(text1))
     if cfg.retrieval_min_score is not None:

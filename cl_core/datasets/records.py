@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -51,3 +52,18 @@ class BadRecord:
 
     def to_json_dict(self) -> dict[str, str]:
         return {"id": self.id_or_location, "source": self.source, "reason": self.reason}
+
+
+def first_good(records: Iterator, limit: int, good: type) -> Iterator:
+    """Pass records through until `limit` records of type `good` went by, then stop reading the
+    source (bad records before that pass through too)."""
+    seen = 0
+    try:
+        for record in records:
+            yield record
+            if isinstance(record, good):
+                seen += 1
+                if seen >= limit:
+                    return
+    finally:
+        records.close()  # releases the open shard or file now, not at garbage collection

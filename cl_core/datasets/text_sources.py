@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cl_core.datasets.errors import IngestError
-from cl_core.datasets.records import BadRecord
+from cl_core.datasets.records import BadRecord, first_good
 from cl_core.datasets.text_fields import FilePlan
 from cl_core.datasets.text_file_plan import plan_file, split_from_file_name
 from cl_core.datasets.text_readers import READERS
@@ -100,20 +100,6 @@ def _read(plans: list[FilePlan]) -> Iterator[TextPairRecord | BadRecord]:
             records.close()  # releases the open file now, also when the caller stops early
 
 
-def _first_good(records: Iterator, limit: int) -> Iterator:
-    """Pass records through until `limit` TextPairRecords went by, then stop reading."""
-    seen = 0
-    try:
-        for record in records:
-            yield record
-            if isinstance(record, TextPairRecord):
-                seen += 1
-                if seen >= limit:
-                    return
-    finally:
-        records.close()
-
-
 def open_text_source(
     source: str | Path, spec: TextSourceSpec, limit: int | None = None
 ) -> TextSource:
@@ -162,7 +148,7 @@ def open_text_source(
         plans.append(plan_file(file, fmt, spec))
     records: Iterator = _read(plans)
     if limit is not None:
-        records = _first_good(records, limit)
+        records = first_good(records, limit, TextPairRecord)
     return TextSource(
         records=records,
         description=str(path),

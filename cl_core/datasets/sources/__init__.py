@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cl_core.datasets.errors import IngestError
-from cl_core.datasets.records import BadRecord, ImageRecord
+from cl_core.datasets.records import BadRecord, ImageRecord, first_good
 from cl_core.datasets.sources import digits, webdataset
 from cl_core.datasets.sources.image_folder import ImageFolderReader, image_folder_classes
 
@@ -28,20 +28,6 @@ class Source:
     description: str  # "sklearn:digits" or the resolved absolute folder path
     class_names: list[str] | None
     kind: str  # "digits", "webdataset" or "image_folder"
-
-
-def _first_good(records: Iterator, limit: int) -> Iterator:
-    """Pass records through until `limit` ImageRecords went by, then stop reading the source."""
-    seen = 0
-    try:
-        for record in records:
-            yield record
-            if isinstance(record, ImageRecord):
-                seen += 1
-                if seen >= limit:
-                    return
-    finally:
-        records.close()  # releases the open shard or file now, not at garbage collection
 
 
 def open_source(source: str, limit: int | None = None) -> Source:
@@ -62,7 +48,7 @@ def open_source(source: str, limit: int | None = None) -> Source:
     else:
         opened = _open_folder(Path(source).expanduser())
     if limit is not None:
-        opened.records = _first_good(opened.records, limit)
+        opened.records = first_good(opened.records, limit, ImageRecord)
     return opened
 
 
