@@ -12,6 +12,11 @@ Also printed, to show where the time goes: the time until the driver calls `Torc
 Train's controller and worker group, process-group set-up), the workers' own set-up inside that
 (`startup_s`: model, data shard, views), and the CLI's import time alone (a bare `python -c
 "import flows.cli, prefect, mlflow, ray, torch"`).
+
+The baseline, run against the same cluster in the same script: a bare driver (`--bare`: import
+Ray Train, `ray.init`, a `TorchTrainer` with the same 2 x 1-CPU workers and an empty training
+function) timed from its launch to the moment rank 0 enters that function. It is Ray Train's own
+floor on this machine; the ratio says how much our pipeline adds on top of it.
 """
 
 from __future__ import annotations
@@ -40,10 +45,43 @@ def clpipe(*args: str, env: dict[str, str]) -> tuple[dict, float]:
     return json.loads([line for line in result.stdout.splitlines() if line.strip()][-1]), started
 
 
+def _enter(config: dict) -> dict:
+    import ray.train
+
+    return {"entered_unix_s": time.time()} if ray.train.get_context().get_world_rank() == 0 else {}
+
+
+def bare_trainer(storage: str) -> None:
+    """The baseline driver: print when rank 0 of an empty 2-worker TorchTrainer starts running."""
+    import ray
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
+    result = TorchTrainer(
+        _enter,
+        scaling_config=ScalingConfig(num_workers=2, resources_per_worker={"CPU": 1}),
+        run_config=RunConfig(name=f"bare-{time.time_ns()}", storage_path=storage),
+    ).fit()
+    print(json.dumps(result.return_value))
+
+
+def bare(env: dict[str, str], storage: Path) -> float:
+    launched = time.time()
+    result = subprocess.run([sys.executable, __file__, "--bare", str(storage)], capture_output=True, text=True,
+                            cwd=REPO, env=env, timeout=600)
+    if result.returncode != 0:
+        sys.exit(f"bare TorchTrainer failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])["entered_unix_s"] - launched
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--bare", metavar="STORAGE", help=argparse.SUPPRESS)  # internal: the baseline driver
     args = parser.parse_args()
+    if args.bare:
+        return bare_trainer(args.bare)
     script = REPO / "infra" / "local_stack.sh"
     with tempfile.TemporaryDirectory() as folder:
         workspace = Path(folder) / "ws"
@@ -66,13 +104,14 @@ def main() -> None:
                 metrics = summary["train_metrics"]
                 to_first = metrics["first_step_unix_s"] - launched
                 to_fit = metrics["fit_called_unix_s"] - launched
-                rows.append((repeat + 1, f"{to_first:.1f}", f"{to_fit:.1f}",
+                floor = bare(env, Path(folder) / "bare")
+                rows.append((repeat + 1, f"{to_first:.1f}", f"{floor:.1f}", f"{to_first / floor:.2f}", f"{to_fit:.1f}",
                              f"{metrics['first_step_unix_s'] - metrics['fit_called_unix_s']:.1f}", f"{metrics['startup_s']:.1f}"))
-                print(f"run {repeat + 1}: {to_first:.1f} s from launch to the first step", flush=True)
+                print(f"run {repeat + 1}: {to_first:.1f} s from launch to the first step; bare TorchTrainer {floor:.1f} s", flush=True)
         finally:
             subprocess.run([str(script), "stop", str(workspace)], capture_output=True, env=base, timeout=120)
     print()
-    print(table(rows, ("run", "clpipe train -> first step (s)", "of which: launch -> TorchTrainer.fit() (s)",
+    print(table(rows, ("run", "clpipe train -> first step (s)", "bare TorchTrainer -> loop entered (s)", "ratio", "of which: launch -> TorchTrainer.fit() (s)",
                        "fit() -> first step (s)", "worker set-up inside that (s)")))
     print(f"\nimporting flows.cli + prefect + mlflow + ray + torch alone: {imports_s:.1f} s")
 
