@@ -24,13 +24,14 @@ class TextEmbeddingModel(mlflow.pyfunc.PythonModel):
         self.configure(context.model_config, context.artifacts["encoder"])
 
     def configure(self, meta: Mapping[str, Any], folder: str | Path) -> TextEmbeddingModel:
-        """Load the saved encoder folder with the model config's max_length and batch_size;
-        callable without MLflow (tests, benchmarks). Returns self."""
-        self.max_length = int(meta.get("max_length", 128))
+        """Load the saved encoder folder with the model config's batch_size, and its max_length
+        if the config gives one, else the one the folder was saved with; callable without
+        MLflow (tests, benchmarks). Returns self."""
         self.batch_size = int(meta.get("batch_size", 256))
         self.base_encoder = meta.get("text_encoder")
         self.embedder = TextEmbedder.load(folder).eval()
-        self.tokenizer = TextTokenizer(folder, max_length=self.max_length)
+        self.tokenizer = TextTokenizer(folder, max_length=meta.get("max_length"))
+        self.max_length = self.tokenizer.max_length
         return self
 
     def embed(self, texts: list[str]) -> np.ndarray:
