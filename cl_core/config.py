@@ -184,6 +184,19 @@ class PipelineConfig(_Section):
     eval: EvalConfig = EvalConfig()
     registry: RegistryConfig = RegistryConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_loss_follows_the_modality(cls, raw: Any) -> Any:
+        # loss.name defaults to ntxent, which trains images only: text data without a loss named
+        # gets mnrl, so `clpipe ingest pairs.tsv --text-columns 0,1` works without a config.
+        if not isinstance(raw, dict):
+            return raw
+        data, loss = raw.get("data"), raw.get("loss")
+        modality = data.get("modality") if isinstance(data, dict) else getattr(data, "modality", None)
+        if modality != "text" or isinstance(loss, LossConfig) or (isinstance(loss, dict) and "name" in loss):
+            return raw
+        return {**raw, "loss": {**(loss or {}), "name": "mnrl"}}
+
     @model_validator(mode="after")
     def _loss_fits_the_modality(self) -> PipelineConfig:
         allowed = TEXT_LOSSES if self.data.modality == "text" else IMAGE_LOSSES

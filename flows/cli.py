@@ -54,7 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--max-bad-fraction", type=float, help="fail when more records than this are bad (default 0.05)")
     ingest.add_argument("--text-columns", help="text: the sentence column(s), e.g. 5,6 (0-based positions) or "
                         "query,answer (header names / JSON fields); implies text data")
-    ingest.add_argument("--score-column", help="text: the column holding a similarity score or label")
+    ingest.add_argument("--score-column", type=_one_column, help="text: the column holding a similarity score")
+    ingest.add_argument("--label-column", type=_one_column, help="text: the column holding an integer class label")
+    ingest.add_argument("--id-column", type=_one_column, help="text: the column holding each pair's id "
+                        "(default: <file stem>:<line>)")
+    ingest.add_argument("--split-column", type=_one_column, help="text: the column holding train/val(dev)/test "
+                        "(default: the split a file's name gives)")
     ingest.add_argument("--negative-columns", help="text: column(s) holding hard negatives")
     ingest.add_argument("--format", choices=["auto", "tsv", "csv", "jsonl", "parquet"], help="text: file format (default auto)")
     ingest.add_argument("--header", action="store_const", const=True, help="text: TSV/CSV files start with a header line")
@@ -105,13 +110,23 @@ def _columns(text: str | None) -> list[str | int] | None:
     return [int(part) if part.strip().isdigit() else part.strip() for part in text.split(",") if part.strip()]
 
 
+def _one_column(text: str) -> str | int:
+    """"4" -> 4 (a 0-based position); "score" -> "score" (a header name / field)."""
+    columns = _columns(text)
+    if not columns or len(columns) > 1:
+        raise argparse.ArgumentTypeError(f"expected one column (a 0-based position or a name), got {text!r}")
+    return columns[0]
+
+
 def _config(args: argparse.Namespace) -> PipelineConfig:
     text_columns = _columns(getattr(args, "text_columns", None))
-    score = _columns(getattr(args, "score_column", None))
     overrides: dict[str, Any] = {
         "data.modality": "text" if text_columns else None,
         "data.text.text_columns": text_columns,
-        "data.text.score_column": score[0] if score else None,
+        "data.text.score_column": getattr(args, "score_column", None),
+        "data.text.label_column": getattr(args, "label_column", None),
+        "data.text.id_column": getattr(args, "id_column", None),
+        "data.text.split_column": getattr(args, "split_column", None),
         "data.text.negative_columns": _columns(getattr(args, "negative_columns", None)),
         "data.text.format": getattr(args, "format", None),
         "data.text.header": getattr(args, "header", None),

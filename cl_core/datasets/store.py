@@ -268,8 +268,8 @@ class DatasetStore:
         `ingest_text_records`). Versioning, LATEST and max_bad_fraction work as for `ingest`.
 
         Args:
-            source: a .tsv/.csv/.jsonl/.parquet file, or a folder of them (see
-                `open_text_source`).
+            source: a .tsv/.csv/.jsonl/.parquet file (the text ones may be gzipped: .tsv.gz),
+                or a folder of them (see `open_text_source`).
             name: the dataset name, `^[A-Za-z0-9][A-Za-z0-9._-]*$`.
             spec: the format and which columns hold the sentences, score, label, ...
             limit: ingest only the first `limit` good records.

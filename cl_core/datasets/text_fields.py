@@ -45,14 +45,15 @@ class FilePlan:
     columns: tuple[Column, ...]  # the id column first, so that other errors can name the id
     split: str | None  # from the file name; None when there is a split column or no split word
     header: bool  # TSV/CSV: line 1 is a header, not data
+    id_prefix: str  # default ids are "<id_prefix>:<number>": the stem, or the name if shared
 
     @property
     def unit(self) -> str:
         return "row" if self.format == "parquet" else "line"
 
     def default_id(self, number: int) -> str:
-        # Zero-padded so that ids sort in file order; the stem keeps them apart across files.
-        return f"{self.path.stem}:{number:06d}"
+        # Zero-padded so that ids sort in file order; the prefix keeps them apart across files.
+        return f"{self.id_prefix}:{number:06d}"
 
     def bad(self, number: int, why: str, record_id: str | None = None) -> BadRecord:
         return BadRecord(

@@ -15,17 +15,22 @@ import pyarrow.parquet as pq
 
 from cl_core.datasets.errors import IngestError
 from cl_core.datasets.text_fields import SPLIT_NAMES, Column, FilePlan
-from cl_core.datasets.text_readers import header_names
+from cl_core.datasets.text_readers import header_names, uncompressed_name
 from cl_core.datasets.text_source_spec import ColumnKey, TextSourceSpec
+
+
+def file_stem(path: str | Path) -> str:
+    """The name without compression and format suffixes: "sts-dev.tsv.gz" -> "sts-dev"."""
+    return uncompressed_name(Path(path)).stem
 
 
 def split_from_file_name(path: str | Path) -> str | None:
     """The split a word of the file's stem names ("train", "val", "test"), else None.
 
-    The stem is split on non-alphanumerics: "sts-train" -> "train", "sts-dev" -> "val",
-    "pairs_test_2" -> "test", "trainset" -> None. The first split word wins.
+    The stem (see `file_stem`) is split on non-alphanumerics: "sts-train" -> "train", "sts-dev"
+    -> "val", "pairs_test_2" -> "test", "trainset" -> None. The first split word wins.
     """
-    for word in re.split(r"[^a-z0-9]+", Path(path).stem.lower()):
+    for word in re.split(r"[^a-z0-9]+", file_stem(path).lower()):
         if word in SPLIT_NAMES:
             return SPLIT_NAMES[word]
     return None
@@ -119,4 +124,7 @@ def plan_file(path: Path, fmt: str, spec: TextSourceSpec) -> FilePlan:
         for role, key in roles
     )
     split = None if spec.split_column is not None else split_from_file_name(path)
-    return FilePlan(path=path, format=fmt, columns=columns, split=split, header=spec.header)
+    return FilePlan(
+        path=path, format=fmt, columns=columns, split=split, header=spec.header,
+        id_prefix=file_stem(path),
+    )

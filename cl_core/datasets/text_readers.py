@@ -3,13 +3,18 @@
 Each reader yields a `TextPairRecord` per good row and a `BadRecord` per bad one, whose reason
 names the file, the 1-based line (Parquet: row) and what is wrong. Files are read as UTF-8 (a
 leading byte-order mark is dropped); an undecodable line is a bad row, not a failed ingest.
+A TSV/CSV/JSONL file whose name ends in .gz is decompressed as it is read; a damaged one fails
+the ingest, as it cannot say how many rows it lost.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import json
+import zlib
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,6 +29,30 @@ _BOM = b"\xef\xbb\xbf"
 PARQUET_BATCH_ROWS = 4096
 
 Records = Iterator[TextPairRecord | BadRecord]
+
+# What reading a damaged .gz raises: a bad header or checksum, a truncated stream, bad data.
+_GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
+
+
+def is_gzip(path: Path) -> bool:
+    return path.name.lower().endswith(".gz")
+
+
+def uncompressed_name(path: Path) -> Path:
+    """The file's name without a trailing .gz, which tells its format: "a.tsv.gz" -> "a.tsv"."""
+    return Path(path.name[:-3] if is_gzip(path) else path.name)
+
+
+def _raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(1-based number, bytes with terminator) per line of `path`, decompressed when .gz."""
+    number = 0
+    try:
+        # gzip.open decompresses as lines are read, so a large file is never unpacked whole.
+        with gzip.open(path, "rb") if is_gzip(path) else open(path, "rb") as handle:
+            for number, raw in enumerate(handle, 1):
+                yield number, raw
+    except _GZIP_ERRORS as error:
+        raise IngestError(f"cannot decompress {path} after line {number}: {error}") from error
 
 
 def _strip_terminator(raw: bytes) -> bytes:
@@ -44,8 +73,8 @@ def _lines(path: Path, skip_first: bool) -> Iterator[tuple[int, str | None, str 
     the end of a file are what editors leave behind, one in the middle is a broken row.
     """
     blank: list[int] = []
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, 1):
+    with closing(_raw_lines(path)) as lines:
+        for number, raw in lines:
             if number == 1:
                 if skip_first:
                     continue
@@ -94,8 +123,8 @@ def _decoded_lines(path: Path, undecodable: dict[int, str]) -> Iterator[str]:
     """The lines of `path` with terminators, for the csv module; an undecodable line is passed
     on with replacement characters and its number noted in `undecodable`, so that the row it
     belongs to (CSV rows may span lines) can be reported bad."""
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, 1):
+    with closing(_raw_lines(path)) as lines:
+        for number, raw in lines:
             if number == 1:
                 raw = raw.removeprefix(_BOM)
             try:
@@ -164,12 +193,23 @@ def read_parquet(plan: FilePlan) -> Records:
 READERS = {"tsv": read_tsv, "csv": read_csv, "jsonl": read_jsonl, "parquet": read_parquet}
 
 
+def first_line(path: Path) -> bytes:
+    """Line 1 of `path` with its terminator, b"" when the file is empty."""
+    with closing(_raw_lines(path)) as lines:
+        return next(lines, (0, b""))[1]
+
+
 def header_names(path: Path, format: str) -> list[str] | None:
-    """The column names on line 1 of a TSV/CSV, stripped; None when the file is empty."""
-    with open(path, encoding="utf-8-sig", newline="") as handle:
+    """The column names on line 1 of a TSV/CSV, stripped; None when the file is empty.
+
+    Raises IngestError for a damaged .gz, UnicodeDecodeError for a header that is not UTF-8.
+    """
+    with closing(_raw_lines(path)) as lines:
+        # Strict: unlike a data row, an undecodable header cannot be skipped.
+        text = ((raw.removeprefix(_BOM) if n == 1 else raw).decode("utf-8") for n, raw in lines)
         if format == "csv":
-            first = next(csv.reader(handle), None)
+            first = next(csv.reader(text), None)  # a quoted header name may span lines
         else:
-            line = handle.readline()
-            first = line.rstrip("\r\n").split("\t") if line else None
+            line = next(text, None)
+            first = line.rstrip("\r\n").split("\t") if line is not None else None
     return None if first is None else [name.strip() for name in first]

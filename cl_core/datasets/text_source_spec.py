@@ -38,13 +38,15 @@ class TextSourceSpec:
 
     Attributes:
         format: "auto" (from the file extension: .tsv, .csv (tab-separated when its first line
-            has a tab), .jsonl/.json, .parquet), "tsv", "csv", "jsonl" or "parquet".
+            has a tab), .jsonl/.json, .parquet; the text ones also gzipped, e.g. .tsv.gz), "tsv",
+            "csv", "jsonl" or "parquet".
         text_columns: (text1,) for a sentence list, or (text1, text2) for pairs.
         score_column: a float column (e.g. STS similarity), or None.
         label_column: an int column (e.g. NLI class), or None.
         negative_columns: hard-negative sentences for text1: one column each; a JSON field
             or Parquet column may also hold a list of them.
-        id_column: the record id; None for "<file stem>:<line or row, 6 digits>".
+        id_column: the record id; None for "<file stem>:<line or row, 6 digits>" (files of
+            one source sharing a stem use their full names instead).
         split_column: "train", "val"/"valid"/"validation"/"dev" or "test"; None to take the
             split from the file name, else from the store's id hash.
         header: TSV/CSV only: the first line holds column names (and no data).

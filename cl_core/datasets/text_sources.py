@@ -6,20 +6,22 @@
 
 Everything that can be checked before reading rows is checked in `open_text_source`: which
 files, their formats, header names and Parquet columns; so a wrong spec fails at once, with
-nothing read. Rows are read lazily, one file after the other, in one pass.
+nothing read. Rows are read lazily, one file after the other, in one pass. TSV, CSV and JSONL
+files may be gzipped (stsbenchmark.tsv.gz): they are decompressed as their rows are read.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cl_core.datasets.errors import IngestError
 from cl_core.datasets.records import BadRecord, first_good
 from cl_core.datasets.text_fields import FilePlan
 from cl_core.datasets.text_file_plan import plan_file, split_from_file_name
-from cl_core.datasets.text_readers import READERS
+from cl_core.datasets.text_readers import READERS, first_line, is_gzip, uncompressed_name
 from cl_core.datasets.text_records import TextPairRecord
 from cl_core.datasets.text_source_spec import FORMATS, TextSourceSpec
 
@@ -53,18 +55,25 @@ class TextSource:
     formats: list[str]  # the format of each file
 
 
-def _first_line_has_tab(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return b"\t" in handle.readline()
+def _suffix(path: Path) -> str:
+    """The extension that tells the format, under a .gz: "a.tsv.gz" -> ".tsv"."""
+    return uncompressed_name(path).suffix.lower()
+
+
+def _listed(path: Path, suffixes: set[str] | dict[str, str]) -> bool:
+    # Parquet compresses its columns itself, so a folder's .parquet.gz is passed over like any
+    # file of another kind (named on its own, it is refused with a reason).
+    suffix = _suffix(path)
+    return suffix in suffixes and not (suffix == ".parquet" and is_gzip(path))
 
 
 def _format_of(path: Path, spec_format: str) -> str | None:
     """The format to read `path` with; None when "auto" cannot tell from the extension."""
     if spec_format != "auto":
         return spec_format
-    auto = AUTO_FORMATS.get(path.suffix.lower())
+    auto = AUTO_FORMATS.get(_suffix(path))
     if auto == "tsv or csv":
-        return "tsv" if _first_line_has_tab(path) else "csv"
+        return "tsv" if b"\t" in first_line(path) else "csv"
     return auto
 
 
@@ -74,12 +83,12 @@ def _folder_files(folder: Path, spec_format: str) -> list[Path]:
     except OSError as error:
         raise IngestError(f"source {str(folder)!r} cannot be read: {error}") from error
     if spec_format == "auto":
-        files = [p for p in entries if p.suffix.lower() in AUTO_FORMATS]
+        files = [p for p in entries if _listed(p, AUTO_FORMATS)]
         wanted = "/".join(sorted(AUTO_FORMATS))
     else:
-        files = [p for p in entries if p.suffix.lower() in EXPLICIT_SUFFIXES[spec_format]]
+        files = [p for p in entries if _listed(p, EXPLICIT_SUFFIXES[spec_format])]
         if not files and spec_format in PLAIN_TEXT_FORMATS:
-            files = [p for p in entries if p.suffix.lower() == ".txt"]
+            files = [p for p in entries if _listed(p, {".txt"})]
         wanted = "/".join(sorted(EXPLICIT_SUFFIXES[spec_format]))
         wanted += "/.txt" if spec_format in PLAIN_TEXT_FORMATS else ""
     if not files:
@@ -89,6 +98,16 @@ def _folder_files(folder: Path, spec_format: str) -> list[Path]:
             f"(it holds {present})"
         )
     return files
+
+
+def _with_unique_id_prefixes(plans: list[FilePlan]) -> list[FilePlan]:
+    """Files that share a stem (a.tsv and a.csv, a.tsv and a.tsv.gz) are told apart in default
+    ids by their full names; a stem of its own stays the prefix, so those ids never change."""
+    count = Counter(plan.id_prefix for plan in plans)
+    return [
+        replace(plan, id_prefix=plan.path.name) if count[plan.id_prefix] > 1 else plan
+        for plan in plans
+    ]
 
 
 def _read(plans: list[FilePlan]) -> Iterator[TextPairRecord | BadRecord]:
@@ -110,8 +129,10 @@ def open_text_source(
     LICENSE.txt beside the data is ignored; with an explicit format those with that format's
     extensions (tsv and csv: .tsv/.csv, jsonl: .jsonl/.json), or, when there are none, its
     .txt files. A file named explicitly is read with `spec.format`, or by its extension under
-    "auto". Ids default to "<file stem>:<line, 6 digits>" (Parquet: row), so
-    two files with the same stem would give duplicate ids.
+    "auto". Any of these but Parquet may be gzipped: "a.tsv.gz" is found, told and read as
+    "a.tsv" is. Ids default to "<file stem>:<line, 6 digits>" (Parquet: row), the stem being
+    the name without ".gz" and the extension; files of the source that share a stem use their
+    full names instead ("a.tsv:000001", "a.csv:000001"), so default ids never collide.
 
     Args:
         source: a file or folder path.
@@ -120,8 +141,10 @@ def open_text_source(
 
     Raises:
         IngestError: the source is missing or unreadable, holds no data file, a file's format
-            cannot be told from its name, or the spec names columns a file lacks (header
-            names, Parquet columns) or positions in a JSONL file.
+            cannot be told from its name, a file is gzipped Parquet, or the spec names columns
+            a file lacks (header names, Parquet columns) or positions in a JSONL file. A .gz
+            that is not valid gzip raises it, naming the file and the last line read, when
+            found: at once if its first line is read here, else from `records`.
         ValueError: `limit` is not a positive integer.
         TypeError: `spec` is not a `TextSourceSpec`.
     """
@@ -145,7 +168,13 @@ def open_text_source(
                 f"cannot tell the format of {file} from its extension; set "
                 f"TextSourceSpec(format=...) to one of {FORMATS[1:]}"
             )
+        if fmt == "parquet" and is_gzip(file):
+            raise IngestError(
+                f"{file} is gzipped Parquet, which is not read: Parquet compresses its "
+                "columns itself, so gunzip it"
+            )
         plans.append(plan_file(file, fmt, spec))
+    plans = _with_unique_id_prefixes(plans)
     records: Iterator = _read(plans)
     if limit is not None:
         records = first_good(records, limit, TextPairRecord)

@@ -94,3 +94,20 @@ def test_text_runs_take_text_losses_and_name_their_model():
 def test_text_stsb_yaml_reads_the_sts_columns_by_position():
     cfg = load_config(Path(__file__).parents[2] / "configs" / "text-stsb.yaml")
     assert cfg.data.modality == "text" and cfg.data.text.text_columns == (5, 6) and cfg.data.text.score_column == 4
+
+
+def test_text_data_without_a_loss_name_trains_mnrl():
+    from cl_core.config import build_config
+
+    assert build_config(overrides={"data.modality": "text"}).loss.name == "mnrl"
+    tuned = build_config({"data": {"modality": "text"}, "loss": {"temperature": 0.05}})
+    assert (tuned.loss.name, tuned.loss.temperature) == ("mnrl", 0.05)
+    assert build_config({"data": {"modality": "text"}, "loss": {"name": "cosent"}}).loss.name == "cosent"
+    assert build_config().loss.name == "ntxent"  # images keep their default
+
+
+def test_an_image_loss_named_for_text_data_is_still_refused():
+    from cl_core.config import ConfigError, build_config
+
+    with pytest.raises(ConfigError, match="does not train text data"):
+        build_config({"data": {"modality": "text"}, "loss": {"name": "ntxent"}})

@@ -63,3 +63,42 @@ def test_a_new_source_without_a_name_gets_its_folder_name(tmp_path):
     named = build_parser().parse_args(["run", "--source", str(shards), "--name", "pets"])
     assert _config(named).data.name == "pets"
     assert _config(build_parser().parse_args(["run"])).data.name == "digits"
+
+
+def test_text_column_flags_reach_the_config():
+    from flows.cli import _config
+
+    args = build_parser().parse_args([
+        "ingest", "pairs.tsv.gz", "--header", "--text-columns", "sentence1,sentence2", "--score-column", "score",
+        "--label-column", "3", "--id-column", "sid", "--split-column", "split",
+    ])
+    text = _config(args).data.text
+    assert text.text_columns == ("sentence1", "sentence2") and text.header
+    assert (text.score_column, text.label_column, text.id_column, text.split_column) == ("score", 3, "sid", "split")
+
+
+@pytest.mark.parametrize("flag", ["--score-column", "--split-column", "--id-column", "--label-column"])
+def test_a_one_column_flag_refuses_several(flag, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["ingest", "pairs.tsv", "--text-columns", "0,1", flag, "4,5"])
+    assert exit_info.value.code == 2
+    assert "expected one column" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ingest_cli_reads_a_gzipped_stsbenchmark_file(tmp_path):
+    """sentence-transformers' stsbenchmark.tsv.gz layout: a header and a split column."""
+    import gzip
+
+    lines = ["split\tgenre\tdataset\tyear\tsid\tscore\tsentence1\tsentence2"]
+    for split, count in (("train", 6), ("dev", 3), ("test", 2)):
+        lines += [f"{split}\tmain-captions\tMSRvid\t2012test\t{split}{i}\t{i % 5}.0\tA man plays {i}.\tA man is playing {i}."
+                  for i in range(count)]
+    source = tmp_path / "stsbenchmark.tsv.gz"
+    source.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    summary = last_json(clpipe(
+        "ingest", str(source), "--name", "stsb", "--header", "--text-columns", "sentence1,sentence2",
+        "--score-column", "score", "--id-column", "sid", "--split-column", "split", "--json",
+        workspace=tmp_path / "ws",
+    ))
+    assert summary["rows"] == 11 and summary["splits"] == {"train": 6, "val": 3, "test": 2}

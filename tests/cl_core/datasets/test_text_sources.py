@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 
 import pyarrow as pa
@@ -19,6 +21,10 @@ def _write(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
     return path
+
+
+def _write_gz(path, text):
+    return _write(path, gzip.compress(text.encode("utf-8") if isinstance(text, str) else text))
 
 
 def _read(source, spec, limit=None):
@@ -284,6 +290,124 @@ def test_parquet_unknown_column_fails_before_reading(tmp_path):
         open_text_source(tmp_path / "broken.parquet", TextSourceSpec())
 
 
+# ---- gzip ----------------------------------------------------------------------------------
+
+STSB_HEADER = "split\tgenre\tdataset\tyear\tsid\tscore\tsentence1\tsentence2\n"
+STSB_SPEC = TextSourceSpec(
+    text_columns=("sentence1", "sentence2"), score_column="score", split_column="split",
+    header=True,
+)
+
+
+def test_gzipped_tsv_with_header_and_split_column(tmp_path):
+    # sentence-transformers' stsbenchmark.tsv.gz; "dev" rows land in val, as sts-dev.csv's do.
+    # A byte-order mark, a CRLF and a Latin-1 line behave as in a plain file.
+    lines = [
+        ("\ufeff" + STSB_HEADER).encode(),
+        b"train\tmain-captions\tMSRvid\t2012test\t1\t5.000\tA plane.\tAn air plane.\n",
+        b"dev\tmain-forums\tdeft-forum\t2014\t2\t1.5\tA man.\tA woman.\r\n",
+        b"test\tg\td\ty\t3\t2.0\tcaf\xe9\tx\n",
+        b"TEST\tg\td\ty\t4\t0\tA.\tB.\n",
+    ]
+    path = _write_gz(tmp_path / "stsbenchmark.tsv.gz", b"".join(lines))
+    source = open_text_source(path, STSB_SPEC)
+    assert source.formats == ["tsv"]
+    records = list(source.records)
+    assert [(r.id, r.text1, r.text2, r.score, r.split) for r in _good(records)] == [
+        ("stsbenchmark:000002", "A plane.", "An air plane.", 5.0, "train"),
+        ("stsbenchmark:000003", "A man.", "A woman.", 1.5, "val"),
+        ("stsbenchmark:000005", "A.", "B.", 0.0, "test"),
+    ]
+    assert _reasons(records) == [
+        "stsbenchmark.tsv.gz line 4: the line is not valid UTF-8 (invalid continuation byte at "
+        "byte 20)"
+    ]
+
+
+def test_gzipped_jsonl(tmp_path):
+    lines = [json.dumps({"a": "x1", "b": "y1"}), "{broken", json.dumps({"a": "x3", "b": "y3"})]
+    path = _write_gz(tmp_path / "pairs.jsonl.gz", "\n".join(lines) + "\n")
+    source = open_text_source(path, TextSourceSpec(text_columns=("a", "b")))
+    assert source.formats == ["jsonl"]
+    records = list(source.records)
+    assert [(r.id, r.text1, r.text2, r.split) for r in _good(records)] == [
+        ("pairs:000001", "x1", "y1", None), ("pairs:000003", "x3", "y3", None)
+    ]
+    assert _reasons(records) == [
+        "pairs.jsonl.gz line 2: not valid JSON (Expecting property name enclosed in double "
+        "quotes at column 2)"
+    ]
+
+
+def test_gzipped_csv_is_sniffed_and_keeps_multiline_rows(tmp_path):
+    text = 'id,s1,s2\nr1,"Hello, world.","Over\ntwo lines."\nr2,Plain,Also plain\n'
+    commas = _write_gz(tmp_path / "x.csv.gz", text)
+    spec = TextSourceSpec(text_columns=("s1", "s2"), id_column="id", header=True)
+    source = open_text_source(commas, spec)
+    assert source.formats == ["csv"]
+    assert [(r.id, r.text1, r.text2) for r in source.records] == [
+        ("r1", "Hello, world.", "Over\ntwo lines."), ("r2", "Plain", "Also plain")
+    ]
+    tabs = _write_gz(tmp_path / "sts-train.csv.gz", _sts_line("3", "a, b", '"c') + "\n")
+    assert open_text_source(tabs, STS).formats == ["tsv"]
+    assert [(r.text1, r.text2) for r in _read(tabs, STS)] == [("a, b", '"c')]
+
+
+def test_folder_mixes_plain_and_gzipped_files(tmp_path):
+    _write(tmp_path / "sts-train.tsv", "t1\tt2\n")
+    _write_gz(tmp_path / "sts-test.tsv.gz", "g1\tg2\n")
+    _write_gz(tmp_path / "LICENSE.txt.gz", "Some license\twith a tab\n")
+    pq.write_table(pa.table({"a": ["p"], "b": ["q"]}), tmp_path / "plain.parquet")
+    _write_gz(tmp_path / "packed.parquet.gz", (tmp_path / "plain.parquet").read_bytes())
+    source = open_text_source(tmp_path, TextSourceSpec())
+    assert [p.name for p in source.files] == ["plain.parquet", "sts-test.tsv.gz", "sts-train.tsv"]
+    assert source.formats == ["parquet", "tsv", "tsv"]
+    assert [(r.id, r.text1, r.split) for r in source.records] == [
+        ("plain:000001", "p", None), ("sts-test:000001", "g1", "test"),
+        ("sts-train:000001", "t1", "train"),
+    ]
+    # An explicit format falls back to .txt files, gzipped ones too.
+    sentences = tmp_path / "sentences"
+    _write_gz(sentences / "wiki.txt.gz", "One.\nTwo.\n")
+    source = open_text_source(sentences, TextSourceSpec(format="tsv", text_columns=(0,)))
+    assert [r.text1 for r in source.records] == ["One.", "Two."]
+    with pytest.raises(IngestError, match=r"packed.parquet.gz is gzipped Parquet"):
+        open_text_source(tmp_path / "packed.parquet.gz", TextSourceSpec())
+
+
+def test_damaged_gzip_raises_ingest_error_naming_file_and_line(tmp_path):
+    # Hex digests barely compress, so cutting the file in half cuts the rows about in half.
+    lines = [f"{i}\t{hashlib.sha256(str(i).encode()).hexdigest()}\n" for i in range(2000)]
+    whole = gzip.compress("".join(lines).encode())
+    path = _write(tmp_path / "cut.tsv.gz", whole[: len(whole) // 2])
+    records = open_text_source(path, TextSourceSpec()).records  # nothing is read at open
+    read = []
+    with pytest.raises(IngestError, match=r"cannot decompress .*cut\.tsv\.gz after line") as error:
+        for record in records:
+            read.append(record)
+    reached = int(str(error.value).split("after line ")[1].split(":")[0])
+    assert 0 < reached < 2000 and len(_good(read)) == reached
+    # A .gz that is not gzip at all fails at open when its first line is read (CSV sniffing).
+    _write(tmp_path / "plain.csv.gz", "a,b\n")
+    with pytest.raises(IngestError, match=r"cannot decompress .*plain\.csv\.gz after line 0"):
+        open_text_source(tmp_path / "plain.csv.gz", TextSourceSpec())
+
+
+def test_default_ids_use_full_names_only_for_shared_stems(tmp_path):
+    _write(tmp_path / "a.tsv", "x\ty\n")
+    _write(tmp_path / "a.csv", "x,y\n")
+    _write_gz(tmp_path / "b.tsv.gz", "x\ty\n")
+    _write(tmp_path / "c.tsv", "x\ty\n")
+    ids = [r.id for r in _read(tmp_path, TextSourceSpec())]
+    assert ids == ["a.csv:000001", "a.tsv:000001", "b:000001", "c:000001"]
+    _write_gz(tmp_path / "c.tsv.gz", "x\ty\n")  # c again, compressed
+    (tmp_path / "a.csv").unlink()
+    ids = [r.id for r in _read(tmp_path, TextSourceSpec())]
+    assert ids == ["a:000001", "b:000001", "c.tsv:000001", "c.tsv.gz:000001"]
+    # A file read on its own keeps "<stem>:<line>".
+    assert [r.id for r in _read(tmp_path / "a.tsv", TextSourceSpec())] == ["a:000001"]
+
+
 # ---- folders, formats, splits, limit -------------------------------------------------------
 
 
@@ -350,6 +474,9 @@ def test_spec_that_does_not_fit_the_file_fails_at_open(tmp_path):
         ("part-validation-003.parquet", "val"),
         ("trainset.tsv", None),
         ("sentences.txt", None),
+        ("sts-dev.tsv.gz", "val"),
+        ("STS-Train.CSV.GZ", "train"),
+        ("pairs-test.jsonl.gz", "test"),
     ],
 )
 def test_split_from_file_name(name, split):

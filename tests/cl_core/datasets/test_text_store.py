@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import pyarrow as pa
@@ -171,6 +172,36 @@ def test_parquet_source_and_limit(tmp_path):
     assert result.splits == {"val": 25}
     ids = store.resolve("p").read(columns=["id"]).column("id").to_pylist()
     assert ids == [f"pairs-val:{i:06d}" for i in range(1, 26)]
+
+
+def test_gzipped_stsbenchmark_tsv_ingests_like_the_plain_file(tmp_path):
+    header = "split\tgenre\tdataset\tyear\tsid\tscore\tsentence1\tsentence2"
+    lines = [header] + [
+        f"{('train', 'dev', 'test')[i % 3]}\tg\td\t2012\t{i}\t{i % 6}\tfirst {i}\tsecond {i}"
+        for i in range(30)
+    ]
+    text = "\n".join(lines) + "\n"
+    (tmp_path / "gz").mkdir()
+    (tmp_path / "gz" / "stsbenchmark.tsv.gz").write_bytes(gzip.compress(text.encode()))
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "stsbenchmark.tsv").write_text(text, encoding="utf-8")
+    spec = TextSourceSpec(
+        text_columns=("sentence1", "sentence2"), score_column="score", split_column="split",
+        header=True,
+    )
+    store = DatasetStore(tmp_path / "store")
+    result = store.ingest_text(tmp_path / "gz", "stsb", spec)
+    assert (result.rows, result.quarantined) == (30, 0)
+    assert result.splits == {"train": 10, "val": 10, "test": 10}
+    rows = store.resolve("stsb").read().to_pylist()
+    assert rows[0] == {
+        "id": "stsbenchmark:000002", "text1": "first 0", "text2": "second 0", "score": 0.0,
+        "label": None, "negatives": None, "split": "train",
+    }
+    assert store.resolve("stsb").manifest["source"] == str((tmp_path / "gz").resolve())
+    # Same rows, same ids: the compressed file is the same version as the plain one.
+    plain = store.ingest_text(tmp_path / "plain", "stsb", spec)
+    assert (plain.version, plain.created) == (result.version, False)
 
 
 def test_text_columns_are_zstd_compressed(tmp_path):
