@@ -3,13 +3,17 @@ fine-tuning on STS-B train pairs, with the training time, on this machine's CPUs
 
     .venv/bin/python benchmarks/stsb_quality.py [--epochs 1] [--objectives cosent,mnrl]
     .venv/bin/python benchmarks/stsb_quality.py --objectives cosent@5e-5,cosent@2e-5x2   # lr / epochs variants
+    .venv/bin/python benchmarks/stsb_quality.py --finetuned-weight 0.5    # also WiSE-FT blends
 
 Honest protocol: STS-B train is split 80/20 by a hash of the row id into "fit" and "tune".
 Every candidate objective trains on "fit" only and is scored on "tune"; the setting with the
 best tune Spearman is the one reported. Dev is scored for every candidate but never used to
 choose, so the chosen model's dev number is on data nothing was tuned on. (STS-B's test split
-is not in ../shared/data.) The training loop is the one the Ray workers run
-(`cl_core.text_training.text_train_step`), in one process here to keep the benchmark short.
+is not in ../shared/data.) With `--finetuned-weight W` every candidate is also scored as the
+WiSE-FT blend that `model.finetuned_weight: W` registers, and the choice is made on tune among
+the blends: W itself is fixed beforehand (0.5 is WiSE-FT's default), never chosen on dev or tune.
+The training loop is the one the Ray workers run (`cl_core.text_training.text_train_step`), in
+one process here to keep the benchmark short.
 
 Needs ../shared/data/stsb (or $CLPIPE_SHARED_DATA/stsb); exits with a message otherwise.
 """
@@ -31,6 +35,7 @@ from _common import shared_data, table
 from cl_core.datasets import DatasetStore, TextSourceSpec
 from cl_core.evaluation import sts_correlation
 from cl_core.losses import build_loss
+from cl_core.models.merge import interpolate_weights
 from cl_core.models.text import TextEmbedder, TextTokenizer, embed_texts, resolve_text_encoder
 from cl_core.text_training import select_examples, text_train_step
 from flows.train_worker import warmup_cosine
@@ -89,10 +94,19 @@ def fine_tune(base: TextEmbedder, tokenizer: TextTokenizer, fit: pa.Table, objec
     return model.eval(), time.perf_counter() - started
 
 
+def blend(base: TextEmbedder, tuned: TextEmbedder, finetuned_weight: float) -> TextEmbedder:
+    """The encoder `model.finetuned_weight` registers (flows.registry.log_text_embedder)."""
+    merged = copy.deepcopy(tuned)
+    merged.load_state_dict(interpolate_weights(base.state_dict(), tuned.state_dict(), finetuned_weight, prefix="encoder."))
+    return merged.eval()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--objectives", default="cosent,mnrl", help=f"comma-separated, from {sorted(CANDIDATES)}")
+    parser.add_argument("--finetuned-weight", type=float, help="also score each candidate as this WiSE-FT blend, "
+                        "and choose among the blends")
     args = parser.parse_args()
     stsb = shared_data("stsb")
     if stsb is None:
@@ -116,13 +130,21 @@ def main() -> None:
     for candidate in args.objectives.split(","):
         objective, settings = parse_candidate(candidate, args.epochs)
         model, seconds = fine_tune(base, tokenizer, fit, objective, settings)
-        results[candidate] = {"tune": spearman(model, tokenizer, tune), "dev": spearman(model, tokenizer, dev), "s": seconds}
-        print(f"{candidate}: tune {100 * results[candidate]['tune']:.2f}, dev {100 * results[candidate]['dev']:.2f}, "
-              f"trained in {seconds:.0f} s", flush=True)
-        rows.append((objective, f"lr {settings['lr']}, batch {settings['batch']}, {settings['epochs']} epoch(s)"
-                     + (f", pairs >= {settings['min_score']}" if settings["min_score"] else ""),
-                     f"{seconds:.0f}", f"{100 * results[candidate]['tune']:.2f}", f"{100 * results[candidate]['dev']:.2f}"))
-    chosen = max(results, key=lambda name: results[name]["tune"])
+        described = (f"lr {settings['lr']}, batch {settings['batch']}, {settings['epochs']} epoch(s)"
+                     + (f", pairs >= {settings['min_score']}" if settings["min_score"] else ""))
+        scored = {"tune": spearman(model, tokenizer, tune), "dev": spearman(model, tokenizer, dev), "s": seconds}
+        print(f"{candidate}: tune {100 * scored['tune']:.2f}, dev {100 * scored['dev']:.2f}, trained in {seconds:.0f} s", flush=True)
+        rows.append((objective, described, f"{seconds:.0f}", f"{100 * scored['tune']:.2f}", f"{100 * scored['dev']:.2f}"))
+        if args.finetuned_weight is not None:
+            merged = blend(base, model, args.finetuned_weight)
+            scored = {"tune": spearman(merged, tokenizer, tune), "dev": spearman(merged, tokenizer, dev), "s": seconds}
+            candidate = f"{candidate} blended {args.finetuned_weight}"
+            print(f"{candidate}: tune {100 * scored['tune']:.2f}, dev {100 * scored['dev']:.2f}", flush=True)
+            rows.append((objective, f"{described}, finetuned_weight {args.finetuned_weight}", f"{seconds:.0f}",
+                         f"{100 * scored['tune']:.2f}", f"{100 * scored['dev']:.2f}"))
+        results[candidate] = scored
+    eligible = [name for name in results if args.finetuned_weight is None or "blended" in name]
+    chosen = max(eligible, key=lambda name: results[name]["tune"])
     print()
     print(table(rows, ("model", "settings", "train s", "tune Spearman x100", "dev Spearman x100")))
     gain = 100 * (results[chosen]["dev"] - before["dev"])

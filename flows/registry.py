@@ -110,13 +110,19 @@ def log_image_embedder(training_state: dict[str, Any], name: str = "model") -> A
 
 def log_text_embedder(training_state: dict[str, Any], name: str = "model") -> tuple[Any, int]:
     """Log the fine-tuned sentence encoder of `training_state` (weights, tokenizer, projection)
-    into the active run as a pyfunc; returns (ModelInfo, embedding dimension)."""
+    into the active run as a pyfunc; returns (ModelInfo, embedding dimension). With a
+    `finetuned_weight` below 1 the encoder logged is that blend of the fine-tuned and the
+    pretrained weights (WiSE-FT); the projection head, which only fine-tuning trained, is kept."""
+    from cl_core.models.merge import interpolate_weights
     from cl_core.models.text import TextEmbedder, TextTokenizer, resolve_text_encoder
 
     meta = training_state["model_meta"]
     base = resolve_text_encoder(meta["text_encoder"])
     embedder = TextEmbedder.from_pretrained(base, projection_dim=meta["projection_dim"])
-    embedder.load_state_dict(training_state["model"])
+    weights = training_state["model"]
+    if meta.get("finetuned_weight", 1.0) < 1.0:
+        weights = interpolate_weights(embedder.state_dict(), weights, meta["finetuned_weight"], prefix="encoder.")
+    embedder.load_state_dict(weights)
     signature = ModelSignature(
         inputs=Schema([ColSpec("string", "text")]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, embedder.embedding_dim))]),
@@ -127,7 +133,8 @@ def log_text_embedder(training_state: dict[str, Any], name: str = "model") -> tu
             name=name,
             python_model=str(TEXT_PYFUNC_FILE),
             artifacts={"encoder": folder},
-            model_config={key: meta[key] for key in ("text_encoder", "max_length", "projection_dim")},
+            model_config={key: meta[key] for key in ("text_encoder", "max_length", "projection_dim")}
+            | {"finetuned_weight": meta.get("finetuned_weight", 1.0)},
             code_paths=[str(Path(cl_core.__file__).parent)],
             signature=signature,
             input_example=pd.DataFrame({"text": ["A man is playing a guitar."]}),

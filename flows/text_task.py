@@ -74,4 +74,5 @@ class TextTask:
             "text_encoder": self.cfg.model.text_encoder,
             "max_length": self.cfg.model.max_length,
             "projection_dim": self.cfg.model.text_projection_dim,
+            "finetuned_weight": self.cfg.model.finetuned_weight,
         }

@@ -100,10 +100,20 @@ def test_text_data_without_a_loss_name_trains_mnrl():
     from cl_core.config import build_config
 
     assert build_config(overrides={"data.modality": "text"}).loss.name == "mnrl"
-    tuned = build_config({"data": {"modality": "text"}, "loss": {"temperature": 0.05}})
-    assert (tuned.loss.name, tuned.loss.temperature) == ("mnrl", 0.05)
+    tuned = build_config({"data": {"modality": "text"}, "loss": {"temperature": 0.1}})
+    assert (tuned.loss.name, tuned.loss.temperature) == ("mnrl", 0.1)
     assert build_config({"data": {"modality": "text"}, "loss": {"name": "cosent"}}).loss.name == "cosent"
     assert build_config().loss.name == "ntxent"  # images keep their default
+
+
+def test_text_data_gets_fine_tuning_defaults_for_what_the_config_leaves_out():
+    from cl_core.config import build_config
+
+    text = build_config(overrides={"data.modality": "text", "train.epochs": 3})
+    assert (text.train.lr, text.train.batch_size, text.train.epochs, text.train.warmup_epochs) == (2e-5, 32, 3, 0)
+    assert (text.loss.temperature, text.train.weight_decay) == (0.05, 0.01)
+    image = build_config()
+    assert (image.train.lr, image.train.epochs, image.loss.temperature) == (2e-3, 30, 0.2)
 
 
 def test_an_image_loss_named_for_text_data_is_still_refused():

@@ -102,3 +102,28 @@ def test_ingest_cli_reads_a_gzipped_stsbenchmark_file(tmp_path):
         workspace=tmp_path / "ws",
     ))
     assert summary["rows"] == 11 and summary["splits"] == {"train": 6, "val": 3, "test": 2}
+
+
+def test_train_takes_the_modality_of_the_ingested_dataset(tmp_path):
+    from cl_core.datasets import DatasetStore, TextSourceSpec
+    from flows.cli import _config
+    from flows.workspace import Workspace
+
+    workspace = Workspace(tmp_path / "ws").create()
+    pairs = tmp_path / "faq-train.tsv"
+    pairs.write_text("".join(f"question {i}\tanswer {i}\n" for i in range(8)))
+    DatasetStore(workspace.datasets).ingest_text(str(pairs), "faq", TextSourceSpec(text_columns=(0, 1)))
+
+    def config(*flags: str, yaml_text: str | None = None):
+        if yaml_text is not None:
+            (tmp_path / "c.yaml").write_text(yaml_text)
+            flags = (*flags, "--config", str(tmp_path / "c.yaml"))
+        return _config(build_parser().parse_args(["train", "--dataset", "faq", *flags]), workspace)
+
+    plain = config()
+    assert (plain.data.modality, plain.loss.name, plain.model_name) == ("text", "mnrl", "faq-text")
+    assert config(yaml_text="loss:\n  name: cosent\n").loss.name == "cosent"  # no modality line needed
+    # An explicit modality wins; the train flow's dataset check then names the mismatch.
+    assert config(yaml_text="data:\n  modality: image\n").data.modality == "image"
+    unknown = _config(build_parser().parse_args(["train", "--dataset", "nothing-here"]), workspace)
+    assert unknown.data.modality == "image"

