@@ -268,10 +268,8 @@ def build_config(raw: dict[str, Any] | None = None, overrides: dict[str, Any] | 
         raise ConfigError(_describe(error, origin)) from None
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
-    """Read a YAML file (or the defaults when `path` is None) and validate it with `overrides`."""
-    if path is None:
-        return build_config({}, overrides)
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The sections of a YAML config file, unvalidated."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
@@ -281,4 +279,11 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(raw).__name__}")
-    return build_config(raw, overrides, origin=str(path))
+    return raw
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """Read a YAML file (or the defaults when `path` is None) and validate it with `overrides`."""
+    if path is None:
+        return build_config({}, overrides)
+    return build_config(read_config_file(path), overrides, origin=str(path))

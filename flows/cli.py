@@ -13,9 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from cl_core.config import ConfigError, PipelineConfig, load_config
+from cl_core.config import ConfigError, PipelineConfig, load_config, read_config_file
 from flows.workspace import Workspace, configure_environment
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
@@ -122,10 +120,9 @@ def _one_column(text: str) -> str | int:
 
 def _config_sets_modality(path: Path | None) -> bool:
     try:
-        raw = yaml.safe_load(path.read_text()) if path else None
-    except (OSError, yaml.YAMLError):
+        data = read_config_file(path).get("data") if path else None
+    except ConfigError:
         return False  # load_config reports it
-    data = raw.get("data") if isinstance(raw, dict) else None
     return isinstance(data, dict) and data.get("modality") is not None
 
 
