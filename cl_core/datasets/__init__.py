@@ -17,9 +17,14 @@ from cl_core.datasets.dataset_version import DatasetVersion
 from cl_core.datasets.decode import decode_image, decode_images, image_channels
 from cl_core.datasets.errors import DatasetNotFoundError, IngestError
 from cl_core.datasets.records import IMAGE_SCHEMA, BadRecord, ImageRecord
+from cl_core.datasets.sources.text import (
+    TEXT_SCHEMA,
+    TextPairRecord,
+    TextSource,
+    TextSourceSpec,
+    open_text_source,
+)
 from cl_core.datasets.store import DatasetStore, IngestResult, split_for_id
-from cl_core.datasets.text_records import TEXT_SCHEMA, TextPairRecord
-from cl_core.datasets.text_sources import TextSource, TextSourceSpec, open_text_source
 
 __all__ = [
     "IMAGE_SCHEMA",

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from cl_core.datasets.manifest import manifest_kind, read_manifest
 from cl_core.datasets.records import IMAGE_SCHEMA, SPLITS
-from cl_core.datasets.text_records import TEXT_SCHEMA
+from cl_core.datasets.sources.text.records import TEXT_SCHEMA
 
 SCHEMAS = {"image": IMAGE_SCHEMA, "text": TEXT_SCHEMA}
 

@@ -33,9 +33,8 @@ from cl_core.datasets.manifest import MANIFEST_FILE, manifest_kind, read_manifes
 from cl_core.datasets.parquet_parts import write_parts
 from cl_core.datasets.records import SPLITS, BadRecord, ImageRecord
 from cl_core.datasets.sources import open_source
-from cl_core.datasets.text_records import TextPairRecord
-from cl_core.datasets.text_rows import TextRows
-from cl_core.datasets.text_sources import TextSourceSpec, open_text_source
+from cl_core.datasets.sources.text import TextPairRecord, TextSourceSpec, open_text_source
+from cl_core.datasets.sources.text.rows import TextRows
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 VERSION_PATTERN = re.compile(r"^[0-9a-f]{16}$")

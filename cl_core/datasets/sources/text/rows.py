@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from cl_core.datasets.image_rows import is_int
 from cl_core.datasets.manifest import TextStats, build_text_manifest
-from cl_core.datasets.text_records import TEXT_SCHEMA, TextPairRecord
+from cl_core.datasets.sources.text.records import TEXT_SCHEMA, TextPairRecord
 
 
 def _is_optional_str(value: object) -> bool:

@@ -1,4 +1,4 @@
-"""text_source_spec.py: TextSourceSpec validation."""
+"""sources/text/spec.py: TextSourceSpec validation."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cl_core.datasets.records import BadRecord
-from cl_core.datasets.text_records import TextPairRecord
+from cl_core.datasets.sources.text.records import TextPairRecord
 
 # Split words in file names and split columns; the value is the store's split.
 SPLIT_NAMES = {

@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cl_core.datasets.errors import IngestError
-from cl_core.datasets.text_fields import SPLIT_NAMES, Column, FilePlan
-from cl_core.datasets.text_readers import header_names, uncompressed_name
-from cl_core.datasets.text_source_spec import ColumnKey, TextSourceSpec
+from cl_core.datasets.sources.text.fields import SPLIT_NAMES, Column, FilePlan
+from cl_core.datasets.sources.text.readers import header_names, uncompressed_name
+from cl_core.datasets.sources.text.spec import ColumnKey, TextSourceSpec
 
 
 def file_stem(path: str | Path) -> str:

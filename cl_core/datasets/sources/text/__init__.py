@@ -8,6 +8,10 @@ Everything that can be checked before reading rows is checked in `open_text_sour
 files, their formats, header names and Parquet columns; so a wrong spec fails at once, with
 nothing read. Rows are read lazily, one file after the other, in one pass. TSV, CSV and JSONL
 files may be gzipped (stsbenchmark.tsv.gz): they are decompressed as their rows are read.
+
+The package, in reading order: `spec` (which column holds each field), `plan` (the spec
+resolved against one file), `readers` (one per format), `fields` (one row -> one record),
+`records` (the record and the stored schema), `rows` (the store's checks and table for text).
 """
 
 from __future__ import annotations
@@ -19,11 +23,11 @@ from pathlib import Path
 
 from cl_core.datasets.errors import IngestError
 from cl_core.datasets.records import BadRecord, first_good
-from cl_core.datasets.text_fields import FilePlan
-from cl_core.datasets.text_file_plan import plan_file, split_from_file_name
-from cl_core.datasets.text_readers import READERS, first_line, is_gzip, uncompressed_name
-from cl_core.datasets.text_records import TextPairRecord
-from cl_core.datasets.text_source_spec import FORMATS, TextSourceSpec
+from cl_core.datasets.sources.text.fields import FilePlan
+from cl_core.datasets.sources.text.plan import plan_file, split_from_file_name
+from cl_core.datasets.sources.text.readers import READERS, first_line, is_gzip, uncompressed_name
+from cl_core.datasets.sources.text.records import TEXT_SCHEMA, TextPairRecord
+from cl_core.datasets.sources.text.spec import FORMATS, TextSourceSpec
 
 # The format "auto" gives each extension; .csv is sniffed (STS-B's .csv files hold tabs).
 AUTO_FORMATS = {
@@ -186,4 +190,11 @@ def open_text_source(
     )
 
 
-__all__ = ["TextSource", "TextSourceSpec", "open_text_source", "split_from_file_name"]
+__all__ = [
+    "TEXT_SCHEMA",
+    "TextPairRecord",
+    "TextSource",
+    "TextSourceSpec",
+    "open_text_source",
+    "split_from_file_name",
+]

@@ -1,4 +1,4 @@
-"""text_sources.py (+ text_file_plan.py, text_readers.py, text_fields.py): files and folders."""
+"""open_text_source (+ plan.py, readers.py, fields.py): files and folders."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from cl_core.datasets import BadRecord, IngestError, TextPairRecord, TextSourceSpec
-from cl_core.datasets.text_sources import open_text_source, split_from_file_name
+from cl_core.datasets.sources.text import open_text_source, split_from_file_name
 
 STS = TextSourceSpec(text_columns=(5, 6), score_column=4)
 STS_JSONL = TextSourceSpec(format="jsonl", text_columns=("x",))

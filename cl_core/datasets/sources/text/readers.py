@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 
 from cl_core.datasets.errors import IngestError
 from cl_core.datasets.records import BadRecord
-from cl_core.datasets.text_fields import FilePlan, build_record, cell, field
-from cl_core.datasets.text_records import TextPairRecord
+from cl_core.datasets.sources.text.fields import FilePlan, build_record, cell, field
+from cl_core.datasets.sources.text.records import TextPairRecord
 
 _BOM = b"\xef\xbb\xbf"
 PARQUET_BATCH_ROWS = 4096
