@@ -22,8 +22,7 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
 
     store = DatasetStore(Path(datasets_root))
     if text_spec is not None:
-        spec = TextSourceSpec(**{key: tuple(v) if isinstance(v, list) else v for key, v in text_spec.items()})
-        result = store.ingest_text(source, name, spec, limit=limit, max_bad_fraction=max_bad_fraction, progress=progress)
+        result = store.ingest_text(source, name, TextSourceSpec.model_validate(text_spec), limit=limit, max_bad_fraction=max_bad_fraction, progress=progress)
     else:
         result = store.ingest(source, name, limit=limit, max_bad_fraction=max_bad_fraction, progress=progress)
     summary = {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(result).items()}
@@ -41,7 +40,7 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
 def ingest_flow(source: str, name: str, workspace: str, limit: int | None = None, max_bad_fraction: float = 0.05,
                 text_spec: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read `source` into dataset `name`: images from 'digits', a folder of tar shards or an
-    image folder; with `text_spec` (the fields of `TextSourceSpec`), sentence pairs from a
-    TSV/CSV/JSONL/Parquet file or a folder of them."""
+    image folder; with `text_spec` (the `data.text` section as a dict, `TextSourceSpec.model_dump()`),
+    sentence pairs from a TSV/CSV/JSONL/Parquet file or a folder of them."""
     ws = Workspace(Path(workspace)).create()
     return ingest_source(source, name, str(ws.datasets), limit, max_bad_fraction, text_spec)

@@ -9,9 +9,10 @@ files, their formats, header names and Parquet columns; so a wrong spec fails at
 nothing read. Rows are read lazily, one file after the other, in one pass. TSV, CSV and JSONL
 files may be gzipped (stsbenchmark.tsv.gz): they are decompressed as their rows are read.
 
-The package, in reading order: `spec` (which column holds each field), `plan` (the spec
-resolved against one file), `readers` (one per format), `fields` (one row -> one record),
-`records` (the record and the stored schema), `rows` (the store's checks and table for text).
+The spec, which column holds each field, is the `data.text` config section
+(`cl_core.config.TextSourceSpec`). The package, in reading order: `plan` (the spec resolved
+against one file), `readers` (one per format), `fields` (one row -> one record), `records`
+(the record and the stored schema), `rows` (the store's checks and table for text).
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cl_core.config import TEXT_FORMATS, TextSourceSpec
 from cl_core.datasets.errors import IngestError
 from cl_core.datasets.records import BadRecord, first_good
 from cl_core.datasets.sources.text.fields import FilePlan
 from cl_core.datasets.sources.text.plan import plan_file, split_from_file_name
 from cl_core.datasets.sources.text.readers import READERS, first_line, is_gzip, uncompressed_name
 from cl_core.datasets.sources.text.records import TEXT_SCHEMA, TextPairRecord
-from cl_core.datasets.sources.text.spec import FORMATS, TextSourceSpec
 
 # The format "auto" gives each extension; .csv is sniffed (STS-B's .csv files hold tabs).
 AUTO_FORMATS = {
@@ -170,7 +171,7 @@ def open_text_source(
         if fmt is None:
             raise IngestError(
                 f"cannot tell the format of {file} from its extension; set "
-                f"TextSourceSpec(format=...) to one of {FORMATS[1:]}"
+                f"TextSourceSpec(format=...) to one of {TEXT_FORMATS[1:]}"
             )
         if fmt == "parquet" and is_gzip(file):
             raise IngestError(

@@ -13,10 +13,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cl_core.config import ColumnKey, TextSourceSpec
 from cl_core.datasets.errors import IngestError
 from cl_core.datasets.sources.text.fields import SPLIT_NAMES, Column, FilePlan
 from cl_core.datasets.sources.text.readers import header_names, uncompressed_name
-from cl_core.datasets.sources.text.spec import ColumnKey, TextSourceSpec
 
 
 def file_stem(path: str | Path) -> str:

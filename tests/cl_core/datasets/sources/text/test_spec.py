@@ -1,4 +1,4 @@
-"""sources/text/spec.py: TextSourceSpec validation."""
+"""TextSourceSpec (cl_core/config.py, the data.text section), as text sources use it: validation."""
 
 from __future__ import annotations
 
