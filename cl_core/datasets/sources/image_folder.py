@@ -1,7 +1,9 @@
 """A class-per-subfolder image folder, the torchvision `ImageFolder` layout.
 
     root/<class_name>/**/*.png|jpg|jpeg|bmp|gif                 split from the store's id hash
-    root/train|val|valid|test/<class_name>/**/*.png|...         split from the folder
+    root/train|val|test/<class_name>/**/*.png|...               split from the folder
+
+A split folder may also be called dev, valid or validation (all "val": see `splits.py`).
 
 Class indices are positions in the sorted class names (the union over the split folders, so a
 class missing from one split keeps the same index everywhere).
@@ -15,15 +17,9 @@ from pathlib import Path
 
 from cl_core.datasets.errors import IngestError
 from cl_core.datasets.records import BadRecord, ImageRecord
+from cl_core.datasets.splits import canonical_split
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif"})
-SPLIT_FOLDERS = {
-    "train": "train",
-    "val": "val",
-    "valid": "val",
-    "validation": "val",
-    "test": "test",
-}
 
 
 def _subfolders(folder: Path) -> list[Path]:
@@ -43,7 +39,7 @@ class ImageFolderReader:
             top = _subfolders(self.root)
         except OSError as error:
             raise IngestError(f"cannot list image folder {self.root}: {error}") from error
-        split_dirs = [p for p in top if p.name.lower() in SPLIT_FOLDERS]
+        split_dirs = [p for p in top if canonical_split(p.name) is not None]
         # A split layout needs every split folder to hold class folders; otherwise "train" is
         # just a class that happens to be called that.
         if split_dirs and all(_subfolders(p) for p in split_dirs):
@@ -55,7 +51,7 @@ class ImageFolderReader:
                     f"({', '.join(others)}); use one layout"
                 )
             self.class_dirs = [
-                (SPLIT_FOLDERS[s.name.lower()], c) for s in split_dirs for c in _subfolders(s)
+                (canonical_split(s.name), c) for s in split_dirs for c in _subfolders(s)
             ]
         else:
             self.class_dirs = [(None, c) for c in top]

@@ -10,7 +10,6 @@ shard, so the loss is counted instead of crashing the ingest.
 from __future__ import annotations
 
 import lzma
-import re
 import tarfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from cl_core.datasets.errors import IngestError
 from cl_core.datasets.records import BadRecord, ImageRecord
+from cl_core.datasets.splits import split_in_name
 
 SHARD_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 IMAGE_FIELDS = ("png", "jpg", "jpeg")
@@ -25,9 +25,6 @@ LABEL_FIELD = "cls"
 
 # What a damaged archive or compressed stream raises while being read.
 _ARCHIVE_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError)
-
-_SPLIT_WORDS = {"train": "train", "test": "test", "val": "val", "valid": "val", "validation": "val"}
-
 
 def is_shard(path: Path) -> bool:
     return path.is_file() and path.name.lower().endswith(SHARD_SUFFIXES)
@@ -46,14 +43,9 @@ def list_shards(folder: Path) -> list[Path]:
 
 
 def split_from_shard_name(name: str) -> str | None:
-    """`toy-train-0000.tar.gz` -> "train", `x_test.tar` -> "test", `a-valid-1.tgz` -> "val".
-
-    Words are separated by any non-alphanumeric character so that e.g. "contest" is not "test".
-    """
-    for word in re.split(r"[^a-z0-9]+", name.lower()):
-        if word in _SPLIT_WORDS:
-            return _SPLIT_WORDS[word]
-    return None
+    """`toy-train-0000.tar.gz` -> "train", `x_test.tar` -> "test", `a-dev-1.tgz` -> "val"
+    (`cl_core.datasets.splits`)."""
+    return split_in_name(name)
 
 
 def _split_member_name(name: str) -> tuple[str, str]:

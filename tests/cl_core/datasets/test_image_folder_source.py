@@ -51,6 +51,13 @@ def test_split_layout_takes_split_from_folders_and_shares_class_indices(tmp_path
     }
 
 
+def test_a_dev_folder_lands_in_val(tmp_path, build):
+    _put(tmp_path / "train" / "cat" / "a.png", build.toy_image(1))
+    _put(tmp_path / "dev" / "cat" / "b.png", build.toy_image(2))
+    records = {r.id: r.split for r in ImageFolderReader(tmp_path).records()}
+    assert records == {"dev/cat/b": "val", "train/cat/a": "train"}
+
+
 def test_a_class_called_train_is_just_a_class(tmp_path, build):
     _put(tmp_path / "train" / "a.png", build.toy_image(1))
     _put(tmp_path / "other" / "b.png", build.toy_image(2))

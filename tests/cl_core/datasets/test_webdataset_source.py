@@ -20,12 +20,18 @@ from cl_core.datasets.sources.webdataset import list_shards, read_shard, split_f
         ("cifar10-test-0001.tgz", "test"),
         ("a-val-3.tar", "val"),
         ("a_valid.tar", "val"),
+        ("a-dev-2.tar", "val"),
         ("contest-0000.tar", None),
         ("shard-0000.tar", None),
     ],
 )
 def test_split_from_shard_name(name, split):
     assert split_from_shard_name(name) == split
+
+
+def test_a_dev_shard_lands_in_val(tmp_path, build):
+    shard = build.write_shard(tmp_path / "glue-dev-0000.tar", build.samples(["k0", "k1"]))
+    assert [r.split for r in read_shard(shard)] == ["val", "val"]
 
 
 def test_reads_labels_ids_and_split(tmp_path, build):

@@ -12,18 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from cl_core.datasets.records import BadRecord
+from cl_core.datasets.splits import canonical_split, describe_split_names
 from cl_core.datasets.sources.text.records import TextPairRecord
-
-# Split words in file names and split columns; the value is the store's split.
-SPLIT_NAMES = {
-    "train": "train",
-    "dev": "val",
-    "val": "val",
-    "valid": "val",
-    "validation": "val",
-    "test": "test",
-}
-
 
 class BadField(Exception):
     """What is wrong with one field; the message continues "<file> line 17: column 6 (text2) "."""
@@ -119,11 +109,9 @@ def _record_id(value: object) -> str:
 
 
 def _split(value: object) -> str:
-    split = SPLIT_NAMES.get(value.strip().lower()) if isinstance(value, str) else None
+    split = canonical_split(value) if isinstance(value, str) else None
     if split is None:
-        raise BadField(
-            f"is not a split (train, val, test, or dev, valid, validation): {_show(value)}"
-        )
+        raise BadField(f"is not a split ({describe_split_names()}): {_show(value)}")
     return split
 
 

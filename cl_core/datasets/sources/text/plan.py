@@ -7,7 +7,6 @@ row is read, so that a spec that does not fit a file fails at once and names wha
 from __future__ import annotations
 
 import csv
-import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,8 +14,9 @@ import pyarrow.parquet as pq
 
 from cl_core.config import ColumnKey, TextSourceSpec
 from cl_core.datasets.errors import IngestError
-from cl_core.datasets.sources.text.fields import SPLIT_NAMES, Column, FilePlan
+from cl_core.datasets.sources.text.fields import Column, FilePlan
 from cl_core.datasets.sources.text.readers import header_names, uncompressed_name
+from cl_core.datasets.splits import split_in_name
 
 
 def file_stem(path: str | Path) -> str:
@@ -25,15 +25,9 @@ def file_stem(path: str | Path) -> str:
 
 
 def split_from_file_name(path: str | Path) -> str | None:
-    """The split a word of the file's stem names ("train", "val", "test"), else None.
-
-    The stem (see `file_stem`) is split on non-alphanumerics: "sts-train" -> "train", "sts-dev"
-    -> "val", "pairs_test_2" -> "test", "trainset" -> None. The first split word wins.
-    """
-    for word in re.split(r"[^a-z0-9]+", file_stem(path).lower()):
-        if word in SPLIT_NAMES:
-            return SPLIT_NAMES[word]
-    return None
+    """The split a word of the file's stem names (`cl_core.datasets.splits`), else None:
+    "sts-train" -> "train", "sts-dev" -> "val", "pairs_test_2" -> "test", "trainset" -> None."""
+    return split_in_name(file_stem(path))
 
 
 def _resolve_tabular(path: Path, fmt: str, spec: TextSourceSpec) -> dict[ColumnKey, int]:

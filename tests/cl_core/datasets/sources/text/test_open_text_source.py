@@ -43,6 +43,14 @@ def _sts_line(score, text1, text2, *extra):
     return "\t".join(["main-captions", "MSRvid", "2012test", "0001", score, text1, text2, *extra])
 
 
+def test_dev_lands_in_val_from_the_file_name_and_from_a_split_column(tmp_path):
+    _write(tmp_path / "sts-dev.tsv", "a\tb\n")
+    _write(tmp_path / "pairs.jsonl", '{"s1": "c", "s2": "d", "part": "Dev"}\n')
+    assert [r.split for r in _read(tmp_path / "sts-dev.tsv", TextSourceSpec())] == ["val"]
+    spec = TextSourceSpec(text_columns=("s1", "s2"), split_column="part")
+    assert [r.split for r in _read(tmp_path / "pairs.jsonl", spec)] == ["val"]
+
+
 # ---- TSV -----------------------------------------------------------------------------------
 
 
