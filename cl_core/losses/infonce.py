@@ -10,6 +10,12 @@ from torch import nn
 from cl_core.losses.global_batch import two_view_batch
 
 
+def _checked_temperature(temperature: float) -> float:
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    return temperature
+
+
 class InfoNCELoss(nn.Module):
     """InfoNCE over one positive and K explicitly given negatives per query.
 
@@ -24,9 +30,7 @@ class InfoNCELoss(nn.Module):
 
     def __init__(self, temperature: float = 0.1) -> None:
         super().__init__()
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.temperature = temperature
+        self.temperature = _checked_temperature(temperature)
 
     def forward(self, query: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
         """query, positive: (B, D); negatives: (B, K, D) per query or (K, D) shared. Returns a
@@ -69,9 +73,7 @@ class InBatchInfoNCELoss(nn.Module):
 
     def __init__(self, temperature: float = 0.1, gather_distributed: bool = True) -> None:
         super().__init__()
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.temperature = temperature
+        self.temperature = _checked_temperature(temperature)
         self.gather_distributed = gather_distributed
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor, *, labels: torch.Tensor | None = None) -> torch.Tensor:
