@@ -13,6 +13,17 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from cl_core.losses.distances import DISTANCES
+from cl_core.losses.objectives import (
+    HARD_NEGATIVES,
+    MOMENTUM,
+    QUEUE_SIZE,
+    TEMPERATURE,
+    TRIPLET_MINING,
+    get_objective,
+    objective_names,
+)
+
 
 class ConfigError(ValueError):
     """A configuration file or override that does not validate; the message names each field."""
@@ -217,49 +228,40 @@ TEXT_DEFAULTS = {
     "loss": {"name": "mnrl", "temperature": 0.05},  # scale 20
     "train": {"epochs": 1, "batch_size": 32, "lr": 2e-5, "weight_decay": 0.01, "warmup_epochs": 0},
 }
-IMAGE_LOSSES = ("ntxent", "dcl", "supcon", "mnrl", "clip", "infonce", "triplet", "contrastive", "moco")
-TEXT_LOSSES = ("mnrl", "simcse", "cosent")
 
 
 class LossConfig(_Section):
     """The objective. Images: on two augmented views of each image (cl_core/losses/two_view.py;
     moco with a momentum key encoder). Text: mnrl on (text1, text2[, hard negatives]) pairs,
-    simcse on single sentences (dropout noise makes the two views), cosent on scored pairs."""
+    simcse on single sentences (dropout noise makes the two views), cosent on scored pairs.
+    Which loss reads which option, its default and its range: cl_core/losses/objectives.py."""
 
-    name: Literal["ntxent", "dcl", "supcon", "mnrl", "clip", "infonce", "triplet", "contrastive", "moco", "simcse", "cosent"] = "ntxent"
-    temperature: float = Field(0.2, gt=0.0)  # MNRL, SimCSE and CoSENT use scale = 1 / temperature
+    name: Literal[objective_names()] = "ntxent"
+    temperature: float = Field(0.2, **TEMPERATURE.bounds)  # MNRL, SimCSE and CoSENT use scale = 1 / temperature
     mask_same_label: bool = False  # ntxent / dcl / mnrl / infonce / triplet / contrastive: same-label samples are never negatives
     use_labels: bool = False  # triplet / contrastive: classes, not the two views, define positives
     learnable_temperature: bool = False  # clip only
-    margin: float | None = Field(None, gt=0.0)  # triplet / contrastive; None: the loss's default
-    distance: Literal["cosine", "euclidean"] | None = None  # triplet / contrastive
-    mining: Literal["batch_hard", "semi_hard"] | None = None  # triplet
-    momentum: float = Field(0.99, ge=0.0, lt=1.0)  # moco: EMA of the key encoder
-    queue_size: int = Field(4096, ge=1)  # moco: keys kept as negatives
+    margin: float | None = None  # triplet (>= 0) / contrastive (> 0); None: the loss's default
+    distance: Literal[DISTANCES] | None = None  # triplet / contrastive
+    mining: Literal[TRIPLET_MINING] | None = None  # triplet
+    momentum: float = Field(0.99, **MOMENTUM.bounds)  # moco: EMA of the key encoder
+    queue_size: int = Field(4096, **QUEUE_SIZE.bounds)  # moco: keys kept as negatives
     symmetric: bool = True  # mnrl: also rank each positive's anchor among the anchors
     positive_min_score: float | None = None  # text mnrl: pairs scoring below this are not positives
-    hard_negatives: int = Field(0, ge=0)  # text mnrl: explicit negatives used per pair
+    hard_negatives: int = Field(0, **HARD_NEGATIVES.bounds)  # text mnrl: explicit negatives used per pair
 
     @model_validator(mode="after")
     def _options_fit_the_loss(self) -> LossConfig:
-        maskable = ("ntxent", "dcl", "mnrl", "infonce", "triplet", "contrastive")
-        if self.mask_same_label and self.name not in maskable:
-            raise ValueError(f"mask_same_label applies to {', '.join(maskable)}, not {self.name}")
-        if self.use_labels and self.name not in ("triplet", "contrastive"):
-            raise ValueError(f"use_labels applies to triplet and contrastive, not {self.name}")
-        if self.learnable_temperature and self.name != "clip":
-            raise ValueError(f"learnable_temperature applies to clip, not {self.name}")
-        if (self.margin is not None or self.distance is not None) and self.name not in ("triplet", "contrastive"):
-            raise ValueError(f"margin and distance apply to triplet and contrastive, not {self.name}")
-        if self.mining is not None and self.name != "triplet":
-            raise ValueError(f"mining applies to triplet, not {self.name}")
-        if (self.positive_min_score is not None or self.hard_negatives) and self.name != "mnrl":
-            raise ValueError(f"positive_min_score and hard_negatives apply to mnrl, not {self.name}")
+        get_objective(self.name).settle(self.options)
         return self
 
     @property
+    def options(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"name"})
+
+    @property
     def uses_labels(self) -> bool:
-        return self.name == "supcon" or self.mask_same_label or self.use_labels
+        return get_objective(self.name).uses_labels(self.options)
 
 
 class TrainConfig(_Section):
@@ -335,11 +337,11 @@ class PipelineConfig(_Section):
 
     @model_validator(mode="after")
     def _loss_fits_the_modality(self) -> PipelineConfig:
-        allowed = TEXT_LOSSES if self.data.modality == "text" else IMAGE_LOSSES
-        if self.loss.name not in allowed:
+        objective = get_objective(self.loss.name)
+        if self.data.modality not in objective.modalities:
+            allowed = objective_names(self.data.modality)
             raise ValueError(f"loss.name {self.loss.name!r} does not train {self.data.modality} data; use one of {allowed}")
-        if self.data.modality == "text" and self.loss.uses_labels:
-            raise ValueError("loss.mask_same_label is not supported for text data")
+        objective.settle(self.loss.options, self.data.modality)
         if self.data.modality == "image" and self.model.finetuned_weight != 1.0:
             raise ValueError("model.finetuned_weight applies to pretrained text encoders; image encoders train from scratch")
         return self

@@ -1,11 +1,12 @@
 """Contrastive fine-tuning of a sentence encoder: which rows train, and one optimisation step.
 
-Three objectives, chosen by name:
-    mnrl    (text1, text2[, hard negatives]) pairs, in-batch negatives (Henderson et al. 2017);
-            pairs scoring below `positive_min_score` are not positives and are left out
-    simcse  single sentences, each embedded twice under dropout (unsupervised SimCSE, Gao et
-            al. 2021); pairs contribute both of their sentences
-    cosent  scored pairs: rank the cosines of all pairs like their gold scores (Su 2022)
+A text objective trains in one of three ways, its "text" form in cl_core.losses.objectives:
+    pairs         (text1, text2[, hard negatives]) pairs, in-batch negatives (mnrl, Henderson
+                  et al. 2017); pairs scoring below `positive_min_score` are not positives and
+                  are left out
+    sentences     single sentences, each embedded twice under dropout (simcse, unsupervised
+                  SimCSE, Gao et al. 2021); pairs contribute both of their sentences
+    scored_pairs  rank the cosines of all pairs like their gold scores (cosent, Su 2022)
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ import pyarrow.compute as pc
 import torch
 from torch import nn
 
+from cl_core.losses.objectives import OBJECTIVES, objective_names
 from cl_core.training_step import optimizer_step
-
-TEXT_OBJECTIVES = ("mnrl", "simcse", "cosent")
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,21 @@ class TextExamples:
         )
 
 
+def text_form(objective: str) -> str:
+    """How `objective` trains text (cl_core.losses.objectives): "pairs", "scored_pairs" or
+    "sentences"."""
+    form = OBJECTIVES[objective].trains.get("text") if objective in OBJECTIVES else None
+    if form is None:
+        raise ValueError(f"unknown text objective {objective!r}; use one of {objective_names('text')}")
+    return form
+
+
 def select_examples(table: pa.Table, objective: str, positive_min_score: float | None = None, hard_negatives: int = 0) -> TextExamples:
     """The rows of a text dataset (columns text1, text2, score, negatives) that train
     `objective`, as examples. Raises ValueError naming what is missing when the data cannot
     train it at all (e.g. cosent without scores)."""
-    if objective not in TEXT_OBJECTIVES:
-        raise ValueError(f"unknown text objective {objective!r}; use one of {TEXT_OBJECTIVES}")
-    if objective == "simcse":
+    form = text_form(objective)
+    if form == "sentences":
         sentences = pc.unique(pa.concat_arrays([
             table.column("text1").combine_chunks(), pc.drop_null(table.column("text2")).combine_chunks(),
         ])).to_pylist()
@@ -64,11 +72,11 @@ def select_examples(table: pa.Table, objective: str, positive_min_score: float |
     if pairs.num_rows == 0:
         raise ValueError(f"{objective} trains on sentence pairs, but no row has a second sentence (text2)")
     scored = pc.is_valid(pairs.column("score"))
-    if objective == "cosent" or positive_min_score is not None:
+    if form == "scored_pairs" or positive_min_score is not None:
         if not pc.any(scored).as_py():
             raise ValueError(f"{objective} needs pair scores (the score column), but no pair has one")
         pairs = pairs.filter(scored)
-    if objective == "cosent":
+    if form == "scored_pairs":
         return TextExamples(
             pairs.column("text1").to_pylist(), pairs.column("text2").to_pylist(),
             pairs.column("score").to_numpy().astype(np.float64),
@@ -101,7 +109,8 @@ def text_loss(model: nn.Module, tokenize: Tokenize, batch: TextExamples, objecti
     DDP-wrapped model then sees one forward per backward); for simcse the batch is embedded
     twice in that pass, and dropout gives the two copies different noise."""
     size = len(batch)
-    if objective == "simcse":
+    form = text_form(objective)
+    if form == "sentences":
         texts = batch.text1 + batch.text1
     else:
         texts = batch.text1 + batch.text2 + [n for row in (batch.negatives or []) for n in row]
@@ -110,9 +119,9 @@ def text_loss(model: nn.Module, tokenize: Tokenize, batch: TextExamples, objecti
         embeddings = model(**tokens)
     embeddings = embeddings.float()
     first, second = embeddings[:size], embeddings[size : 2 * size]  # (B, D) each
-    if objective == "simcse":
+    if form == "sentences":
         return loss_fn(first, second, ids=text_ids(batch.text1).to(device))
-    if objective == "cosent":
+    if form == "scored_pairs":
         return loss_fn(first, second, torch.as_tensor(batch.scores, dtype=torch.float32, device=device))
     negatives = None
     if batch.negatives is not None:

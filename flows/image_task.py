@@ -14,8 +14,7 @@ from torch import nn
 
 from cl_core.config import PipelineConfig
 from cl_core.datasets import DatasetStore, decode_images
-from cl_core.losses import MoCoLoss
-from cl_core.losses.two_view import TwoViewObjective
+from cl_core.losses import build_objective
 from cl_core.models import build_simclr
 from cl_core.models.momentum import MomentumEncoder
 from cl_core.training_step import momentum_train_step, train_step
@@ -67,13 +66,7 @@ class ImageTask:
         ).to(memory_format=self.memory_format)
         self.views = SimCLRViews(cfg.data.image_size, self.channels, **cfg.views.model_dump()).to(device)
         loss = cfg.loss
-        if loss.name == "moco":
-            self.loss_fn: nn.Module = MoCoLoss(loss.temperature, loss.queue_size, model_cfg.proj_dim)
-        else:
-            self.loss_fn = TwoViewObjective(
-                loss.name, loss.temperature, loss.mask_same_label, loss.learnable_temperature,
-                margin=loss.margin, distance=loss.distance, mining=loss.mining, use_labels=loss.use_labels,
-            )
+        self.loss_fn: nn.Module = build_objective(loss, "image", proj_dim=model_cfg.proj_dim)
         self.loss_fn.to(device)
         self.uses_labels = getattr(self.loss_fn, "uses_labels", False)
         if self.uses_labels and self.labels is None:

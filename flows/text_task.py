@@ -13,7 +13,7 @@ from torch import nn
 
 from cl_core.config import PipelineConfig
 from cl_core.datasets import DatasetStore, DatasetVersion
-from cl_core.losses import build_loss
+from cl_core.losses import build_objective
 from cl_core.models.text import TextEmbedder, TextTokenizer, resolve_text_encoder
 from cl_core.text_training import TextExamples, select_examples, text_train_step
 from flows.image_task import shard_rows
@@ -26,15 +26,6 @@ def training_examples(dataset: DatasetVersion, cfg: PipelineConfig) -> TextExamp
     derives the same list, then keeps its shard)."""
     table = dataset.read(split="train", columns=TEXT_COLUMNS)
     return select_examples(table, cfg.loss.name, cfg.loss.positive_min_score, cfg.loss.hard_negatives)
-
-
-def build_text_loss(cfg: PipelineConfig) -> nn.Module:
-    scale = 1.0 / cfg.loss.temperature
-    if cfg.loss.name == "cosent":
-        return build_loss("cosent", scale=scale)
-    # SimCSE is MNRL with each sentence as its own positive: one direction is the whole loss.
-    symmetric = cfg.loss.symmetric and cfg.loss.name == "mnrl"
-    return build_loss("mnrl", scale=scale, symmetric=symmetric)
 
 
 class TextTask:
@@ -50,7 +41,7 @@ class TextTask:
         encoder_path = resolve_text_encoder(cfg.model.text_encoder)
         self.model: nn.Module = TextEmbedder.from_pretrained(encoder_path, projection_dim=cfg.model.text_projection_dim)
         self.tokenizer = TextTokenizer(encoder_path, max_length=cfg.model.max_length)
-        self.loss_fn = build_text_loss(cfg).to(device)
+        self.loss_fn = build_objective(cfg.loss, "text").to(device)
         self.autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
 
     def attach(self, model: nn.Module) -> None:

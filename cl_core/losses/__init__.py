@@ -1,6 +1,11 @@
-"""Contrastive objectives, selectable by name: `build_loss("ntxent", temperature=0.2)`."""
+"""Contrastive objectives, selectable by name: `build_loss("ntxent", temperature=0.2)` for a loss
+with its own parameters, `build_objective(loss_config, "image")` for the training loss module of
+a configured objective. Both read the table in `cl_core.losses.objectives`."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from torch import nn
 
@@ -12,20 +17,13 @@ from cl_core.losses.infonce import InfoNCELoss
 from cl_core.losses.mnrl import MultipleNegativesRankingLoss
 from cl_core.losses.moco import MoCoLoss
 from cl_core.losses.ntxent import NTXentLoss
+from cl_core.losses.objectives import OBJECTIVES, get_objective
 from cl_core.losses.supcon import SupConLoss
 from cl_core.losses.triplet import TripletMarginLoss
+from cl_core.losses.two_view import TwoViewObjective
 
 LOSSES: dict[str, type[nn.Module]] = {
-    "ntxent": NTXentLoss,
-    "infonce": InfoNCELoss,
-    "triplet": TripletMarginLoss,
-    "contrastive": PairwiseContrastiveLoss,
-    "supcon": SupConLoss,
-    "clip": CLIPLoss,
-    "mnrl": MultipleNegativesRankingLoss,
-    "dcl": DCLLoss,
-    "moco": MoCoLoss,
-    "cosent": CoSENTLoss,
+    objective.name: objective.loss for objective in OBJECTIVES.values() if objective.loss is not None
 }
 
 
@@ -36,6 +34,25 @@ def build_loss(name: str, **params) -> nn.Module:
     except KeyError:
         raise ValueError(f"unknown loss {name!r}; available: {sorted(LOSSES)}") from None
     return loss_class(**params)
+
+
+def build_objective(
+    loss: Mapping[str, Any] | Iterable[tuple[str, Any]],
+    modality: str,
+    *,
+    proj_dim: int | None = None,
+    gather_distributed: bool = True,
+) -> nn.Module:
+    """The module that trains `modality` data with the objective `loss` names: a `LossConfig`
+    (or a mapping of its fields: name and options). A two-view image objective gives a
+    `TwoViewObjective`; MoCo its `MoCoLoss` over `proj_dim`-dimensional keys; text objectives
+    the loss their batches feed (`cl_core.text_training.text_loss`). ValueError, naming the
+    option, for an objective that does not train `modality` or an option it does not read."""
+    fields = dict(loss)
+    objective = get_objective(fields.pop("name"))
+    if objective.form(modality) == "two_view":
+        return TwoViewObjective(objective.name, gather_distributed=gather_distributed, **fields)
+    return objective.build(objective.settle(fields, modality), gather_distributed, proj_dim)
 
 
 __all__ = [
@@ -51,4 +68,5 @@ __all__ = [
     "SupConLoss",
     "TripletMarginLoss",
     "build_loss",
+    "build_objective",
 ]

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from cl_core.losses.masking import false_negative_mask
-from cl_core.losses.view_logits import two_view_logits
+from cl_core.losses.view_logits import ViewLogits, ViewLogitsLoss
 
 
-class DCLLoss(nn.Module):
+class DCLLoss(ViewLogitsLoss):
     """NT-Xent with the positive removed from the denominator.
 
     Yeh et al. show that the positive term in NT-Xent's denominator couples the gradients of the
@@ -28,38 +26,15 @@ class DCLLoss(nn.Module):
     def __init__(
         self, temperature: float = 0.1, gather_distributed: bool = True, mask_same_label: bool = False
     ) -> None:
-        super().__init__()
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.temperature = temperature
-        self.gather_distributed = gather_distributed
-        self.mask_same_label = mask_same_label
+        super().__init__(temperature, gather_distributed, mask_same_label)
 
-    def forward(
-        self,
-        z1: torch.Tensor,
-        z2: torch.Tensor,
-        *,
-        ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """z1, z2: (B, D) embeddings of the two views of the same B samples; ids, labels:
-        optional (B,) integers for false-negative masking. Returns a scalar."""
-        view = two_view_logits(z1, z2, self.temperature, self.gather_distributed)
-        logits, rows, self_cols, positive_cols, batch = view.logits, view.rows, view.self_cols, view.positive_cols, view.batch
-        positive_logits = logits[rows, positive_cols]  # (2B,)
-
-        excluded = false_negative_mask(
-            batch, ids, labels, mask_same_label=self.mask_same_label, gather=self.gather_distributed,
-            device=z1.device,
-        )
-        excluded = (
-            excluded.repeat(2, 2)  # (2B, 2*W*B)
-            if excluded is not None
-            else torch.zeros_like(logits, dtype=torch.bool)
-        )
-        excluded[rows, self_cols] = True
-        excluded[rows, positive_cols] = True
+    def reduce(self, view: ViewLogits, excluded: torch.Tensor | None) -> torch.Tensor:
+        logits, rows = view.logits, view.rows
+        positive_logits = logits[rows, view.positive_cols]  # (2B,)
+        if excluded is None:
+            excluded = torch.zeros_like(logits, dtype=torch.bool)
+        excluded[rows, view.self_cols] = True
+        excluded[rows, view.positive_cols] = True
         has_negative = ~excluded.all(dim=1, keepdim=True)  # (2B, 1)
         # A row without negatives would give logsumexp(-inf...) = -inf and NaN gradients; it is
         # zeroed before the reduction instead, and its loss term set to 0 below.

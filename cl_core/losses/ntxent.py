@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from cl_core.losses.masking import false_negative_mask
-from cl_core.losses.view_logits import two_view_logits
+from cl_core.losses.view_logits import ViewLogits, ViewLogitsLoss
 
 
-class NTXentLoss(nn.Module):
+class NTXentLoss(ViewLogitsLoss):
     """NT-Xent over two views, optionally with negatives gathered from every worker.
 
     For 2N views (N per view), each view's positive is the other view of the same sample and
@@ -32,32 +30,12 @@ class NTXentLoss(nn.Module):
     def __init__(
         self, temperature: float = 0.5, gather_distributed: bool = True, mask_same_label: bool = False
     ) -> None:
-        super().__init__()
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.temperature = temperature
-        self.gather_distributed = gather_distributed
-        self.mask_same_label = mask_same_label
+        super().__init__(temperature, gather_distributed, mask_same_label)
 
-    def forward(
-        self,
-        z1: torch.Tensor,
-        z2: torch.Tensor,
-        *,
-        ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """z1, z2: (B, D) embeddings of the two views of the same B samples; ids, labels:
-        optional (B,) integers for false-negative masking. Returns a scalar."""
-        view = two_view_logits(z1, z2, self.temperature, self.gather_distributed)
-        logits, rows, self_cols, positive_cols, batch = view.logits, view.rows, view.self_cols, view.positive_cols, view.batch
-        excluded = false_negative_mask(
-            batch, ids, labels, mask_same_label=self.mask_same_label, gather=self.gather_distributed,
-            device=z1.device,
-        )
+    def reduce(self, view: ViewLogits, excluded: torch.Tensor | None) -> torch.Tensor:
+        logits, rows = view.logits, view.rows
         if excluded is not None:
-            excluded = excluded.repeat(2, 2)  # (2B, 2*W*B): both views of every masked sample
-            excluded[rows, positive_cols] = False
+            excluded[rows, view.positive_cols] = False
             logits = logits.masked_fill(excluded, float("-inf"))
-        logits[rows, self_cols] = float("-inf")  # a view is never its own negative
-        return F.cross_entropy(logits, positive_cols)
+        logits[rows, view.self_cols] = float("-inf")  # a view is never its own negative
+        return F.cross_entropy(logits, view.positive_cols)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cl_core import distributed
-from cl_core.losses.masking import gather_no_grad
+from cl_core.losses.global_batch import batch_keys
 
 
 class SupConLoss(nn.Module):
@@ -57,12 +57,7 @@ class SupConLoss(nn.Module):
             all_features, offset = features, 0
         global_batch = all_features.shape[0]
         device = features.device
-        if labels is None:
-            all_labels = torch.arange(global_batch, device=device)
-            labels = all_labels[offset : offset + batch]
-        else:
-            labels = labels.to(device=device, dtype=torch.long)
-            all_labels = gather_no_grad(labels) if global_batch != batch else labels  # (W*B,)
+        labels, all_labels = batch_keys(batch, offset, global_batch, labels, device)  # (B,), (W*B,)
 
         # View-major order, as the paper's code: row v*B + b is view v of sample b.
         anchors = features.transpose(0, 1).reshape(views * batch, -1)  # (V*B, D)

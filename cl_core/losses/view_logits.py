@@ -1,14 +1,18 @@
 """The similarity logits shared by the two-view losses (NT-Xent, DCL): this worker's 2B views
-against the global 2WB candidates, and where each row's self and positive columns sit."""
+against the global 2WB candidates, where each row's self and positive columns sit, and which
+candidates are false negatives; `ViewLogitsLoss` holds what the two losses have in common."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from cl_core import distributed
+from cl_core.losses.masking import false_negative_mask
 
 
 @dataclass(frozen=True)
@@ -47,3 +51,41 @@ def two_view_logits(z1: torch.Tensor, z2: torch.Tensor, temperature: float, gath
         positive_cols=torch.cat([local + global_batch, local]),
         batch=batch,
     )
+
+
+class ViewLogitsLoss(nn.Module, ABC):
+    """A loss of the view logits: `temperature`, the candidates of every worker with
+    `gather_distributed=True` (each worker computes its own rows), and false negatives (views of
+    another sample with the same `ids` entry and, with `mask_same_label=True`, the same `labels`
+    entry) handed to `reduce`, which each loss defines."""
+
+    def __init__(self, temperature: float, gather_distributed: bool, mask_same_label: bool) -> None:
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = temperature
+        self.gather_distributed = gather_distributed
+        self.mask_same_label = mask_same_label
+
+    def forward(
+        self,
+        z1: torch.Tensor,
+        z2: torch.Tensor,
+        *,
+        ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """z1, z2: (B, D) embeddings of the two views of the same B samples; ids, labels:
+        optional (B,) integers for false-negative masking. Returns a scalar."""
+        view = two_view_logits(z1, z2, self.temperature, self.gather_distributed)
+        excluded = false_negative_mask(
+            view.batch, ids, labels, mask_same_label=self.mask_same_label, gather=self.gather_distributed,
+            device=z1.device,
+        )
+        # (2B, 2*W*B): both views of every masked sample
+        return self.reduce(view, None if excluded is None else excluded.repeat(2, 2))
+
+    @abstractmethod
+    def reduce(self, view: ViewLogits, excluded: torch.Tensor | None) -> torch.Tensor:
+        """The loss from the view logits and the (2B, 2*W*B) false negatives (None: none), which
+        include each row's own and positive columns."""

@@ -1,0 +1,242 @@
+"""The objectives a run can train with: one row per name, read by the config validation
+(`cl_core.config.LossConfig`), `build_loss`, `build_objective` and the two-view adapter.
+
+A row says which modalities the objective trains and how ("two_view": the loss of two augmented
+views of each image, `cl_core.losses.two_view`; "momentum": MoCo, with a momentum key encoder,
+`cl_core.training_step.momentum_train_step`; "pairs", "scored_pairs", "sentences": the text
+batches of `cl_core.text_training`), the options of the `loss` config section it reads with their
+defaults and allowed ranges, and how its training loss module is built from them.
+
+Adding a loss: its file in this package (the loss, and its two-view / global-batch form if it
+needs one), then one row in OBJECTIVES below.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from cl_core.losses.clip import CLIPLoss
+from cl_core.losses.contrastive import PairwiseContrastiveLoss, TwoViewContrastiveLoss
+from cl_core.losses.cosent import CoSENTLoss
+from cl_core.losses.dcl import DCLLoss
+from cl_core.losses.distances import DISTANCES
+from cl_core.losses.infonce import InBatchInfoNCELoss, InfoNCELoss
+from cl_core.losses.mnrl import MultipleNegativesRankingLoss
+from cl_core.losses.moco import MoCoLoss
+from cl_core.losses.ntxent import NTXentLoss
+from cl_core.losses.supcon import SupConLoss
+from cl_core.losses.triplet import MINING, TripletMarginLoss, TwoViewTripletLoss
+
+MODALITIES = ("image", "text")
+TRIPLET_MINING = MINING[1:]  # the two-view form always mines
+
+# How a caller leaves each optional option out (the config's defaults). Setting one for an
+# objective that does not read it is an error.
+LEFT_OUT: dict[str, Any] = {
+    "mask_same_label": False,
+    "use_labels": False,
+    "learnable_temperature": False,
+    "margin": None,
+    "distance": None,
+    "mining": None,
+    "positive_min_score": None,
+    "hard_negatives": 0,
+}
+# Options every config holds a value for: an objective that does not read one ignores it.
+CARRIED = ("temperature", "momentum", "queue_size", "symmetric")
+
+_BOUNDS = {"gt": (">", operator.gt), "ge": (">=", operator.ge), "lt": ("<", operator.lt)}
+
+
+@dataclass(frozen=True)
+class Option:
+    """How an objective reads one option of the `loss` config: the value it trains with when the
+    option is left out, the values it allows (a bound is None when open), and on which of its
+    modalities it reads it."""
+
+    default: Any = None
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    choices: tuple[str, ...] | None = None
+    modalities: tuple[str, ...] = MODALITIES
+
+    @property
+    def bounds(self) -> dict[str, float]:
+        """The numeric bounds, as pydantic's `Field(gt=..., ge=..., lt=...)` takes them."""
+        return {key: getattr(self, key) for key in _BOUNDS if getattr(self, key) is not None}
+
+    def check(self, objective: str, option: str, value: Any) -> None:
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"{option} of {objective} must be one of {self.choices}, got {value!r}")
+        for key, bound in self.bounds.items():
+            symbol, holds = _BOUNDS[key]
+            if not holds(value, bound):
+                raise ValueError(f"{option} of {objective} must be {symbol} {bound:g}, got {value}")
+
+
+TEMPERATURE = Option(gt=0.0)
+MASK_SAME_LABEL = Option(False, modalities=("image",))  # text masks duplicates by their text
+USE_LABELS = Option(False)
+DISTANCE = Option("cosine", choices=DISTANCES)
+SYMMETRIC = Option(True)
+MOMENTUM = Option(ge=0.0, lt=1.0)
+QUEUE_SIZE = Option(ge=1)
+HARD_NEGATIVES = Option(0, ge=0, modalities=("text",))
+
+# build(options, gather_distributed, dim): the training loss module from the settled options.
+Build = Callable[[Mapping[str, Any], bool, int | None], nn.Module]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One objective: its name, how it trains each modality it serves (modality -> "two_view",
+    "momentum", "pairs", "scored_pairs" or "sentences"), the options it reads, how its training
+    loss module is built, and the loss class `build_loss(name)` instantiates (None when the
+    objective is another loss used another way)."""
+
+    name: str
+    trains: Mapping[str, str]
+    options: Mapping[str, Option]
+    build: Build
+    loss: type[nn.Module] | None = None
+    labels: bool = False  # reads the batch labels whatever its options (SupCon)
+    stacked_views: bool = False  # takes two views as one (B, 2, D) tensor (SupCon's multi-view form)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(self.trains)
+
+    def form(self, modality: str) -> str:
+        """How the objective trains `modality` data; ValueError when it does not."""
+        if modality not in self.trains:
+            raise ValueError(
+                f"loss {self.name!r} does not train {modality} data; use one of {objective_names(modality)}"
+            )
+        return self.trains[modality]
+
+    def reads(self, option: str, modality: str | None = None) -> bool:
+        """Whether the objective reads `option` (on `modality` data; None: on any)."""
+        spec = self.options.get(option)
+        return spec is not None and (modality is None or (modality in spec.modalities and modality in self.trains))
+
+    def settle(self, values: Mapping[str, Any], modality: str | None = None) -> dict[str, Any]:
+        """The options the objective trains with: each of `values` it reads (on `modality`)
+        checked against its range, the others at their defaults. A value that is None, or equal
+        to how LEFT_OUT leaves its option out, counts as not given. ValueError, naming the
+        option, for a value out of range or given to an objective that does not read it."""
+        given = {}
+        for option, value in values.items():
+            if option not in LEFT_OUT and option not in CARRIED:
+                raise ValueError(f"unknown loss option {option!r}")
+            if value is None or (option in LEFT_OUT and value == LEFT_OUT[option]):
+                continue
+            if self.reads(option, modality):
+                self.options[option].check(self.name, option, value)
+                given[option] = value
+            elif option not in CARRIED:
+                raise ValueError(_not_read(option, self.name, modality))
+        return {option: given.get(option, spec.default) for option, spec in self.options.items()}
+
+    def uses_labels(self, options: Mapping[str, Any]) -> bool:
+        """Whether training with these options reads the labels of the batch."""
+        return self.labels or bool(options.get("mask_same_label")) or bool(options.get("use_labels"))
+
+
+def _not_read(option: str, name: str, modality: str | None) -> str:
+    readers = [o.name for o in OBJECTIVES.values() if o.reads(option, modality)]
+    if not readers:
+        return f"{option} does not apply to {modality} data"
+    listing = readers[0] if len(readers) == 1 else f"{', '.join(readers[:-1])} and {readers[-1]}"
+    return f"{option} applies to {listing}, not {name!r}"
+
+
+def _scale(options: Mapping[str, Any]) -> float:
+    """MNRL, SimCSE and CoSENT take a scale: 1 / temperature."""
+    return 1.0 / options["temperature"]
+
+
+OBJECTIVES: dict[str, Objective] = {objective.name: objective for objective in (
+    Objective(
+        "ntxent", {"image": "two_view"}, {"temperature": TEMPERATURE, "mask_same_label": MASK_SAME_LABEL},
+        lambda o, gather, dim: NTXentLoss(o["temperature"], gather, o["mask_same_label"]), NTXentLoss,
+    ),
+    Objective(
+        "dcl", {"image": "two_view"}, {"temperature": TEMPERATURE, "mask_same_label": MASK_SAME_LABEL},
+        lambda o, gather, dim: DCLLoss(o["temperature"], gather, o["mask_same_label"]), DCLLoss,
+    ),
+    Objective(
+        "supcon", {"image": "two_view"}, {"temperature": TEMPERATURE},
+        lambda o, gather, dim: SupConLoss(o["temperature"], gather), SupConLoss, labels=True, stacked_views=True,
+    ),
+    Objective(
+        "mnrl", {"image": "two_view", "text": "pairs"},
+        {
+            "temperature": TEMPERATURE, "symmetric": SYMMETRIC, "mask_same_label": MASK_SAME_LABEL,
+            "positive_min_score": Option(modalities=("text",)), "hard_negatives": HARD_NEGATIVES,
+        },
+        lambda o, gather, dim: MultipleNegativesRankingLoss(_scale(o), o["symmetric"], gather, o["mask_same_label"]),
+        MultipleNegativesRankingLoss,
+    ),
+    Objective(
+        "clip", {"image": "two_view"}, {"temperature": TEMPERATURE, "learnable_temperature": Option(False)},
+        lambda o, gather, dim: CLIPLoss(o["temperature"], o["learnable_temperature"], gather_distributed=gather),
+        CLIPLoss,
+    ),
+    Objective(
+        "infonce", {"image": "two_view"}, {"temperature": TEMPERATURE, "mask_same_label": MASK_SAME_LABEL},
+        lambda o, gather, dim: InBatchInfoNCELoss(o["temperature"], gather), InfoNCELoss,
+    ),
+    Objective(
+        "triplet", {"image": "two_view"},
+        {
+            "margin": Option(0.2, ge=0.0), "distance": DISTANCE, "mining": Option("semi_hard", choices=TRIPLET_MINING),
+            "use_labels": USE_LABELS, "mask_same_label": MASK_SAME_LABEL,
+        },
+        lambda o, gather, dim: TwoViewTripletLoss(o["margin"], o["distance"], o["mining"], o["use_labels"], gather),
+        TripletMarginLoss,
+    ),
+    Objective(
+        "contrastive", {"image": "two_view"},
+        {"margin": Option(0.5, gt=0.0), "distance": DISTANCE, "use_labels": USE_LABELS, "mask_same_label": MASK_SAME_LABEL},
+        lambda o, gather, dim: TwoViewContrastiveLoss(o["margin"], o["distance"], o["use_labels"], gather),
+        PairwiseContrastiveLoss,
+    ),
+    Objective(
+        "moco", {"image": "momentum"},
+        {"temperature": TEMPERATURE, "momentum": MOMENTUM, "queue_size": QUEUE_SIZE},
+        lambda o, gather, dim: MoCoLoss(o["temperature"], o["queue_size"], dim, gather), MoCoLoss,
+    ),
+    # SimCSE is MNRL with each sentence as its own positive: one direction is the whole loss.
+    Objective(
+        "simcse", {"text": "sentences"}, {"temperature": TEMPERATURE},
+        lambda o, gather, dim: MultipleNegativesRankingLoss(_scale(o), False, gather),
+    ),
+    Objective(
+        "cosent", {"text": "scored_pairs"}, {"temperature": TEMPERATURE},
+        lambda o, gather, dim: CoSENTLoss(_scale(o), gather), CoSENTLoss,
+    ),
+)}
+
+
+def get_objective(name: str) -> Objective:
+    try:
+        return OBJECTIVES[name]
+    except KeyError:
+        raise ValueError(f"unknown loss {name!r}; available: {sorted(OBJECTIVES)}") from None
+
+
+def objective_names(modality: str | None = None, form: str | None = None) -> tuple[str, ...]:
+    """The names that train `modality` data (None: any) in the way `form` (None: any), in table
+    order."""
+    names = []
+    for objective in OBJECTIVES.values():
+        forms = [how for where, how in objective.trains.items() if modality in (None, where)]
+        if forms and (form is None or form in forms):
+            names.append(objective.name)
+    return tuple(names)
