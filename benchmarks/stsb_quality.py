@@ -37,8 +37,8 @@ from cl_core.evaluation import sts_correlation
 from cl_core.losses import build_loss
 from cl_core.models.merge import interpolate_weights
 from cl_core.models.text import TextEmbedder, TextTokenizer, embed_texts, resolve_text_encoder
+from cl_core.tasks import warmup_cosine
 from cl_core.text_training import select_examples, text_train_step
-from flows.train_worker import warmup_cosine
 
 # Settings per objective: the usual ones from the papers / sentence-transformers' examples.
 CANDIDATES = {

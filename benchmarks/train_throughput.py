@@ -23,11 +23,11 @@ from cl_core.config import build_config
 from cl_core.datasets import DatasetStore
 from cl_core.losses.two_view import TwoViewObjective
 from cl_core.models import build_simclr
+from cl_core.tasks import warmup_cosine
+from cl_core.tasks.image import load_shard
 from cl_core.training_step import train_step
 from cl_core.views import SimCLRViews
 from flows.train_launch import fit
-from flows.image_task import load_shard
-from flows.train_worker import warmup_cosine
 
 
 def bare_loop(cfg, datasets: Path, dataset, threads: int) -> list[float]:
@@ -80,7 +80,7 @@ def main() -> None:
         store = DatasetStore(datasets)
         store.ingest(source, "bench", limit=args.rows)
         dataset = store.resolve("bench")
-        print(f"data: {source} ({dataset.manifest['splits'].get('train')} train rows at {size}x{size}), "
+        print(f"data: {source} ({dataset.num_rows('train')} train rows at {size}x{size}), "
               f"batch 256, {args.epochs} epochs, {args.threads} threads")
 
         bare_before = bare_loop(cfg, datasets, dataset, args.threads)

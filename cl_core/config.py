@@ -302,7 +302,8 @@ class EvalConfig(_Section):
 
 
 class RegistryConfig(_Section):
-    model_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # None: "<dataset>-simclr"
+    # None: "<dataset>-<loss>" for images (digits-ntxent), "<dataset>-text" for text
+    model_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     experiment: str | None = None  # None: the model name
 
 
@@ -348,7 +349,10 @@ class PipelineConfig(_Section):
 
     @property
     def model_name(self) -> str:
-        suffix = "text" if self.data.modality == "text" else "simclr"
+        """The registered model's name: registry.model_name, else the dataset and what was
+        trained on it (images: the objective, e.g. digits-moco; text: "text", whichever of the
+        text objectives fine-tuned the encoder)."""
+        suffix = "text" if self.data.modality == "text" else self.loss.name
         return self.registry.model_name or f"{self.data.name}-{suffix}"
 
     @property

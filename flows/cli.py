@@ -31,7 +31,7 @@ def _training_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="training epochs (train.epochs)")
     parser.add_argument("--batch-size", type=int, help="global batch size, split over workers (train.batch_size)")
     parser.add_argument("--lr", type=float, help="peak learning rate (train.lr)")
-    parser.add_argument("--temperature", type=float, help="NT-Xent temperature (loss.temperature)")
+    parser.add_argument("--temperature", type=float, help="the objective's temperature (loss.temperature)")
     parser.add_argument("--image-size", type=int, help="side the images are resized to (data.image_size)")
     parser.add_argument("--gpu", action="store_const", const=True, help="one worker per GPU (train.gpu)")
     parser.add_argument("--model-name", help="registered model name (registry.model_name)")
@@ -66,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(ingest)
 
     train = commands.add_parser("train", help="train on Ray Train, log to MLflow, register as challenger",
-                                description="SimCLR training on Ray Train; one MLflow run; the encoder is registered "
-                                "as a new model version with alias 'challenger'.")
+                                description="Contrastive training with the configured objective on Ray Train; one MLflow "
+                                "run; the encoder is registered as a new model version with alias 'challenger'.")
     train.add_argument("--dataset", help="dataset name (data.name); required unless --resume")
     train.add_argument("--dataset-version", help="dataset version (default: latest)")
     train.add_argument("--resume", metavar="RUN_ID", help="continue this training run from its last checkpoint, "
@@ -76,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(train)
 
     evaluate = commands.add_parser("evaluate", help="score a registered model and gate the champion alias",
-                                   description="kNN top-1, linear probe, alignment and uniformity on the test split, "
-                                   "next to the raw-pixel baseline; moves 'champion' if the model beats it.")
+                                   description="Images: kNN top-1, linear probe, alignment and uniformity on the test "
+                                   "split, next to the raw-pixel baseline. Text: STS correlation and pair retrieval, next "
+                                   "to the pretrained encoder. Moves 'champion' if the model beats it.")
     evaluate.add_argument("--model", required=True, help="MODEL, MODEL@ALIAS or MODEL/VERSION")
     evaluate.add_argument("--dataset", required=True)
     evaluate.add_argument("--dataset-version")
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="embed a dataset into a Parquet table",
                                  description="Embed every row of a dataset with a registered model (usually "
                                  "MODEL@champion) into an atomically written Parquet table.")
-    export.add_argument("--model", required=True, help="MODEL@ALIAS or MODEL/VERSION, e.g. digits-simclr@champion")
+    export.add_argument("--model", required=True, help="MODEL@ALIAS or MODEL/VERSION, e.g. digits-ntxent@champion")
     export.add_argument("--dataset", required=True)
     export.add_argument("--dataset-version")
     export.add_argument("--batch-size", type=int, default=1024)
@@ -136,7 +137,7 @@ def _ingested_kind(args: argparse.Namespace, workspace: Workspace | None) -> str
         dataset = DatasetStore(workspace.datasets).resolve(args.dataset, args.dataset_version)
     except DatasetNotFoundError:
         return None  # the train flow's dataset check says so
-    return dataset.manifest.get("kind", "image")
+    return dataset.kind
 
 
 def _config(args: argparse.Namespace, workspace: Workspace | None = None) -> PipelineConfig:

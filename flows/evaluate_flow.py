@@ -98,7 +98,7 @@ def score_text_model(model_ref: str, datasets_root: str, dataset_name: str, data
 
 def champion_score(model_ref: str, dataset: DatasetVersion, cfg: EvalConfig, metric: str) -> float:
     """The champion's value of `metric` on the same dataset version as the challenger."""
-    if dataset.manifest.get("kind") == "text":
+    if dataset.kind == "text":
         name, value = text_evaluation.primary_score(model_ref, dataset, cfg)
         if name != metric:  # cannot happen on one dataset version: the split decides the metric
             raise ValueError(f"champion {model_ref} was scored on {name}, the challenger on {metric}")
@@ -166,7 +166,7 @@ def evaluate_flow(model_ref: str, dataset_name: str, workspace: str, dataset_ver
     eval_cfg = EvalConfig.model_validate(eval_config or {}).model_dump(mode="json")
     views_cfg = ViewsConfig.model_validate(views_config or {}).model_dump(mode="json")
     dataset = DatasetStore(ws.datasets).resolve(dataset_name, dataset_version)
-    if dataset.manifest.get("kind") == "text":
+    if dataset.kind == "text":
         scored = score_text_model(model_ref, str(ws.datasets), dataset_name, dataset.version, eval_cfg)
     else:
         scored = score_model(model_ref, str(ws.datasets), dataset_name, dataset.version, eval_cfg, views_cfg)

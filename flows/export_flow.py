@@ -38,8 +38,8 @@ def write_embeddings(model_ref: str, datasets_root: str, embeddings_root: str, d
     dim = model.unwrap_python_model().embedder.embedding_dim
     target = Path(embeddings_root) / version.name / f"v{version.version}" / f"{dataset.name}-{dataset.version}"
     started = time.perf_counter()
-    if dataset.manifest.get("kind") == "text":
-        total, column, keys = dataset.num_rows() + dataset.manifest["pairs"], "text", TEXT_KEYS
+    if dataset.kind == "text":
+        total, column, keys = dataset.num_rows() + dataset.pairs, "text", TEXT_KEYS
         batches = sentence_rows(dataset.iter_batches(batch_size=batch_size, columns=["id", "split", "text1", "text2"]))
     else:
         total, column, keys = dataset.num_rows(), "image", IMAGE_KEYS

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from cl_core.datasets.decode import decode_images
-from cl_core.models import build_embedder
+from cl_core.models.spec import ImageModelSpec
 
 
 class ImageEmbeddingModel(mlflow.pyfunc.PythonModel):
@@ -26,16 +26,14 @@ class ImageEmbeddingModel(mlflow.pyfunc.PythonModel):
         self.configure(context.model_config, load_file(context.artifacts["weights"]))
 
     def configure(self, meta: Mapping[str, Any], weights: Mapping[str, torch.Tensor]) -> ImageEmbeddingModel:
-        """Build the embedder from the model config (channels, image_size, depths, widths and
-        optionally batch_size) and load `weights` into it; what `load_context` does with the
-        logged config and safetensors file, callable without MLflow (benchmarks, tests).
+        """Build the embedder from the model config (an `ImageModelSpec` without the projection
+        head, and optionally batch_size) and load `weights` into it; what `load_context` does
+        with the logged config and safetensors file, callable without MLflow (benchmarks, tests).
         Returns self, so `ImageEmbeddingModel().configure(meta, weights)` is a ready model."""
-        self.image_size = int(meta["image_size"])
-        self.channels = int(meta["channels"])
+        spec = ImageModelSpec.from_dict(meta)
+        self.image_size, self.channels = spec.image_size, spec.channels
         self.batch_size = int(meta.get("batch_size", 512))
-        self.embedder = build_embedder(
-            self.channels, self.image_size, meta["depths"], meta["widths"], int(meta.get("stem_stride", 1))
-        )
+        self.embedder = spec.build()
         self.embedder.load_state_dict(weights)
         self.embedder.eval()
         return self

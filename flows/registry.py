@@ -1,4 +1,7 @@
-"""MLflow model logging, registration, aliases and loading for the image embedder."""
+"""MLflow model logging, registration, aliases and loading for the image and text embedders.
+
+What is logged is rebuilt from the checkpoint's "model_meta" (`cl_core.models.spec`); the pyfunc's
+model config is the part of it the pyfunc needs to load the model again."""
 
 from __future__ import annotations
 
@@ -20,10 +23,11 @@ from PIL import Image
 from safetensors.torch import save_file
 
 import cl_core
+from cl_core.models.spec import ImageModelSpec, TextModelSpec, model_spec_from_dict
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
-PYFUNC_FILE = Path(__file__).with_name("image_pyfunc.py")
+IMAGE_PYFUNC_FILE = Path(__file__).with_name("image_pyfunc.py")
 TEXT_PYFUNC_FILE = Path(__file__).with_name("text_pyfunc.py")
 _REF = re.compile(r"^(?P<name>[^@/]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))?$")
 
@@ -75,25 +79,24 @@ def _example_images(channels: int, size: int) -> pd.DataFrame:
 
 
 def log_image_embedder(training_state: dict[str, Any], name: str = "model") -> Any:
-    """Log the encoder of `training_state` into the active run as a pyfunc; returns ModelInfo."""
-    meta = training_state["model_meta"]
+    """Log the image encoder of `training_state` into the active run as a pyfunc; returns ModelInfo."""
+    spec = ImageModelSpec.from_dict(training_state["model_meta"])
     weights = embedder_state(training_state)
-    embedding_dim = meta["widths"][-1]
     signature = ModelSignature(
         inputs=Schema([ColSpec("binary", "image")]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, embedding_dim))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, spec.embedding_dim))]),
     )
     with tempfile.TemporaryDirectory() as folder:
         weights_file = Path(folder) / "embedder.safetensors"
         save_file(weights, str(weights_file))
         return mlflow.pyfunc.log_model(
             name=name,
-            python_model=str(PYFUNC_FILE),
+            python_model=str(IMAGE_PYFUNC_FILE),
             artifacts={"weights": str(weights_file)},
-            model_config={key: meta[key] for key in ("channels", "image_size", "depths", "widths", "stem_stride")},
+            model_config=spec.pyfunc_config(),
             code_paths=[str(Path(cl_core.__file__).parent)],
             signature=signature,
-            input_example=_example_images(meta["channels"], meta["image_size"]),
+            input_example=_example_images(spec.channels, spec.image_size),
             pip_requirements=[
                 f"torch=={torch.__version__.split('+')[0]}",
                 "numpy",
@@ -114,27 +117,24 @@ def log_text_embedder(training_state: dict[str, Any], name: str = "model") -> tu
     `finetuned_weight` below 1 the encoder logged is that blend of the fine-tuned and the
     pretrained weights (WiSE-FT); the projection head, which only fine-tuning trained, is kept."""
     from cl_core.models.merge import interpolate_weights
-    from cl_core.models.text import TextEmbedder, TextTokenizer, resolve_text_encoder
 
-    meta = training_state["model_meta"]
-    base = resolve_text_encoder(meta["text_encoder"])
-    embedder = TextEmbedder.from_pretrained(base, projection_dim=meta["projection_dim"])
+    spec = TextModelSpec.from_dict(training_state["model_meta"])
+    embedder = spec.build()
     weights = training_state["model"]
-    if meta.get("finetuned_weight", 1.0) < 1.0:
-        weights = interpolate_weights(embedder.state_dict(), weights, meta["finetuned_weight"], prefix="encoder.")
+    if spec.finetuned_weight < 1.0:
+        weights = interpolate_weights(embedder.state_dict(), weights, spec.finetuned_weight, prefix="encoder.")
     embedder.load_state_dict(weights)
     signature = ModelSignature(
         inputs=Schema([ColSpec("string", "text")]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, embedder.embedding_dim))]),
     )
     with tempfile.TemporaryDirectory() as folder:
-        embedder.save(folder, tokenizer=TextTokenizer(base, max_length=meta["max_length"]))
+        embedder.save(folder, tokenizer=spec.build_tokenizer())
         info = mlflow.pyfunc.log_model(
             name=name,
             python_model=str(TEXT_PYFUNC_FILE),
             artifacts={"encoder": folder},
-            model_config={key: meta[key] for key in ("text_encoder", "max_length", "projection_dim")}
-            | {"finetuned_weight": meta.get("finetuned_weight", 1.0)},
+            model_config=spec.pyfunc_config(),
             code_paths=[str(Path(cl_core.__file__).parent)],
             signature=signature,
             input_example=pd.DataFrame({"text": ["A man is playing a guitar."]}),
@@ -150,9 +150,10 @@ def log_text_embedder(training_state: dict[str, Any], name: str = "model") -> tu
 
 def log_embedder(training_state: dict[str, Any]) -> tuple[Any, int]:
     """Log the model of a training checkpoint, image or text; returns (ModelInfo, dimension)."""
-    if training_state["model_meta"].get("modality") == "text":
+    spec = model_spec_from_dict(training_state["model_meta"])
+    if isinstance(spec, TextModelSpec):
         return log_text_embedder(training_state)
-    return log_image_embedder(training_state), training_state["model_meta"]["widths"][-1]
+    return log_image_embedder(training_state), spec.embedding_dim
 
 
 def _version(package: str) -> str:

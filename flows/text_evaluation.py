@@ -17,7 +17,7 @@ from flows import registry
 
 def evaluation_split(dataset: DatasetVersion, cfg: EvalConfig) -> str:
     """The configured split, else "test" when the dataset has one, else "val" (STS-B: dev)."""
-    splits = dataset.manifest["splits"]
+    splits = dataset.splits
     split = cfg.split or ("test" if splits.get("test") else "val")
     if not splits.get(split):
         raise ValueError(f"dataset {dataset.name}@{dataset.version} has no {split!r} rows to evaluate on (splits: {splits})")

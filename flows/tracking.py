@@ -45,7 +45,7 @@ def log_dataset_lineage(dataset: DatasetVersion, context: str = "training") -> N
     """Record the dataset name, version and digest on the active run (mlflow.data)."""
     # Floats: MLflow warns that integer columns cannot hold missing values.
     summary = pd.DataFrame(
-        [{"split": split, "rows": float(rows)} for split, rows in sorted(dataset.manifest["splits"].items())]
+        [{"split": split, "rows": float(rows)} for split, rows in sorted(dataset.splits.items())]
     )
     with warnings.catch_warnings():
         # A local path matches two equivalent artifact source types; MLflow picks one and warns.
@@ -58,7 +58,7 @@ def log_dataset_lineage(dataset: DatasetVersion, context: str = "training") -> N
         "dataset.name": dataset.name,
         "dataset.version": dataset.version,
         "dataset.path": str(dataset.path),
-        "dataset.rows": str(dataset.manifest["rows"]),
+        "dataset.rows": str(dataset.num_rows()),
     })
 
 

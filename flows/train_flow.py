@@ -42,15 +42,15 @@ def check_dataset(cfg: dict[str, Any], datasets_root: str) -> dict[str, Any]:
     """Fail before Ray starts when the dataset is missing or smaller than one global batch."""
     config = PipelineConfig.model_validate(cfg)
     dataset = DatasetStore(Path(datasets_root)).resolve(config.data.name, config.data.version)
-    kind = dataset.manifest.get("kind", "image")
+    kind = dataset.kind
     if kind != config.data.modality:
         raise ValueError(
             f"dataset {dataset.name}@{dataset.version} holds {kind} data but data.modality is {config.data.modality!r}"
         )
-    train_rows = dataset.manifest["splits"].get("train", 0)
+    train_rows = dataset.num_rows("train")
     what = "train rows"
     if kind == "text":
-        from flows.text_task import training_examples
+        from cl_core.tasks.text import training_examples
 
         train_rows = len(training_examples(dataset, config))
         what = f"training examples for loss {config.loss.name}"
@@ -59,7 +59,7 @@ def check_dataset(cfg: dict[str, Any], datasets_root: str) -> dict[str, Any]:
             f"dataset {dataset.name}@{dataset.version} has {train_rows} {what}, fewer than "
             f"train.batch_size={config.train.batch_size}"
         )
-    unlabelled = dataset.manifest.get("unlabeled_rows", 0)
+    unlabelled = dataset.unlabeled_rows
     if kind == "image" and config.loss.uses_labels and unlabelled:
         raise ValueError(
             f"loss {config.loss.name} (mask_same_label={config.loss.mask_same_label}) needs labels, but dataset "

@@ -1,29 +1,28 @@
 """The Ray Train worker loop: each worker trains on its shard, rank 0 logs and checkpoints.
 
 `train_loop_per_worker` receives a plain dict (see `flows.train_launch.fit`), so only
-serialisable data crosses the Ray boundary. What is trained is a task (`flows.image_task.ImageTask`
-or `flows.text_task.TextTask`); this loop owns the optimizer, schedule, checkpoints, resume and
-MLflow logging for both.
+serialisable data crosses the Ray boundary. What is trained is a task from `cl_core.tasks`
+(`cl_core.tasks.image.ImageTask` or `cl_core.tasks.text.TextTask`, which run without Ray); this
+loop owns the optimizer, schedule, checkpoints, resume and MLflow logging for both.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import ray.train
 import ray.train.torch
 import torch
-from torch import nn
 
 from cl_core import distributed
 from cl_core.config import PipelineConfig
+from cl_core.tasks import build_task, warmup_cosine
 
 CHECKPOINT_FILE = "state.pt"
 
@@ -31,42 +30,6 @@ CHECKPOINT_FILE = "state.pt"
 def rng_file(rank: int) -> str:
     """Each rank's random state, merged by Ray Train into the one checkpoint folder."""
     return f"rng-rank{rank}.pt"
-
-
-class WorkerTask(Protocol):
-    """The modality-specific part of training on one worker."""
-
-    model: nn.Module  # before prepare_model
-    loss_fn: nn.Module
-    num_rows: int  # this worker's training examples
-
-    def attach(self, model: nn.Module) -> None: ...  # the prepared (DDP) model
-    def step(self, rows: torch.Tensor, optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, float]: ...
-    def extra_state(self) -> dict[str, Any]: ...  # e.g. MoCo's key encoder
-    def load_extra_state(self, state: dict[str, Any]) -> None: ...
-    def model_meta(self) -> dict[str, Any]: ...  # what the registry needs to rebuild the model
-
-
-def build_task(cfg: PipelineConfig, params: dict[str, Any], rank: int, world: int, device: torch.device) -> WorkerTask:
-    if cfg.data.modality == "text":
-        from flows.text_task import TextTask  # transformers loads only for text runs
-
-        return TextTask(cfg, params, rank, world, device)
-    from flows.image_task import ImageTask
-
-    return ImageTask(cfg, params, rank, world, device)
-
-
-def warmup_cosine(total_steps: int, warmup_steps: int):
-    """LR multiplier: linear warm-up, then cosine decay to zero (SimCLR's schedule)."""
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
 
 
 def _log_epoch(tracking_uri: str, run_id: str, metrics: dict[str, float], epoch: int) -> None:
@@ -208,7 +171,7 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
                         "epoch": epoch,
                         "step": step,
                         "metrics": {k: v for k, v in last.items() if k != "epoch"},
-                        "model_meta": task.model_meta(),
+                        "model_meta": task.spec.to_dict(),
                     },
                     Path(folder) / CHECKPOINT_FILE,
                 )

@@ -39,7 +39,8 @@ class DatasetVersion:
     """`root/<name>/<version>/`: Parquet parts plus `manifest.json`, never modified once written.
 
     Rows are sorted by id across the parts. `kind` is "image" or "text"; `channels` and
-    `class_names` are image attributes.
+    `class_names` are image attributes, `pairs` a text one. Code outside `cl_core.datasets`
+    reads these properties, never the manifest dict.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -51,7 +52,7 @@ class DatasetVersion:
         self.schema: pa.Schema = SCHEMAS[self.kind]
 
     def __repr__(self) -> str:
-        return f"DatasetVersion({self.name!r}, {self.version!r}, rows={self.manifest['rows']})"
+        return f"DatasetVersion({self.name!r}, {self.version!r}, rows={self.num_rows()})"
 
     @property
     def kind(self) -> str:
@@ -78,12 +79,28 @@ class DatasetVersion:
     def num_classes(self) -> int:
         return self.manifest["num_classes"]
 
+    @property
+    def splits(self) -> dict[str, int]:
+        """Rows per split, for the splits that have any (a copy: the manifest stays as read)."""
+        return dict(self.manifest["splits"])
+
+    @property
+    def unlabeled_rows(self) -> int:
+        """Rows without a label."""
+        return self.manifest.get("unlabeled_rows", 0)
+
+    @property
+    def pairs(self) -> int:
+        """Text rows holding a sentence pair (a text2); the others are single sentences. 0 for
+        images."""
+        return self.manifest.get("pairs", 0)
+
     def num_rows(self, split: str | None = None) -> int:
         """Rows in the version, or in one split; from the manifest, no file is opened."""
         _check_split(split)
         if split is None:
             return self.manifest["rows"]
-        return self.manifest["splits"].get(split, 0)
+        return self.splits.get(split, 0)
 
     def read(self, split: str | None = None, columns: Sequence[str] | None = None) -> pa.Table:
         """The whole version (or one split) as one table, in id order."""

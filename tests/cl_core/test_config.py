@@ -9,8 +9,18 @@ CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 
 def test_defaults_validate():
     cfg = load_config()
-    assert cfg.data.source == "digits" and cfg.model_name == "digits-simclr"
+    assert cfg.data.source == "digits" and cfg.model_name == "digits-ntxent"
     assert cfg.train.batch_per_worker * cfg.train.workers == cfg.train.batch_size
+
+
+@pytest.mark.parametrize("loss,expected", [("ntxent", "digits-ntxent"), ("moco", "digits-moco"), ("supcon", "digits-supcon")])
+def test_the_default_image_model_name_says_which_objective_trained_it(loss, expected):
+    assert build_config({"loss": {"name": loss}}).model_name == expected
+
+
+def test_an_explicit_model_name_is_kept_whatever_the_objective():
+    cfg = build_config({"loss": {"name": "moco"}, "registry": {"model_name": "digits-simclr"}})
+    assert cfg.model_name == cfg.experiment_name == "digits-simclr"
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])

@@ -103,15 +103,15 @@ def test_second_training_is_gated_against_the_champion(pipeline):
     trained = last_json(clpipe("train", "--dataset", "digits", "--config", str(config), "--epochs", "1",
                                "--workers", "1", "--json", workspace=workspace))
     assert trained["model_version"] == "2" and trained["aliases"] == ["challenger"]
-    evaluated = last_json(clpipe("evaluate", "--model", "digits-simclr@challenger", "--dataset", "digits",
+    evaluated = last_json(clpipe("evaluate", "--model", "digits-ntxent@challenger", "--dataset", "digits",
                                  "--config", str(config), "--json", workspace=workspace))
     decision = evaluated["promotion"]
     assert "champion v1" in decision["reason"]
     client = MlflowClient()
-    champion = str(client.get_model_version_by_alias("digits-simclr", "champion").version)
+    champion = str(client.get_model_version_by_alias("digits-ntxent", "champion").version)
     assert champion == ("2" if decision["promoted"] else "1")
-    tag = client.get_model_version("digits-simclr", "2").tags["promotion.decision"]
+    tag = client.get_model_version("digits-ntxent", "2").tags["promotion.decision"]
     assert tag.startswith("promoted" if decision["promoted"] else "kept")
     # The export follows the champion alias, whichever version holds it.
-    exported = last_json(clpipe("export", "--model", "digits-simclr@champion", "--dataset", "digits", "--json", workspace=workspace))
+    exported = last_json(clpipe("export", "--model", "digits-ntxent@champion", "--dataset", "digits", "--json", workspace=workspace))
     assert exported["model_version"] == champion and exported["rows"] == 500

@@ -4,9 +4,9 @@ from flows.registry import ModelRef, embedder_state
 
 
 @pytest.mark.parametrize("text,expected", [
-    ("digits-simclr", ModelRef("digits-simclr")),
-    ("digits-simclr@champion", ModelRef("digits-simclr", alias="champion")),
-    ("digits-simclr/3", ModelRef("digits-simclr", version="3")),
+    ("digits-ntxent", ModelRef("digits-ntxent")),
+    ("digits-ntxent@champion", ModelRef("digits-ntxent", alias="champion")),
+    ("digits-ntxent/3", ModelRef("digits-ntxent", version="3")),
 ])
 def test_model_references_parse_and_print_back(text, expected):
     assert ModelRef.parse(text) == expected
@@ -55,3 +55,36 @@ def test_a_text_model_logged_with_finetuned_weight_is_the_blend(tmp_path, monkey
     torch.testing.assert_close(logged[word], expected)
     for key in (k for k in logged if k.startswith("projection.")):
         torch.testing.assert_close(logged[key], finetuned[key])
+
+
+def test_an_image_checkpoint_logs_the_encoder_with_the_registry_config_of_before(tmp_path):
+    """The pyfunc's model config holds the same keys as before the model spec existed, and the
+    loaded pyfunc embeds like the trained encoder (real MLflow, sqlite)."""
+    import io
+
+    import mlflow
+    import numpy as np
+    import pandas as pd
+    import torch
+    from PIL import Image
+
+    from cl_core.models.spec import ImageModelSpec
+    from flows.registry import log_embedder
+
+    spec = ImageModelSpec(channels=1, image_size=8, depths=(1,), widths=(8,), proj_hidden=16, proj_dim=4)
+    torch.manual_seed(0)
+    trained = spec.build_training_model().eval()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("image", artifact_location=(tmp_path / "art").as_uri()))
+    with mlflow.start_run():
+        info, dim = log_embedder({"model": trained.state_dict(), "model_meta": spec.to_dict()})
+    assert dim == 8
+    loaded = mlflow.pyfunc.load_model(info.model_uri)
+    assert loaded.model_config == {"channels": 1, "image_size": 8, "depths": [1], "widths": [8], "stem_stride": 1}
+    pixels = np.arange(64, dtype=np.uint8).reshape(8, 8) * 3
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    vectors = loaded.predict(pd.DataFrame({"image": [buffer.getvalue()]}))
+    with torch.inference_mode():
+        expected = trained.embedder(torch.from_numpy(pixels)[None, None]).numpy()
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)

@@ -1,12 +1,15 @@
-"""dataset_version.py: read, iter_batches, num_rows."""
+"""dataset_version.py: read, iter_batches, num_rows and the manifest's typed properties."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from cl_core.datasets import DatasetStore
+from cl_core.datasets import DatasetStore, DatasetVersion, TextPairRecord
+from cl_core.datasets.manifest import MANIFEST_FILE
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +39,38 @@ def test_split_filter_with_and_without_the_split_column(digits, split):
 def test_num_rows(digits):
     assert digits.num_rows() == 1797
     assert sum(digits.num_rows(s) for s in ("train", "val", "test")) == 1797
+
+
+def test_image_properties_read_the_manifest(digits):
+    assert (digits.kind, digits.channels, digits.num_classes, digits.pairs, digits.unlabeled_rows) == ("image", 1, 10, 0, 0)
+    assert digits.splits == {split: digits.num_rows(split) for split in ("train", "val", "test")}
+    assert sum(digits.splits.values()) == digits.num_rows()
+    digits.splits["train"] = 0  # a copy: the version does not change
+    assert digits.num_rows("train") > 0
+
+
+def test_text_properties_read_the_manifest(tmp_path):
+    records = [TextPairRecord(f"p{i}", f"first {i}", f"second {i}", split="train") for i in range(6)]
+    records += [TextPairRecord(f"s{i}", f"single {i}", label=i % 2, split="test") for i in range(4)]
+    store = DatasetStore(tmp_path)
+    store.ingest_text_records(records, "pairs", description="generated:pairs")
+    version = store.resolve("pairs")
+    assert (version.kind, version.pairs, version.unlabeled_rows) == ("text", 6, 6)
+    assert version.splits == {"train": 6, "test": 4} and version.class_names is None
+    with pytest.raises(TypeError, match="no image channels"):
+        version.channels
+
+
+def test_manifests_written_before_a_field_existed_read_with_its_default(tmp_path):
+    store = DatasetStore(tmp_path)
+    result = store.ingest("digits", "digits", limit=20)
+    manifest_path = result.path / MANIFEST_FILE
+    old = json.loads(manifest_path.read_text())
+    for key in ("kind", "unlabeled_rows"):
+        del old[key]
+    manifest_path.write_text(json.dumps(old))
+    version = DatasetVersion(result.path)
+    assert (version.kind, version.unlabeled_rows, version.pairs) == ("image", 0, 0)
 
 
 def test_bad_arguments_name_the_allowed_values(digits):

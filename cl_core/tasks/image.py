@@ -1,6 +1,6 @@
-"""What a Ray Train worker does for image data: its shard, the SimCLR model, the views and the
-objective, one step at a time. The loop around it (optimizer, checkpoints, logging, resume) is
-`flows.train_worker`, shared with text.
+"""What a worker trains on image data: its shard, the encoder with its projection head, the
+views and the objective, one step at a time. The loop around it (optimizer, checkpoints,
+logging, resume) is `flows.train_worker`, shared with text.
 """
 
 from __future__ import annotations
@@ -8,25 +8,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from cl_core.config import PipelineConfig
 from cl_core.datasets import DatasetStore, decode_images
 from cl_core.losses import build_objective
-from cl_core.models import build_simclr
 from cl_core.models.momentum import MomentumEncoder
+from cl_core.models.spec import ImageModelSpec
+from cl_core.tasks.sharding import shard_rows
 from cl_core.training_step import momentum_train_step, train_step
 from cl_core.views import SimCLRViews
-
-
-def shard_rows(num_rows: int, rank: int, world: int, seed: int) -> np.ndarray:
-    """This worker's fixed slice of a seeded permutation (identical on every rank), sorted.
-    Every worker gets the same number of rows, so all run the same number of steps."""
-    order = np.random.default_rng(seed).permutation(num_rows)
-    per_worker = num_rows // world
-    return np.sort(order[rank * per_worker : (rank + 1) * per_worker])
 
 
 def load_shard(dataset_root: str, name: str, version: str, rank: int, world: int, seed: int, image_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -37,7 +29,7 @@ def load_shard(dataset_root: str, name: str, version: str, rank: int, world: int
     mine = shard_rows(table.num_rows, rank, world, seed)
     images = table.column("image").take(mine).to_pylist()
     labels = table.column("label").take(mine)
-    decoded = decode_images(images, image_size, dataset.manifest["channels"])
+    decoded = decode_images(images, image_size, dataset.channels)
     return decoded, (None if labels.null_count else torch.from_numpy(labels.to_numpy().astype("int64")))
 
 
@@ -60,10 +52,8 @@ class ImageTask:
         self.memory_format = torch.channels_last if on_gpu else torch.contiguous_format
         self.autocast_dtype = torch.bfloat16 if on_gpu else None
         model_cfg = cfg.model
-        self.model: nn.Module = build_simclr(
-            self.channels, cfg.data.image_size, model_cfg.depths, model_cfg.widths,
-            model_cfg.proj_hidden, model_cfg.proj_dim, model_cfg.stem_stride,
-        ).to(memory_format=self.memory_format)
+        self.spec = ImageModelSpec.from_config(cfg, self.channels)
+        self.model: nn.Module = self.spec.build_training_model().to(memory_format=self.memory_format)
         self.views = SimCLRViews(cfg.data.image_size, self.channels, **cfg.views.model_dump()).to(device)
         loss = cfg.loss
         self.loss_fn: nn.Module = build_objective(loss, "image", proj_dim=model_cfg.proj_dim)
@@ -103,16 +93,3 @@ class ImageTask:
     def load_extra_state(self, state: dict[str, Any]) -> None:
         if self.key_model is not None:
             self.key_model.load_state_dict(state["key_model"])
-
-    def model_meta(self) -> dict[str, Any]:
-        model_cfg = self.cfg.model
-        return {
-            "modality": "image",
-            "channels": self.channels,
-            "image_size": self.cfg.data.image_size,
-            "depths": list(model_cfg.depths),
-            "widths": list(model_cfg.widths),
-            "stem_stride": model_cfg.stem_stride,
-            "proj_hidden": model_cfg.proj_hidden,
-            "proj_dim": model_cfg.proj_dim,
-        }

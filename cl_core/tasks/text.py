@@ -1,6 +1,6 @@
-"""What a Ray Train worker does for text data: its shard of the training examples, the
-pretrained sentence encoder, the tokenizer and the objective (mnrl, simcse or cosent). The loop
-around it is `flows.train_worker`, shared with images.
+"""What a worker trains on text data: its shard of the training examples, the pretrained
+sentence encoder, the tokenizer and the objective (mnrl, simcse or cosent). The loop around it
+is `flows.train_worker`, shared with images.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from torch import nn
 from cl_core.config import PipelineConfig
 from cl_core.datasets import DatasetStore, DatasetVersion
 from cl_core.losses import build_objective
-from cl_core.models.text import TextEmbedder, TextTokenizer, resolve_text_encoder
+from cl_core.models.spec import TextModelSpec
+from cl_core.tasks.sharding import shard_rows
 from cl_core.text_training import TextExamples, select_examples, text_train_step
-from flows.image_task import shard_rows
 
 TEXT_COLUMNS = ["id", "text1", "text2", "score", "negatives"]
 
@@ -38,9 +38,9 @@ class TextTask:
         examples = training_examples(dataset, cfg)
         self.examples = examples.take(shard_rows(len(examples), rank, world, cfg.train.seed))
         self.num_rows = len(self.examples)
-        encoder_path = resolve_text_encoder(cfg.model.text_encoder)
-        self.model: nn.Module = TextEmbedder.from_pretrained(encoder_path, projection_dim=cfg.model.text_projection_dim)
-        self.tokenizer = TextTokenizer(encoder_path, max_length=cfg.model.max_length)
+        self.spec = TextModelSpec.from_config(cfg)
+        self.model: nn.Module = self.spec.build()
+        self.tokenizer = self.spec.build_tokenizer()
         self.loss_fn = build_objective(cfg.loss, "text").to(device)
         self.autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
 
@@ -58,12 +58,3 @@ class TextTask:
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         pass
-
-    def model_meta(self) -> dict[str, Any]:
-        return {
-            "modality": "text",
-            "text_encoder": self.cfg.model.text_encoder,
-            "max_length": self.cfg.model.max_length,
-            "projection_dim": self.cfg.model.text_projection_dim,
-            "finetuned_weight": self.cfg.model.finetuned_weight,
-        }

@@ -1,0 +1,133 @@
+"""What a trained model is, as frozen dataclasses: enough to rebuild it anywhere.
+
+A training checkpoint stores `spec.to_dict()` under "model_meta", and the registry logs part of
+it as the pyfunc's model config; only the dict crosses Ray and MLflow, and
+`model_spec_from_dict` turns it back into a spec. The dict keys are the registry format: a
+model registered before these classes existed reads back the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+from cl_core.config import PipelineConfig
+from cl_core.models import ImageEmbedder, SimCLRModel, build_embedder, build_simclr
+from cl_core.models.text import TextEmbedder, TextTokenizer, resolve_text_encoder
+
+
+def _known_fields(cls: type, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of `meta` that are fields of `cls`; others (e.g. "modality", an inference
+    batch_size) belong to the reader."""
+    names = {field.name for field in fields(cls)}
+    return {key: value for key, value in meta.items() if key in names}
+
+
+@dataclass(frozen=True)
+class ImageModelSpec:
+    """A ResNet-style image encoder and, for training, its projection head.
+
+    `proj_hidden` and `proj_dim` are None where only the encoder is described: the registered
+    pyfunc's model config carries no head, since the head never leaves training."""
+
+    modality: ClassVar[str] = "image"
+
+    channels: int
+    image_size: int
+    depths: tuple[int, ...]
+    widths: tuple[int, ...]
+    stem_stride: int = 1  # models registered before it existed use 1
+    proj_hidden: int | None = None
+    proj_dim: int | None = None
+
+    def __post_init__(self) -> None:
+        # Lists come back from JSON and torch.load; tuples keep the spec hashable.
+        object.__setattr__(self, "depths", tuple(int(d) for d in self.depths))
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+
+    @classmethod
+    def from_config(cls, cfg: PipelineConfig, channels: int) -> ImageModelSpec:
+        model = cfg.model
+        return cls(
+            channels, cfg.data.image_size, model.depths, model.widths, model.stem_stride, model.proj_hidden, model.proj_dim
+        )
+
+    @classmethod
+    def from_dict(cls, meta: Mapping[str, Any]) -> ImageModelSpec:
+        return cls(**_known_fields(cls, meta))
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.widths[-1]
+
+    def build(self) -> ImageEmbedder:
+        """The encoder that is registered and embeds images."""
+        return build_embedder(self.channels, self.image_size, self.depths, self.widths, self.stem_stride)
+
+    def build_training_model(self) -> SimCLRModel:
+        """The encoder with its projection head, as trained."""
+        if self.proj_hidden is None or self.proj_dim is None:
+            raise ValueError(f"{self} describes no projection head to train with")
+        return build_simclr(
+            self.channels, self.image_size, self.depths, self.widths, self.proj_hidden, self.proj_dim, self.stem_stride
+        )
+
+    def pyfunc_config(self) -> dict[str, Any]:
+        """The registered pyfunc's model config: the encoder only."""
+        keys = ("channels", "image_size", "depths", "widths", "stem_stride")
+        return {key: value for key, value in self.to_dict().items() if key in keys}
+
+    def to_dict(self) -> dict[str, Any]:
+        # Lists, as JSON and the checkpoints written before this class hold them.
+        return {"modality": self.modality, **asdict(self), "depths": list(self.depths), "widths": list(self.widths)}
+
+
+@dataclass(frozen=True)
+class TextModelSpec:
+    """A pretrained Hugging Face sentence encoder (mean pooling, optional projection), and the
+    WiSE-FT weight its fine-tuned weights are registered with (cl_core/models/merge.py)."""
+
+    modality: ClassVar[str] = "text"
+
+    text_encoder: str
+    max_length: int
+    projection_dim: int | None = None
+    finetuned_weight: float = 1.0  # models registered before it existed kept the fine-tuned weights
+
+    @classmethod
+    def from_config(cls, cfg: PipelineConfig) -> TextModelSpec:
+        model = cfg.model
+        return cls(model.text_encoder, model.max_length, model.text_projection_dim, model.finetuned_weight)
+
+    @classmethod
+    def from_dict(cls, meta: Mapping[str, Any]) -> TextModelSpec:
+        return cls(**_known_fields(cls, meta))
+
+    def build(self) -> TextEmbedder:
+        """The pretrained encoder (with a fresh projection when `projection_dim` is set): the
+        model fine-tuned in training, and the base the registry blends and loads weights into."""
+        return TextEmbedder.from_pretrained(resolve_text_encoder(self.text_encoder), projection_dim=self.projection_dim)
+
+    def build_tokenizer(self) -> TextTokenizer:
+        """The base encoder's tokenizer, truncating at `max_length`."""
+        return TextTokenizer(resolve_text_encoder(self.text_encoder), max_length=self.max_length)
+
+    def pyfunc_config(self) -> dict[str, Any]:
+        """The registered pyfunc's model config."""
+        return asdict(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"modality": self.modality, **asdict(self)}
+
+
+ModelSpec = ImageModelSpec | TextModelSpec
+_BY_MODALITY: dict[str, type[ImageModelSpec] | type[TextModelSpec]] = {"image": ImageModelSpec, "text": TextModelSpec}
+
+
+def model_spec_from_dict(meta: Mapping[str, Any]) -> ModelSpec:
+    """The spec a checkpoint's "model_meta" describes; image when it names no modality."""
+    modality = meta.get("modality", "image")
+    if modality not in _BY_MODALITY:
+        raise ValueError(f"model modality must be one of {sorted(_BY_MODALITY)}, got {modality!r}")
+    return _BY_MODALITY[modality].from_dict(meta)
