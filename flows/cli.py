@@ -95,6 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--config", type=Path, help="YAML config whose export section applies (keep_snapshots, batch_size)")
     _common(export)
 
+    reembed = commands.add_parser("reembed", help="bring an embedding table up to date with a model and dataset",
+                                  description="Resolve MODEL[@ALIAS] (default alias champion) and the dataset's latest "
+                                  "version, then against the table's CURRENT snapshot: nothing to do (up_to_date), embed only "
+                                  "new and changed rows (incremental, same model version), or embed everything into a new "
+                                  "snapshot (backfill, another model version). CURRENT moves only to a complete, checked snapshot.")
+    reembed.add_argument("--model", required=True, help="MODEL or MODEL@ALIAS (default alias champion) or MODEL/VERSION")
+    reembed.add_argument("--dataset", required=True, help="dataset name; its latest version is embedded")
+    reembed.add_argument("--batch-size", type=int, help="rows per model call (export.batch_size, default 1024)")
+    reembed.add_argument("--config", type=Path, help="YAML config whose export section applies (keep_snapshots, batch_size)")
+    _common(reembed)
+
     table = commands.add_parser("table", help="show the current snapshot of an embedding table",
                                 description="Print the snapshot CURRENT names for MODEL and DATASET, its lineage "
                                 "(parent snapshots still kept) and its counts; exit 1 when there is none.")
@@ -247,6 +258,12 @@ def _execute(args: argparse.Namespace, workspace: Workspace) -> dict[str, Any]:
 
         export = load_config(args.config, {"export.batch_size": args.batch_size}).export
         return export_flow(args.model, args.dataset, root, args.dataset_version, export.batch_size, export.keep_snapshots)
+
+    if args.command == "reembed":
+        from flows.reembed_flow import reembed_flow
+
+        export = load_config(args.config, {"export.batch_size": args.batch_size}).export
+        return reembed_flow(args.model, args.dataset, root, export.batch_size, export.keep_snapshots)
 
     if args.command == "train" and args.resume:
         from flows.train_flow import train_flow
