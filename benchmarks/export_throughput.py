@@ -15,9 +15,9 @@ Paths measured over the same rows, each in a fresh child process (this script wi
 `--child` flag) so every one reports its own peak RSS (`ru_maxrss`):
   bare model(x)  iter_batches(columns=["image"]) -> decode_images -> embedder(x) under
                  torch.inference_mode; the embeddings are discarded, nothing is written.
-  export         what the export flow's write_embeddings task runs: write_embedding_table over
-                 iter_batches(columns=[id, split, label, image]) with
-                 `pyfunc.predict(None, DataFrame({"image": ...}))`, to a Parquet table.
+  export         what the export flow's write-snapshot task runs: write_full_snapshot over
+                 the rows (id, split, label, image, content_sha256) with
+                 `pyfunc.predict(None, DataFrame({"image": ...}))`, to a table snapshot.
 The launcher itself stays small (the ingest runs in a child as well), because on Linux a child's
 ru_maxrss starts from its parent's peak; VmHWM from /proc/self/status is printed as a check.
 Per row count the order is bare, export, bare; the ratio is export rows/s ÷ the mean of the two
@@ -44,7 +44,6 @@ from pathlib import Path
 from _common import REPO, table
 
 ARCH = {"channels": 1, "image_size": 8, "depths": [1, 1], "widths": [16, 32]}
-COLUMNS = ["id", "split", "label", "image"]
 
 
 # ---- child: one measured run in a fresh process ---------------------------------------------
@@ -57,7 +56,7 @@ def child(args: argparse.Namespace) -> None:
     from safetensors.torch import load_file
 
     from cl_core.datasets import DatasetStore, decode_images
-    from flows.embedding_table import write_embedding_table
+    from cl_core.embeddings import EmbeddingTable, write_full_snapshot
     from flows.image_pyfunc import ImageEmbeddingModel
 
     if args.child == "prepare":
@@ -81,13 +80,12 @@ def child(args: argparse.Namespace) -> None:
         def embed(images: list[bytes]) -> np.ndarray:
             return model.predict(None, pd.DataFrame({"image": images}))
 
-        rows = write_embedding_table(
-            dataset.iter_batches(batch_size=args.batch_size, columns=COLUMNS),
-            embed,
-            model.embedder.embedding_dim,
-            Path(args.target),
-            {"model_name": "bench", "model_version": "1", "dataset_version": dataset.version},
-        )
+        table = EmbeddingTable(Path(args.target), "bench", dataset.name)
+        record = {"model_name": "bench", "model_version": "1", "dataset_name": dataset.name,
+                  "dataset_version": dataset.version, "prefect_flow_run_id": None, "mlflow_run_id": None, "action": "export"}
+        with table.lock():
+            rows = write_full_snapshot(table, dataset, embed, model.embedder.embedding_dim, record,
+                                       batch_size=args.batch_size, keep_snapshots=1).manifest.rows
     seconds = time.perf_counter() - started
     if rows != dataset.num_rows():
         raise SystemExit(f"{args.child}: {rows} rows, the dataset has {dataset.num_rows()}")
@@ -216,7 +214,7 @@ def main() -> None:
         bare = statistics.mean([before["rows_per_s"], after["rows_per_s"]])
         lines += [
             ("bare model(x) (before)", f"{rows:,}", f"{before['rows_per_s']:,.0f}", "", f"{before['peak_rss_mb']:.0f}"),
-            ("export (write_embedding_table + pyfunc)", f"{rows:,}", f"{export['rows_per_s']:,.0f}",
+            ("export (write_full_snapshot + pyfunc)", f"{rows:,}", f"{export['rows_per_s']:,.0f}",
              f"{export['rows_per_s'] / bare:.3f}", f"{export['peak_rss_mb']:.0f}"),
             ("bare model(x) (after)", f"{rows:,}", f"{after['rows_per_s']:,.0f}", "", f"{after['peak_rss_mb']:.0f}"),
         ]

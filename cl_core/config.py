@@ -301,6 +301,13 @@ class EvalConfig(_Section):
     batch_size: int = Field(1024, ge=1)
 
 
+class ExportConfig(_Section):
+    """The embedding table that `export` and `reembed` write (see cl_core.embeddings)."""
+
+    keep_snapshots: int = Field(3, ge=1)  # older snapshots are removed once CURRENT moved on
+    batch_size: int = Field(1024, ge=1)  # rows embedded per model call
+
+
 class RegistryConfig(_Section):
     # None: "<dataset>-<loss>" for images (digits-ntxent), "<dataset>-text" for text
     model_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -314,6 +321,7 @@ class PipelineConfig(_Section):
     loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    export: ExportConfig = ExportConfig()
     registry: RegistryConfig = RegistryConfig()
 
     @model_validator(mode="before")

@@ -85,14 +85,34 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--config", type=Path, help="YAML config whose eval and views sections apply")
     _common(evaluate)
 
-    export = commands.add_parser("export", help="embed a dataset into a Parquet table",
+    export = commands.add_parser("export", help="embed a dataset into a new snapshot of its embedding table",
                                  description="Embed every row of a dataset with a registered model (usually "
-                                 "MODEL@champion) into an atomically written Parquet table.")
+                                 "MODEL@champion) into a new snapshot of embeddings/MODEL/DATASET/; CURRENT "
+                                 "moves to it once it is complete.")
     export.add_argument("--model", required=True, help="MODEL@ALIAS or MODEL/VERSION, e.g. digits-ntxent@champion")
     export.add_argument("--dataset", required=True)
     export.add_argument("--dataset-version")
-    export.add_argument("--batch-size", type=int, default=1024)
+    export.add_argument("--batch-size", type=int, help="rows per model call (export.batch_size, default 1024)")
+    export.add_argument("--config", type=Path, help="YAML config whose export section applies (keep_snapshots, batch_size)")
     _common(export)
+
+    reembed = commands.add_parser("reembed", help="bring an embedding table up to date with a model and dataset",
+                                  description="Resolve MODEL[@ALIAS] (default alias champion) and the dataset's latest "
+                                  "version, then against the table's CURRENT snapshot: nothing to do (up_to_date), embed only "
+                                  "new and changed rows (incremental, same model version), or embed everything into a new "
+                                  "snapshot (backfill, another model version). CURRENT moves only to a complete, checked snapshot.")
+    reembed.add_argument("--model", required=True, help="MODEL or MODEL@ALIAS (default alias champion) or MODEL/VERSION")
+    reembed.add_argument("--dataset", required=True, help="dataset name; its latest version is embedded")
+    reembed.add_argument("--batch-size", type=int, help="rows per model call (export.batch_size, default 1024)")
+    reembed.add_argument("--config", type=Path, help="YAML config whose export section applies (keep_snapshots, batch_size)")
+    _common(reembed)
+
+    table = commands.add_parser("table", help="show the current snapshot of an embedding table",
+                                description="Print the snapshot CURRENT names for MODEL and DATASET, its lineage "
+                                "(parent snapshots still kept) and its counts; exit 1 when there is none.")
+    table.add_argument("--model", required=True, help="registered model name")
+    table.add_argument("--dataset", required=True, help="dataset name")
+    _common(table)
 
     run = commands.add_parser("run", help="the whole pipeline: ingest -> train -> evaluate -> export",
                               description="Ingest, train, evaluate and export in one Prefect flow (default: digits).")
@@ -237,7 +257,14 @@ def _execute(args: argparse.Namespace, workspace: Workspace) -> dict[str, Any]:
     if args.command == "export":
         from flows.export_flow import export_flow
 
-        return export_flow(args.model, args.dataset, root, args.dataset_version, args.batch_size)
+        export = load_config(args.config, {"export.batch_size": args.batch_size}).export
+        return export_flow(args.model, args.dataset, root, args.dataset_version, export.batch_size, export.keep_snapshots)
+
+    if args.command == "reembed":
+        from flows.reembed_flow import reembed_flow
+
+        export = load_config(args.config, {"export.batch_size": args.batch_size}).export
+        return reembed_flow(args.model, args.dataset, root, export.batch_size, export.keep_snapshots)
 
     if args.command == "train" and args.resume:
         from flows.train_flow import train_flow
@@ -261,6 +288,8 @@ def _execute(args: argparse.Namespace, workspace: Workspace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     workspace = Workspace.resolve(args.workspace)
+    if args.command == "table":
+        return _show_table(args, workspace)
     try:
         if args.command == "train" and not (args.dataset or args.resume):
             raise ConfigError("train needs --dataset NAME (or --resume RUN_ID)")
@@ -282,6 +311,19 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"command": args.command, "workspace": str(workspace.root), **summary}
     sys.stdout.flush()
     print(json.dumps(summary, default=str) if args.json else _short(summary, args.command), flush=True)
+    return 0
+
+
+def _show_table(args: argparse.Namespace, workspace: Workspace) -> int:
+    """Reads files only: no Prefect, MLflow or Ray starts for it."""
+    from cl_core.embeddings import EmbeddingTable, EmbeddingTableError, describe_table, format_table
+
+    try:
+        described = describe_table(EmbeddingTable(workspace.embeddings, args.model, args.dataset))
+    except (EmbeddingTableError, ValueError) as error:
+        print(f"clpipe table failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps({"command": "table", "workspace": str(workspace.root), **described}) if args.json else format_table(described))
     return 0
 
 

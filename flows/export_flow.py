@@ -1,4 +1,5 @@
-"""Export flow: embed every row of a dataset with a registered model into a Parquet table."""
+"""Export flow: embed every row of a dataset with a registered model into a new snapshot of
+its embedding table (cl_core.embeddings), which becomes CURRENT."""
 
 from __future__ import annotations
 
@@ -7,13 +8,19 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
-import pandas as pd
 from prefect import flow, get_run_logger, task
 
 from cl_core.datasets import DatasetStore
-from flows import registry, tracking
-from flows.embedding_table import IMAGE_KEYS, TEXT_KEYS, sentence_rows, write_embedding_table
+from cl_core.embeddings import EmbeddingTable, write_full_snapshot
+from cl_core.embeddings.inputs import table_rows
+from flows.table_runs import (
+    fail_table_run,
+    load_embedder,
+    log_table_run,
+    prefect_flow_run_id,
+    resolve_model,
+    start_table_run,
+)
 from flows.workspace import Workspace
 
 
@@ -29,63 +36,62 @@ def _every_tenth(total: int, report):
     return progress
 
 
-@task(name="write-embeddings")
-def write_embeddings(model_ref: str, datasets_root: str, embeddings_root: str, dataset_name: str,
-                     dataset_version: str | None, batch_size: int) -> dict[str, Any]:
-    logger = get_run_logger()
-    model, version = registry.load_model(registry.ModelRef.parse(model_ref))
-    dataset = DatasetStore(Path(datasets_root)).resolve(dataset_name, dataset_version)
-    dim = model.unwrap_python_model().embedder.embedding_dim
-    target = Path(embeddings_root) / version.name / f"v{version.version}" / f"{dataset.name}-{dataset.version}"
-    started = time.perf_counter()
-    if dataset.kind == "text":
-        total, column, keys = dataset.num_rows() + dataset.pairs, "text", TEXT_KEYS
-        batches = sentence_rows(dataset.iter_batches(batch_size=batch_size, columns=["id", "split", "text1", "text2"]))
-    else:
-        total, column, keys = dataset.num_rows(), "image", IMAGE_KEYS
-        batches = dataset.iter_batches(batch_size=batch_size, columns=["id", "split", "label", "image"])
+def check_modality(modality: str, dataset, model: dict[str, str]) -> None:
+    if modality != dataset.kind:
+        raise ValueError(f"model {model['name']}/{model['version']} embeds {modality} but dataset "
+                         f"{dataset.name}@{dataset.version} at {dataset.path} holds {dataset.kind} rows")
 
-    def embed(inputs: list) -> np.ndarray:
-        return model.predict(pd.DataFrame({column: inputs}))
 
-    rows = write_embedding_table(
-        batches, embed, dim, target,
-        {"model_name": version.name, "model_version": str(version.version), "dataset_version": dataset.version},
-        progress=_every_tenth(total, lambda done: logger.info("export: %d/%d rows embedded", done, total)),
-        input_column=column, keys=keys,
-    )
-    elapsed = time.perf_counter() - started
+def written_summary(snapshot, table: EmbeddingTable, seconds: float, source_run_id: str) -> dict[str, Any]:
+    m = snapshot.manifest
     return {
-        "path": str(target), "rows": rows, "embedding_dim": dim, "rows_per_s": rows / elapsed,
-        "model_name": version.name, "model_version": str(version.version), "source_run_id": version.run_id,
-        "dataset": {"name": dataset.name, "version": dataset.version},
+        "action": m.action, "model_name": m.model_name, "model_version": m.model_version,
+        "dataset_name": m.dataset_name, "dataset_version": m.dataset_version,
+        "snapshot": m.snapshot, "parent": m.parent, "table_path": str(table.path), "path": str(snapshot.path),
+        "rows": m.rows, "rows_embedded": m.rows_embedded, "rows_reused": m.rows_reused, "rows_deleted": m.rows_deleted,
+        "embedding_dim": m.dimension, "seconds": seconds, "rows_per_s": m.rows_embedded / max(seconds, 1e-9),
+        "source_run_id": source_run_id, "dataset": {"name": m.dataset_name, "version": m.dataset_version},
     }
 
 
-@task(name="log-export", retries=2, retry_delay_seconds=2)
-def log_export(written: dict[str, Any], workspace: str) -> str:
+@task(name="write-snapshot")
+def write_snapshot(model: dict[str, str], workspace: str, dataset_name: str, dataset_version: str | None,
+                   batch_size: int, keep_snapshots: int, mlflow_run_id: str, flow_run_id: str | None) -> dict[str, Any]:
+    logger = get_run_logger()
     ws = Workspace(Path(workspace))
-    experiment_id = mlflow.get_run(written["source_run_id"]).info.experiment_id
-    mlflow.set_experiment(experiment_id=experiment_id)
-    dataset = DatasetStore(ws.datasets).resolve(written["dataset"]["name"], written["dataset"]["version"])
-    with mlflow.start_run(run_name=f"export-v{written['model_version']}") as run:
-        mlflow.set_tags({
-            "clpipe.stage": "export",
-            "model.name": written["model_name"],
-            "model.version": written["model_version"],
-            "model.source_run_id": written["source_run_id"],
-        })
-        mlflow.log_params({"table_path": written["path"], "embedding_dim": written["embedding_dim"]})
-        mlflow.log_metrics({"rows": written["rows"], "rows_per_s": written["rows_per_s"]})
-        tracking.log_dataset_lineage(dataset, context="export")
-    return run.info.run_id
+    dataset = DatasetStore(ws.datasets).resolve(dataset_name, dataset_version)
+    embed, dim, modality = load_embedder(model)
+    check_modality(modality, dataset, model)
+    table = EmbeddingTable(ws.embeddings, model["name"], dataset.name)
+    total = table_rows(dataset)
+    started = time.perf_counter()
+    record = {"model_name": model["name"], "model_version": model["version"], "dataset_name": dataset.name,
+              "dataset_version": dataset.version, "prefect_flow_run_id": flow_run_id, "mlflow_run_id": mlflow_run_id,
+              "action": "export"}
+    with table.lock():
+        table.remove_staging()
+        snapshot = write_full_snapshot(
+            table, dataset, embed, dim, record, batch_size=batch_size, keep_snapshots=keep_snapshots,
+            progress=_every_tenth(total, lambda done: logger.info("export: %d/%d rows embedded", done, total)),
+        )
+    return written_summary(snapshot, table, time.perf_counter() - started, model["source_run_id"])
 
 
 @flow(name="export")
-def export_flow(model_ref: str, dataset_name: str, workspace: str, dataset_version: str | None = None, batch_size: int = 1024) -> dict[str, Any]:
-    """Embed every row of the dataset with `model_ref` (default alias: champion) into Parquet."""
+def export_flow(model_ref: str, dataset_name: str, workspace: str, dataset_version: str | None = None,
+                batch_size: int = 1024, keep_snapshots: int = 3) -> dict[str, Any]:
+    """Embed every row of the dataset with `model_ref` (default alias: champion) into a new
+    snapshot of the table `embeddings/<model>/<dataset>/`, and point CURRENT at it."""
     ws = Workspace(Path(workspace)).create()
     mlflow.set_tracking_uri(ws.tracking_uri)
-    written = write_embeddings(model_ref, str(ws.datasets), str(ws.embeddings), dataset_name, dataset_version, batch_size)
-    written["export_run_id"] = log_export(written, str(ws.root))
+    model = resolve_model(model_ref)
+    run_id = start_table_run(model, "export")
+    try:
+        written = write_snapshot(model, str(ws.root), dataset_name, dataset_version, batch_size, keep_snapshots,
+                                 run_id, prefect_flow_run_id())
+    except BaseException:
+        fail_table_run(run_id)
+        raise
+    log_table_run(run_id, written, str(ws.datasets))
+    written["export_run_id"] = run_id
     return written

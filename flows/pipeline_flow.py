@@ -28,5 +28,6 @@ def pipeline_flow(config: dict[str, Any], workspace: str, ray_address: str | Non
         f"{trained['model_name']}/{trained['model_version']}", data.name, workspace, ingested["version"],
         cfg.eval.model_dump(mode="json"), cfg.views.model_dump(mode="json"),
     )
-    exported = export_flow(f"{trained['model_name']}@{CHAMPION}", data.name, workspace, ingested["version"], cfg.eval.batch_size)
+    exported = export_flow(f"{trained['model_name']}@{CHAMPION}", data.name, workspace, ingested["version"],
+                           cfg.export.batch_size, cfg.export.keep_snapshots)
     return {"ingest": ingested, "train": trained, "evaluate": evaluated, "export": exported}

@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cl_core.datasets.content_hash import CONTENT_SHA256
 from cl_core.datasets.decode import decoded_shape
 from cl_core.datasets.manifest import ImageStats, build_manifest
 from cl_core.datasets.records import IMAGE_SCHEMA, ImageRecord
@@ -99,16 +100,18 @@ class ImageRows:
         return None
 
     def sorted_table(self) -> tuple[pa.Table, str]:
-        """The rows sorted by id, and the version id: sha256 over (id, image sha256, label,
-        split) in that order, so neither arrival order nor shard names change it."""
+        """The rows sorted by id, with each image's `content_sha256` stored beside it, and the
+        version id: sha256 over (id, image sha256, label, split) in that order, so neither
+        arrival order nor shard names change it (nor the stored hash column, added later)."""
         table = pa.table(
             [
                 pa.array(self.ids, pa.string()),
                 pa.array(self.images, pa.binary()),
                 pa.array(self.labels, pa.int64()),
                 pa.array(self.split_of_row, pa.string()),
+                pa.array(self.digests, pa.string()),
             ],
-            schema=IMAGE_SCHEMA,
+            schema=IMAGE_SCHEMA.append(pa.field(CONTENT_SHA256, pa.string(), nullable=False)),
         )
         order = pc.sort_indices(table, sort_keys=[("id", "ascending")])
         version_hash = hashlib.sha256()

@@ -6,11 +6,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from mlflow import MlflowClient
 
 from cl_core.datasets import DatasetStore
+from cl_core.embeddings import open_current
 from tests.conftest import clpipe, last_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -71,7 +71,8 @@ def test_run_holds_per_epoch_metrics_params_lineage_and_evaluation(pipeline):
 def test_embedding_table_has_one_row_per_dataset_row(pipeline):
     summary, workspace = pipeline["summary"], pipeline["workspace"]
     export = summary["export"]
-    table = pq.read_table(export["path"])
+    table = open_current(workspace / "embeddings", "digits-simclr", "digits").to_table()
+    assert export["path"].endswith(export["snapshot"]) and export["action"] == "export"
     dataset = DatasetStore(workspace / "datasets").resolve("digits", summary["ingest"]["version"])
     assert table.num_rows == dataset.num_rows() == summary["ingest"]["rows"] == 500
     assert table.schema.field("embedding").type == pa.list_(pa.float32(), 32)
@@ -82,7 +83,8 @@ def test_embedding_table_has_one_row_per_dataset_row(pipeline):
     assert np.isfinite(vectors).all() and vectors.std() > 0
     export_run = MlflowClient().get_run(export["export_run_id"])
     assert export_run.data.metrics["rows"] == 500
-    assert export_run.data.params["table_path"] == export["path"]
+    assert export_run.data.params["table_path"] == export["table_path"]
+    assert export_run.data.params["snapshot"] == export["snapshot"]
 
 
 def test_registered_pyfunc_embeds_encoded_images(pipeline):
@@ -92,7 +94,7 @@ def test_registered_pyfunc_embeds_encoded_images(pipeline):
     sample = dataset.read(columns=["id", "image"]).slice(0, 5)
     vectors = model.predict(pd.DataFrame({"image": sample.column("image").to_pylist()}))
     assert vectors.shape == (5, 32) and vectors.dtype == np.float32
-    exported = pq.read_table(summary["export"]["path"]).to_pandas().set_index("id")
+    exported = open_current(workspace / "embeddings", "digits-simclr", "digits").to_table().to_pandas().set_index("id")
     expected = np.stack(exported.loc[sample.column("id").to_pylist(), "embedding"].to_numpy())
     assert np.allclose(vectors, expected, atol=1e-5)
 

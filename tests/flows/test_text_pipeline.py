@@ -10,10 +10,10 @@ import random
 import mlflow
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from mlflow import MlflowClient
 
+from cl_core.embeddings import open_current
 from tests.conftest import clpipe, last_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -117,7 +117,7 @@ def test_evaluation_reports_sts_and_retrieval_against_the_pretrained_model(text_
 
 def test_export_writes_every_sentence_and_matches_the_registered_pyfunc(text_run):
     exported = text_run["summary"]["export"]
-    table = pq.read_table(exported["path"])
+    table = open_current(text_run["workspace"] / "embeddings", "pairs-minilm", exported["dataset_name"]).to_table()
     assert table.num_rows == exported["rows"] == 2 * 90
     assert exported["embedding_dim"] == 384
     assert set(table.column_names) >= {"id", "split", "text", "embedding", "model_name", "model_version", "dataset_version"}

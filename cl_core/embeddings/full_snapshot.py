@@ -1,0 +1,63 @@
+"""A snapshot with every row embedded: what `export` writes, and a backfill for a new model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cl_core.datasets import DatasetVersion
+from cl_core.embeddings.inputs import (
+    input_batches,
+    input_column,
+    key_schema,
+    table_rows,
+)
+from cl_core.embeddings.schema import embedding_schema
+from cl_core.embeddings.table import EmbeddingTable, Snapshot
+from cl_core.embeddings.writer import Embed, SnapshotWriter, write_embedded
+
+
+def _ids_seen(batches, ids: list[pa.Array]):
+    for batch in batches:
+        ids.append(batch.column("id"))
+        yield batch
+
+
+def deleted_since(parent: Snapshot | None, ids: pa.ChunkedArray | pa.Array) -> int:
+    """How many of the parent snapshot's ids are not among `ids`."""
+    if parent is None:
+        return 0
+    previous = parent.read(columns=["id"]).column("id")
+    return int(pc.sum(pc.invert(pc.is_in(previous, value_set=ids))).as_py() or 0)
+
+
+def write_full_snapshot(
+    table: EmbeddingTable,
+    dataset: DatasetVersion,
+    embed: Embed,
+    dimension: int,
+    record: Mapping[str, Any],
+    *,
+    batch_size: int,
+    keep_snapshots: int,
+    progress: Callable[[int], None] | None = None,
+) -> Snapshot:
+    """Embed every row of `dataset`, check the result is whole and publish it as the new
+    CURRENT. `record` holds the manifest's model, run ids, action and `parent`; the caller
+    holds `table.lock()`. CURRENT is untouched if anything fails before the publish."""
+    lineage = {"model_name": record["model_name"], "model_version": record["model_version"], "dataset_version": dataset.version}
+    parent = table.current()
+    ids: list[pa.Array] = []
+    with SnapshotWriter(table, embedding_schema(dimension, key_schema(dataset))) as writer:
+        embedded = write_embedded(
+            _ids_seen(input_batches(dataset, batch_size), ids), embed, writer, input_column(dataset), lineage, progress=progress,
+        )
+        writer.check(table_rows(dataset), dimension)
+        deleted = deleted_since(parent, pa.chunked_array(ids, pa.string()))
+        return writer.publish({
+            **record, "parent": parent.id if parent else None,
+            "rows_embedded": embedded, "rows_reused": 0, "rows_deleted": deleted,
+        }, keep_snapshots)

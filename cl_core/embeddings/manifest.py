@@ -1,0 +1,64 @@
+"""`manifest.json` of one snapshot: what made it, from what, and how many rows it holds."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from cl_core.embeddings.errors import EmbeddingTableError
+
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass(frozen=True)
+class SnapshotManifest:
+    """A published snapshot's record. `parent` is the snapshot CURRENT named when this one was
+    made (None for the first); rows = rows_embedded + rows_reused; rows_deleted counts the
+    parent's ids that are no longer in the dataset."""
+
+    snapshot: str
+    model_name: str
+    model_version: str
+    dataset_name: str
+    dataset_version: str
+    rows: int
+    dimension: int
+    files: list[str]
+    parent: str | None
+    rows_embedded: int
+    rows_reused: int
+    rows_deleted: int
+    created_at: str  # ISO 8601, UTC
+    prefect_flow_run_id: str | None
+    mlflow_run_id: str | None
+    action: str  # "export", "incremental" or "backfill"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def write_manifest(folder: Path, manifest: SnapshotManifest) -> None:
+    path = folder / MANIFEST_FILE
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(manifest.to_dict(), handle, indent=2)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_manifest(folder: Path) -> SnapshotManifest:
+    path = folder / MANIFEST_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EmbeddingTableError(f"snapshot manifest {path} is missing") from None
+    except (OSError, ValueError) as error:
+        raise EmbeddingTableError(f"snapshot manifest {path} is corrupt: {error}") from None
+    names = {f.name for f in fields(SnapshotManifest)}
+    if not isinstance(data, dict) or not names <= set(data):
+        missing = sorted(names - set(data)) if isinstance(data, dict) else "all"
+        raise EmbeddingTableError(f"snapshot manifest {path} is corrupt: missing fields {missing}")
+    return SnapshotManifest(**{name: data[name] for name in names})

@@ -1,0 +1,188 @@
+"""One embedding table: immutable snapshots and the CURRENT pointer to the live one.
+
+    <root>/<model>/<dataset>/<snapshot id>/part-*.parquet, manifest.json   published snapshots
+    <root>/<model>/<dataset>/CURRENT                                       the live snapshot's id
+    <root>/<model>/<dataset>/.staging-<snapshot id>/                       a snapshot being written
+    <root>/<model>/<dataset>/.lock                                         held by whoever writes
+
+A snapshot is written into a staging folder, renamed into place once complete, and only then
+named by CURRENT (a temp file, fsync, os.replace, fsync of the folder), so a reader or a crash
+sees the old snapshot or the new one, never half of one. Readers ignore staging folders; the
+next writer removes leftovers of a killed run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from cl_core.embeddings.errors import EmbeddingTableError
+from cl_core.embeddings.manifest import MANIFEST_FILE, SnapshotManifest, read_manifest
+
+CURRENT_FILE = "CURRENT"
+LOCK_FILE = ".lock"
+STAGING_PREFIX = ".staging-"
+# UTC time to the microsecond, then random bits: ids sort by creation time and never collide.
+SNAPSHOT_PATTERN = re.compile(r"^\d{8}T\d{6}\d{6}Z-[0-9a-f]{8}$")
+
+
+def new_snapshot_id() -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}Z-{secrets.token_hex(4)}"
+
+
+def _fsync_dir(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+class Snapshot:
+    """A published snapshot folder: its manifest and its Parquet parts."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.manifest: SnapshotManifest = read_manifest(path)
+        self.files = [path / name for name in self.manifest.files]
+        for file in self.files:
+            if not file.is_file():
+                raise EmbeddingTableError(f"snapshot {path} lists part file {file.name} but it is missing")
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    def read(self, columns: list[str] | None = None) -> pa.Table:
+        """All rows in memory; a corrupt part file fails with the snapshot's path named."""
+        try:
+            return self.dataset().to_table(columns=columns)
+        except EmbeddingTableError:
+            raise
+        except Exception as error:  # noqa: BLE001 - pyarrow raises several types for bad files
+            raise EmbeddingTableError(f"snapshot {self.path} has an unreadable part file: {error}".replace("\n", " ")) from None
+
+    def dataset(self) -> ds.Dataset:
+        """The snapshot's rows; a corrupt part file fails here with its path named."""
+        try:
+            return ds.dataset([str(f) for f in self.files], format="parquet")
+        except Exception as error:  # noqa: BLE001 - pyarrow raises several types for bad files
+            raise EmbeddingTableError(f"snapshot {self.path} has an unreadable part file: {error}".replace("\n", " ")) from None
+
+
+class EmbeddingTable:
+    """The table of one (model name, dataset name) under `root` (the workspace's embeddings/)."""
+
+    def __init__(self, root: str | Path, model_name: str, dataset_name: str) -> None:
+        for what, name in (("model", model_name), ("dataset", dataset_name)):
+            if not name or "/" in name or name.startswith("."):
+                raise ValueError(f"{what} name {name!r} cannot name a table folder")
+        self.path = Path(root) / model_name / dataset_name
+        self.model_name, self.dataset_name = model_name, dataset_name
+
+    def __repr__(self) -> str:
+        return f"EmbeddingTable({str(self.path)!r})"
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def current_id(self) -> str | None:
+        try:
+            text = (self.path / CURRENT_FILE).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        if not SNAPSHOT_PATTERN.match(text):
+            raise EmbeddingTableError(f"{self.path / CURRENT_FILE} is corrupt: {text[:60]!r} is not a snapshot id")
+        return text
+
+    def current(self) -> Snapshot | None:
+        """The snapshot CURRENT names, or None before the first publish."""
+        snapshot_id = self.current_id()
+        if snapshot_id is None:
+            return None
+        path = self.path / snapshot_id
+        if not path.is_dir():
+            raise EmbeddingTableError(f"{self.path / CURRENT_FILE} names snapshot {snapshot_id} but {path} is missing")
+        return Snapshot(path)
+
+    def snapshot_ids(self) -> list[str]:
+        """Published snapshots, oldest first."""
+        if not self.path.is_dir():
+            return []
+        return sorted(p.name for p in self.path.iterdir() if SNAPSHOT_PATTERN.match(p.name) and (p / MANIFEST_FILE).is_file())
+
+    # ---- writing (hold `lock()` around all of these) -------------------------------------
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive for this table across processes: a second writer waits here until the
+        first has published (the kernel releases it if the holder dies)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / LOCK_FILE, "a") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def staging_path(self, snapshot_id: str) -> Path:
+        return self.path / f"{STAGING_PREFIX}{snapshot_id}"
+
+    def remove_staging(self) -> None:
+        """Remove staging folders of runs that were killed before they published."""
+        if self.path.is_dir():
+            for leftover in self.path.glob(f"{STAGING_PREFIX}*"):
+                shutil.rmtree(leftover, ignore_errors=True)
+
+    def set_current(self, snapshot_id: str) -> None:
+        """Point CURRENT at a published snapshot, atomically and durably."""
+        if not (self.path / snapshot_id / MANIFEST_FILE).is_file():
+            raise EmbeddingTableError(f"cannot point CURRENT at {self.path / snapshot_id}: it is not a published snapshot")
+        temporary = self.path / f".{CURRENT_FILE}.{secrets.token_hex(8)}"
+        try:
+            with open(temporary, "w", encoding="utf-8") as handle:
+                handle.write(snapshot_id + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path / CURRENT_FILE)
+            _fsync_dir(self.path)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    def prune(self, keep: int) -> list[str]:
+        """Remove all but the newest `keep` snapshots, never the one CURRENT names; returns the
+        ids removed. Call it only after CURRENT names the new snapshot."""
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
+        current = self.current_id()
+        removed = [s for s in self.snapshot_ids()[:-keep] if s != current]
+        for snapshot_id in removed:
+            shutil.rmtree(self.path / snapshot_id, ignore_errors=True)
+        return removed
+
+
+def open_current(embeddings_root: str | Path, model_name: str, dataset_name: str) -> ds.Dataset:
+    """The current snapshot of a table as a `pyarrow.dataset.Dataset`.
+
+    `embeddings_root` is the workspace's `embeddings/` folder (or the workspace itself).
+
+    Raises:
+        EmbeddingTableError: no snapshot was published yet, or the table is damaged.
+    """
+    root = Path(embeddings_root)
+    if not (root / model_name).is_dir() and (root / "embeddings").is_dir():
+        root = root / "embeddings"
+    table = EmbeddingTable(root, model_name, dataset_name)
+    snapshot = table.current()
+    if snapshot is None:
+        raise EmbeddingTableError(f"no embedding table for model {model_name!r} and dataset {dataset_name!r} at {table.path}")
+    return snapshot.dataset()

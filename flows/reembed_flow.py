@@ -1,0 +1,98 @@
+"""Reembed flow: bring the embedding table of a model and dataset up to date.
+
+Against CURRENT: nothing to do (same model and dataset version), incremental (same model,
+another dataset version: unchanged rows are copied, new and changed ones embedded) or backfill
+(another model version: every row embedded into a new snapshot; CURRENT moves only once it is
+complete and checked). The table's lock is held from reading CURRENT to publishing, so a second
+run waits and then finds the table up to date.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from prefect import flow, get_run_logger, task
+
+from cl_core.datasets import DatasetStore
+from cl_core.embeddings import EmbeddingTable, write_full_snapshot
+from cl_core.embeddings.incremental import (
+    BACKFILL,
+    UP_TO_DATE,
+    decide,
+    write_incremental,
+)
+from flows import registry
+from flows.export_flow import check_modality, written_summary
+from flows.table_runs import (
+    fail_table_run,
+    load_embedder,
+    log_table_run,
+    prefect_flow_run_id,
+    resolve_model,
+    start_table_run,
+)
+from flows.workspace import Workspace
+
+
+def default_champion(model_ref: str) -> str:
+    """NAME means NAME@champion here: the table follows the champion."""
+    ref = registry.ModelRef.parse(model_ref)
+    return str(ref) if ref.alias or ref.version else f"{ref.name}@{registry.CHAMPION}"
+
+
+@task(name="refresh-table")
+def refresh_table(model: dict[str, str], workspace: str, dataset_name: str, dataset_version: str, batch_size: int,
+                  keep_snapshots: int, flow_run_id: str | None) -> dict[str, Any]:
+    logger = get_run_logger()
+    ws = Workspace(Path(workspace))
+    dataset = DatasetStore(ws.datasets).resolve(dataset_name, dataset_version)
+    table = EmbeddingTable(ws.embeddings, model["name"], dataset.name)
+    started = time.perf_counter()
+    with table.lock():
+        current = table.current()
+        action = decide(current.manifest if current else None, model["version"], dataset.version)
+        logger.info("reembed %s: CURRENT %s -> %s", table.path, current.id if current else None, action)
+        if action == UP_TO_DATE:
+            return {**written_summary(current, table, time.perf_counter() - started, model["source_run_id"]),
+                    "action": UP_TO_DATE, "rows_embedded": 0, "rows_reused": 0, "rows_deleted": 0}
+        table.remove_staging()  # leftovers of a run killed before it published
+        embed, dim, modality = load_embedder(model)
+        check_modality(modality, dataset, model)
+        run_id = start_table_run.fn(model, "reembed")
+        record = {"model_name": model["name"], "model_version": model["version"], "dataset_name": dataset.name,
+                  "dataset_version": dataset.version, "prefect_flow_run_id": flow_run_id, "mlflow_run_id": run_id,
+                  "action": action}
+        try:
+            if action == BACKFILL:
+                snapshot = write_full_snapshot(table, dataset, embed, dim, record, batch_size=batch_size,
+                                               keep_snapshots=keep_snapshots)
+            else:
+                snapshot = write_incremental(table, current, dataset, embed, record, batch_size=batch_size,
+                                             keep_snapshots=keep_snapshots)
+        except BaseException:
+            fail_table_run(run_id)
+            raise
+    written = written_summary(snapshot, table, time.perf_counter() - started, model["source_run_id"])
+    written["reembed_run_id"] = run_id
+    return written
+
+
+@flow(name="reembed")
+def reembed_flow(model_ref: str, dataset_name: str, workspace: str, batch_size: int = 1024,
+                 keep_snapshots: int = 3) -> dict[str, Any]:
+    """Resolve the model (default alias champion) and the dataset's latest version once, then
+    bring `embeddings/<model>/<dataset>/` up to date with them."""
+    ws = Workspace(Path(workspace)).create()
+    mlflow.set_tracking_uri(ws.tracking_uri)
+    model = resolve_model(default_champion(model_ref))
+    dataset_version = DatasetStore(ws.datasets).resolve(dataset_name).version
+    written = refresh_table(model, str(ws.root), dataset_name, dataset_version, batch_size, keep_snapshots,
+                            prefect_flow_run_id())
+    if written["action"] != UP_TO_DATE:
+        log_table_run(written["reembed_run_id"], written, str(ws.datasets))
+    keys = ("action", "model_name", "model_version", "dataset_name", "dataset_version", "snapshot", "table_path",
+            "rows", "rows_embedded", "rows_reused", "rows_deleted", "seconds")
+    return {key: written[key] for key in keys} | {"mlflow_run_id": written.get("reembed_run_id")}

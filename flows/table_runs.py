@@ -1,0 +1,69 @@
+"""The MLflow and registry edges of writing an embedding table: resolve the model once, open
+the MLflow run first (its id goes into the snapshot's manifest), log the result to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from prefect import task
+from prefect.runtime import flow_run
+
+from cl_core.datasets import DatasetStore
+from flows import registry, tracking
+
+
+@task(name="resolve-model", retries=2, retry_delay_seconds=2)
+def resolve_model(model_ref: str) -> dict[str, str]:
+    """NAME, NAME@ALIAS or NAME/VERSION -> the concrete version, fixed for the rest of the run
+    (an alias that moves meanwhile does not change what this run embeds with)."""
+    version = registry.ModelRef.parse(model_ref).resolve(MlflowClient())
+    return {"name": version.name, "version": str(version.version), "source_run_id": version.run_id}
+
+
+def load_embedder(model: dict[str, str]) -> tuple[Any, int, str]:
+    """(embed function over a list of inputs, embedding dimension, modality) of a resolved
+    model; the modality is the input column its signature names: "image" or "text"."""
+    loaded = mlflow.pyfunc.load_model(f"models:/{model['name']}/{model['version']}")
+    column = loaded.metadata.get_input_schema().input_names()[0]
+
+    def embed(inputs: list) -> np.ndarray:
+        return loaded.predict(pd.DataFrame({column: inputs}))
+
+    return embed, loaded.unwrap_python_model().embedder.embedding_dim, column
+
+
+@task(name="start-table-run", retries=2, retry_delay_seconds=2)
+def start_table_run(model: dict[str, str], stage: str) -> str:
+    """Create the run that will record this table write, in the model's experiment, before any
+    row is written: the snapshot's manifest names it."""
+    client = MlflowClient()
+    experiment_id = client.get_run(model["source_run_id"]).info.experiment_id
+    run = client.create_run(experiment_id, run_name=f"{stage}-v{model['version']}", tags={
+        "clpipe.stage": stage,
+        "model.name": model["name"],
+        "model.version": model["version"],
+        "model.source_run_id": model["source_run_id"],
+    })
+    return run.info.run_id
+
+
+@task(name="log-table-run", retries=2, retry_delay_seconds=2)
+def log_table_run(run_id: str, written: dict[str, Any], datasets_root: str) -> None:
+    dataset = DatasetStore(datasets_root).resolve(written["dataset_name"], written["dataset_version"])
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_params({"table_path": written["table_path"], "snapshot": written["snapshot"],
+                           "embedding_dim": written["embedding_dim"], "action": written["action"]})
+        mlflow.log_metrics({key: written[key] for key in ("rows", "rows_embedded", "rows_reused", "rows_deleted", "rows_per_s")})
+        tracking.log_dataset_lineage(dataset, context=written["action"])
+
+
+def fail_table_run(run_id: str) -> None:
+    MlflowClient().set_terminated(run_id, status="FAILED")
+
+
+def prefect_flow_run_id() -> str | None:
+    return flow_run.id

@@ -1,0 +1,113 @@
+"""The embedding table through the CLI, on an image folder: export, then files change and
+`clpipe reembed` embeds only what changed; a second reembed has nothing to do; a new model
+version backfills. Real Prefect, MLflow, Ray and Parquet, tiny data and model."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyarrow.dataset as ds
+import pytest
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from tests.conftest import clpipe, last_json
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+N, K = 60, 4
+TINY = """
+data: {image_size: 8}
+model: {depths: [1], widths: [16], proj_hidden: 32, proj_dim: 16}
+views: {flip_p: 0.0, gray_p: 0.0}
+train: {epochs: 1, batch_size: 16, workers: 1}
+eval: {probe_max_iter: 50, knn_k: 5}
+"""
+
+
+def _write_png(path, pixels: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    Image.fromarray((pixels * 15).astype(np.uint8)).save(buffer, format="PNG")
+    path.write_bytes(buffer.getvalue())
+
+
+def _vectors(path) -> dict[str, np.ndarray]:
+    table = ds.dataset(sorted(str(p) for p in path.glob("part-*.parquet"))).to_table(columns=["id", "embedding"])
+    return dict(zip(table.column("id").to_pylist(), np.stack(table.column("embedding").to_numpy(zero_copy_only=False))))
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reembed")
+    digits = load_digits()
+    source = root / "images"
+    for i in range(N):
+        _write_png(source / str(digits.target[i]) / f"{i:04d}.png", digits.images[i])
+    config = root / "tiny.yaml"
+    config.write_text(TINY)
+    workspace = root / "workspace"
+    summary = last_json(clpipe("run", "--source", str(source), "--name", "imgs", "--config", str(config), "--json",
+                               workspace=workspace))
+    return {"root": root, "source": source, "digits": digits, "config": config, "workspace": workspace,
+            "summary": summary}
+
+
+def test_export_writes_a_snapshot_that_table_shows(table):
+    exported, workspace = table["summary"]["export"], table["workspace"]
+    assert exported["rows"] == exported["rows_embedded"] == N and exported["action"] == "export"
+    shown = last_json(clpipe("table", "--model", "imgs-ntxent", "--dataset", "imgs", "--json", workspace=workspace))
+    current = shown["current"]
+    assert current["snapshot"] == exported["snapshot"] and current["rows"] == N and current["dimension"] == 16
+    assert current["mlflow_run_id"] == exported["export_run_id"] and current["prefect_flow_run_id"]
+
+
+def test_reembed_embeds_only_new_and_changed_rows(table):
+    source, digits, workspace = table["source"], table["digits"], table["workspace"]
+    before = table["summary"]["export"]
+    for i in range(N, N + K):  # k new images
+        _write_png(source / str(digits.target[i]) / f"{i:04d}.png", digits.images[i])
+    changed = source / str(digits.target[1]) / "0001.png"
+    _write_png(changed, digits.images[N + K])  # one image changed in place
+    (source / str(digits.target[2]) / "0002.png").unlink()  # one deleted
+    ingested = last_json(clpipe("ingest", str(source), "--name", "imgs", "--json", workspace=workspace))
+    assert ingested["rows"] == N + K - 1
+
+    result = last_json(clpipe("reembed", "--model", "imgs-ntxent", "--dataset", "imgs", "--json", workspace=workspace))
+    assert result["action"] == "incremental" and result["dataset_version"] == ingested["version"]
+    assert (result["rows_embedded"], result["rows_deleted"], result["rows"]) == (K + 1, 1, N + K - 1)
+    assert result["rows_reused"] == N - 2
+    assert set(result) >= {"action", "model_name", "model_version", "dataset_name", "dataset_version", "snapshot",
+                           "table_path", "rows", "rows_embedded", "rows_reused", "rows_deleted", "seconds"}
+    table_path = workspace / "embeddings" / "imgs-ntxent" / "imgs"
+    old, new = _vectors(table_path / before["snapshot"]), _vectors(table_path / result["snapshot"])
+    reused = set(old) & set(new) - {changed.relative_to(source).with_suffix("").as_posix()}
+    assert len(reused) == N - 2
+    assert all(new[key].tobytes() == old[key].tobytes() for key in reused)  # copied, bit for bit
+
+    again = last_json(clpipe("reembed", "--model", "imgs-ntxent", "--dataset", "imgs", "--json", workspace=workspace))
+    assert again["action"] == "up_to_date" and again["snapshot"] == result["snapshot"] and again["rows_embedded"] == 0
+    snapshots = sorted(p.name for p in table_path.iterdir() if not p.name.startswith((".", "CURRENT")))
+    assert snapshots == sorted([before["snapshot"], result["snapshot"]])
+
+    fresh = last_json(clpipe("export", "--model", "imgs-ntxent@champion", "--dataset", "imgs", "--json", workspace=workspace))
+    full = _vectors(table_path / fresh["snapshot"])
+    assert sorted(full) == sorted(new)
+    assert max(np.abs(full[key] - new[key]).max() for key in full) <= 1e-6
+
+
+def test_a_new_model_version_backfills_and_bad_input_changes_nothing(table):
+    workspace, config = table["workspace"], table["config"]
+    trained = last_json(clpipe("train", "--dataset", "imgs", "--config", str(config), "--json", workspace=workspace))
+    table_path = workspace / "embeddings" / "imgs-ntxent" / "imgs"
+    current = (table_path / "CURRENT").read_text()
+    missing = clpipe("reembed", "--model", "imgs-ntxent@nosuchalias", "--dataset", "imgs", workspace=workspace)
+    assert missing.returncode == 1 and "nosuchalias" in missing.stderr
+    assert (table_path / "CURRENT").read_text() == current
+
+    result = last_json(clpipe("reembed", "--model", f"imgs-ntxent/{trained['model_version']}", "--dataset", "imgs",
+                              "--json", workspace=workspace))
+    assert result["action"] == "backfill" and result["model_version"] == trained["model_version"]
+    assert result["rows"] == result["rows_embedded"] == N + K - 1 and result["rows_reused"] == 0
+    assert (table_path / "CURRENT").read_text().strip() == result["snapshot"]
