@@ -71,7 +71,7 @@ def test_run_holds_per_epoch_metrics_params_lineage_and_evaluation(pipeline):
 def test_embedding_table_has_one_row_per_dataset_row(pipeline):
     summary, workspace = pipeline["summary"], pipeline["workspace"]
     export = summary["export"]
-    table = open_current(workspace / "embeddings", "digits-simclr", "digits").to_table()
+    table = open_current(workspace / "embeddings", "digits-ntxent", "digits").to_table()
     assert export["path"].endswith(export["snapshot"]) and export["action"] == "export"
     dataset = DatasetStore(workspace / "datasets").resolve("digits", summary["ingest"]["version"])
     assert table.num_rows == dataset.num_rows() == summary["ingest"]["rows"] == 500
@@ -94,7 +94,7 @@ def test_registered_pyfunc_embeds_encoded_images(pipeline):
     sample = dataset.read(columns=["id", "image"]).slice(0, 5)
     vectors = model.predict(pd.DataFrame({"image": sample.column("image").to_pylist()}))
     assert vectors.shape == (5, 32) and vectors.dtype == np.float32
-    exported = open_current(workspace / "embeddings", "digits-simclr", "digits").to_table().to_pandas().set_index("id")
+    exported = open_current(workspace / "embeddings", "digits-ntxent", "digits").to_table().to_pandas().set_index("id")
     expected = np.stack(exported.loc[sample.column("id").to_pylist(), "embedding"].to_numpy())
     assert np.allclose(vectors, expected, atol=1e-5)
 
