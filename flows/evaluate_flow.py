@@ -20,6 +20,7 @@ from cl_core.datasets import DatasetStore, DatasetVersion, decode_images
 from cl_core.evaluation import alignment, knn_top1, linear_probe_accuracy, project_2d, uniformity
 from cl_core.views import SimCLRViews
 from flows import plots, registry, text_evaluation, tracking
+from flows.promotion_event import emit_promoted
 from flows.workspace import Workspace
 
 PRIMARY_METRIC = "knn_top1"  # images; text: text_evaluation.primary_metric
@@ -150,6 +151,8 @@ def promote_if_better(scored: dict[str, Any], datasets_root: str, eval_cfg: dict
         reason = f"v{version} {metric}={challenger_score:.4f} {verb} champion v{champion.version} {metric}={current:.4f}"
     if promoted:
         client.set_registered_model_alias(name, registry.CHAMPION, version)
+        emit_promoted(name, version, str(champion.version) if champion else None, scored["dataset"]["name"],
+                      scored["dataset"]["version"])
     decision = "promoted" if promoted else "kept"
     client.set_model_version_tag(name, version, "promotion.decision", f"{decision}: {reason}")
     client.set_tag(scored["source_run_id"], "promotion.decision", f"{decision}: {reason}")
