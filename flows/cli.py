@@ -114,6 +114,29 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--dataset", required=True, help="dataset name")
     _common(table)
 
+    refresh = commands.add_parser("refresh", help="ingest a source again, then bring its embedding table up to date",
+                                  description="Ingest SOURCE into dataset NAME (new or changed files give a new "
+                                  "version; none give the same one), then reembed it with MODEL (default: the config's "
+                                  "model name, e.g. NAME-ntxent, at alias champion). What the 'refresh' schedule runs.")
+    refresh.add_argument("--source", help="data source (default: the config's data.source)")
+    refresh.add_argument("--name", help="dataset name (default: the config's data.name)")
+    refresh.add_argument("--model", help="MODEL[@ALIAS] or MODEL/VERSION (default: the config's model name @champion)")
+    refresh.add_argument("--config", type=Path, help="YAML config whose data, loss, registry and export sections apply")
+    _common(refresh)
+
+    serve = commands.add_parser("serve", help="run the deployments (train, refresh, reembed-on-promotion) in this process",
+                                description="Register the deployments of flows/deployments.py (the same ones prefect.yaml "
+                                "defines) with this workspace and config on the Prefect server at PREFECT_API_URL and run "
+                                "their scheduled and triggered runs here until stopped (Ctrl-C), which pauses their schedules.")
+    serve.add_argument("--config", type=Path, help="YAML config the train and refresh runs read (default: the built-in digits)")
+    serve.add_argument("--workspace", help="workspace the runs write to (default: $CLPIPE_WORKSPACE or ./workspace)")
+
+    schedule = commands.add_parser("schedule", help="list the deployments, their schedules and next runs",
+                                   description="From the Prefect API when PREFECT_API_URL is set (what is deployed, "
+                                   "active or not, the scheduled runs); else from flows/deployments.py with a note.")
+    schedule.add_argument("--config", type=Path, help="YAML config the train and refresh runs read")
+    _common(schedule)
+
     run = commands.add_parser("run", help="the whole pipeline: ingest -> train -> evaluate -> export",
                               description="Ingest, train, evaluate and export in one Prefect flow (default: digits).")
     run.add_argument("--source", help="data source (data.source)")
@@ -266,6 +289,12 @@ def _execute(args: argparse.Namespace, workspace: Workspace) -> dict[str, Any]:
         export = load_config(args.config, {"export.batch_size": args.batch_size}).export
         return reembed_flow(args.model, args.dataset, root, export.batch_size, export.keep_snapshots)
 
+    if args.command == "refresh":
+        from flows.refresh_flow import refresh_flow
+
+        data = _config(args).data  # the source and name `ingest` would use for the same flags
+        return refresh_flow(root, str(args.config) if args.config else None, data.source, data.name, args.model)
+
     if args.command == "train" and args.resume:
         from flows.train_flow import train_flow
 
@@ -290,12 +319,14 @@ def main(argv: list[str] | None = None) -> int:
     workspace = Workspace.resolve(args.workspace)
     if args.command == "table":
         return _show_table(args, workspace)
+    if args.command in ("serve", "schedule"):
+        return _schedules(args, workspace)
     try:
         if args.command == "train" and not (args.dataset or args.resume):
             raise ConfigError("train needs --dataset NAME (or --resume RUN_ID)")
         if args.command == "ingest" and not (args.source or args.config):
             raise ConfigError("ingest needs a SOURCE (or --config with data.source)")
-        if args.command in ("train", "run", "ingest") and not getattr(args, "resume", None):
+        if args.command in ("train", "run", "ingest", "refresh") and not getattr(args, "resume", None):
             _config(args, workspace)  # fail on a bad config before anything else happens
         workspace.create()
         configure_environment(workspace)
@@ -324,6 +355,39 @@ def _show_table(args: argparse.Namespace, workspace: Workspace) -> int:
         print(f"clpipe table failed: {error}", file=sys.stderr)
         return EXIT_FAILED
     print(json.dumps({"command": "table", "workspace": str(workspace.root), **described}) if args.json else format_table(described))
+    return 0
+
+
+def _schedules(args: argparse.Namespace, workspace: Workspace) -> int:
+    config_file = str(args.config.resolve()) if args.config else None
+    try:
+        if config_file:
+            load_config(config_file)
+    except ConfigError as error:
+        print(f"clpipe: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    workspace.create()
+    configure_environment(workspace)
+    from prefect.settings import PREFECT_API_URL
+
+    api_url = PREFECT_API_URL.value()
+    if args.command == "schedule":
+        from flows.schedule_listing import format_schedules, list_schedules
+
+        listed = list_schedules(str(workspace.root), config_file, api_url)
+        print(json.dumps({"command": "schedule", **listed}, default=str) if args.json else format_schedules(listed))
+        return 0
+    if not api_url:
+        print("clpipe serve needs a Prefect server (its temporary server runs no scheduler): start one with "
+              "`infra/local_stack.sh start` or `prefect server start`, then export PREFECT_API_URL=http://HOST:PORT/api",
+              file=sys.stderr)
+        return EXIT_USAGE
+    from prefect import serve
+
+    from flows.deployments import runner_deployments
+
+    print(f"clpipe serve: workspace {workspace.root}, config {config_file or 'built-in defaults'}, API {api_url}", flush=True)
+    serve(*runner_deployments(str(workspace.root), config_file))
     return 0
 
 

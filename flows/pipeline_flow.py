@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import flow
 
-from cl_core.config import PipelineConfig
+from cl_core.config import PipelineConfig, load_config
 from flows.evaluate_flow import evaluate_flow
 from flows.export_flow import export_flow
 from flows.ingest_flow import ingest_flow
@@ -31,3 +31,10 @@ def pipeline_flow(config: dict[str, Any], workspace: str, ray_address: str | Non
     exported = export_flow(f"{trained['model_name']}@{CHAMPION}", data.name, workspace, ingested["version"],
                            cfg.export.batch_size, cfg.export.keep_snapshots)
     return {"ingest": ingested, "train": trained, "evaluate": evaluated, "export": exported}
+
+
+@flow(name="clpipe-run-config")
+def pipeline_from_config(workspace: str, config_file: str | None = None, ray_address: str | None = None) -> dict[str, Any]:
+    """`clpipe run --config FILE` as a deployment runs it: plain-string parameters (a config file
+    path, read when the run starts, so edits to it apply to the next scheduled run)."""
+    return pipeline_flow(load_config(config_file).model_dump(mode="json"), workspace, ray_address, config_file)
