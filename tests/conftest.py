@@ -19,8 +19,6 @@ import torch.multiprocessing as mp
 from tests.cli_services import CliServices
 
 REPO = Path(__file__).resolve().parents[1]
-# The CLI commands that start Ray (the others never touch it).
-TRAINING_COMMANDS = ("train", "run")
 
 
 def shared_data_dir() -> Path:
@@ -54,14 +52,14 @@ def _stop_cli_services():
 
 def clpipe(*args: str, workspace: Path, timeout: int = 900,
            env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess:
-    """Run the installed CLI in a fresh interpreter, exactly as a user would with a running stack:
-    it joins the session's Prefect server and, when it trains, the session's Ray head. `env` adds
-    variables, or with None removes them; a service whose variables it names is not shared."""
+    """Run the installed CLI in a fresh interpreter, exactly as a user would with a running Prefect
+    server: the session's one. `env` adds variables, or with None removes them; an `env` that names
+    PREFECT_API_URL keeps the call off the shared server."""
     command = [sys.executable, "-m", "flows.cli", *args, "--workspace", str(workspace)]
     overrides = env or {}
     # The user's own services stay out of tests unless a test passes them in `env`.
     environment = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "RAY_ADDRESS")}
-    environment.update(CLI_SERVICES.environment(trains=args[0] in TRAINING_COMMANDS, keep=set(overrides)))
+    environment.update(CLI_SERVICES.environment(keep=set(overrides)))
     for key, value in overrides.items():
         if value is None:
             environment.pop(key, None)

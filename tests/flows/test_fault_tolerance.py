@@ -45,9 +45,8 @@ def _steps(run_id: str) -> list[int]:
 
 def test_killed_worker_is_replaced_and_training_resumes_from_the_checkpoint(workspace):
     ws, config = workspace / "ws", str(workspace / "small.yaml")
-    # Its own local Ray: a driver that joins a cluster does not receive the workers' output.
     faulty = clpipe("train", "--dataset", "digits", "--config", config, "--model-name", "faulty", "--json",
-                    workspace=ws, env={"CLPIPE_FAULT_INJECTION": "1:1", "RAY_ADDRESS": None})
+                    workspace=ws, env={"CLPIPE_FAULT_INJECTION": "1:1"})
     summary = last_json(faulty)
     assert "fault injection: killing worker rank 1 (pid" in faulty.stdout + faulty.stderr
     assert summary["train_metrics"]["epoch"] == 2
