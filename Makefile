@@ -7,7 +7,7 @@ TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast bench clean
+.PHONY: install run lint test test-fast bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -21,6 +21,9 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/clpipe run $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 # The full suite: unit, distributed (gloo), real Ray / Prefect / MLflow end to end.
 test: $(STAMP)

@@ -1,14 +1,22 @@
-"""Shared test helpers: the real-data location and the `clpipe` command line."""
+"""Shared test helpers: the real-data location, the `clpipe` command line, free ports and the
+two-process gloo harness."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from tests.cli_services import CliServices
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,12 +33,38 @@ def require_shared(subfolder: str) -> Path:
     return path
 
 
-def clpipe(*args: str, workspace: Path, timeout: int = 900, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run the installed CLI in a fresh interpreter, exactly as a user would."""
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+CLI_SERVICES = CliServices(REPO, free_port)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_cli_services():
+    """Stop the services `clpipe` started, if any, when the session ends."""
+    yield
+    CLI_SERVICES.stop()
+
+
+def clpipe(*args: str, workspace: Path, timeout: int = 900,
+           env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess:
+    """Run the installed CLI in a fresh interpreter, exactly as a user would with a running Prefect
+    server: the session's one. `env` adds variables, or with None removes them; an `env` that names
+    PREFECT_API_URL keeps the call off the shared server."""
     command = [sys.executable, "-m", "flows.cli", *args, "--workspace", str(workspace)]
+    overrides = env or {}
     # The user's own services stay out of tests unless a test passes them in `env`.
     environment = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "RAY_ADDRESS")}
-    environment.update(env or {})
+    environment.update(CLI_SERVICES.environment(keep=set(overrides)))
+    for key, value in overrides.items():
+        if value is None:
+            environment.pop(key, None)
+        else:
+            environment[key] = value
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=environment)
 
 
@@ -38,3 +72,29 @@ def last_json(result: subprocess.CompletedProcess) -> dict:
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     assert result.returncode == 0, f"clpipe failed ({result.returncode}):\n{result.stderr[-4000:]}"
     return json.loads(lines[-1])
+
+
+def _distributed_rank(rank: int, worker: Callable[[int], Any], world_size: int, port: int, results) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        results[rank] = worker(rank)
+    finally:
+        dist.destroy_process_group()
+
+
+def run_distributed(worker: Callable[[int], Any], world_size: int = 2) -> list[Any]:
+    """Run `worker(rank)` in `world_size` fresh processes joined in one gloo process group and
+    return what each rank returned, by rank. `worker` must be a module-level function (spawn
+    pickles it by name) and its result picklable; an exception in any rank fails the call."""
+    with mp.get_context("spawn").Manager() as manager:
+        results = manager.dict()
+        mp.start_processes(_distributed_rank, args=(worker, world_size, free_port(), results), nprocs=world_size,
+                           start_method="spawn", join=True)
+        return [results[rank] for rank in range(world_size)]
+
+
+@pytest.fixture(name="run_distributed")
+def run_distributed_fixture() -> Callable[..., list[Any]]:
+    """`run_distributed` for tests that spawn a gloo process group."""
+    return run_distributed

@@ -1,23 +1,13 @@
 """The gather-with-grad path with two real processes (gloo): loss and gradients must equal one
 process computing the loss on the concatenated batch."""
 
-import os
-import socket
-
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from cl_core.distributed import gather_with_grad
 from cl_core.losses import NTXentLoss
 
 WORLD, BATCH, DIM, TEMPERATURE = 2, 4, 6, 0.3
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _inputs() -> tuple[torch.Tensor, torch.Tensor]:
@@ -26,34 +16,27 @@ def _inputs() -> tuple[torch.Tensor, torch.Tensor]:
             torch.randn(WORLD * BATCH, DIM, generator=generator, dtype=torch.float64))
 
 
-def _worker(rank: int, port: int, results) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    try:
-        z1_all, z2_all = _inputs()
-        rows = slice(rank * BATCH, (rank + 1) * BATCH)
-        z1 = z1_all[rows].clone().requires_grad_()
-        z2 = z2_all[rows].clone().requires_grad_()
-        loss = NTXentLoss(TEMPERATURE, gather_distributed=True)(z1, z2)
-        loss.backward()
-        # DDP would average parameter gradients over ranks; do the same for the inputs.
-        mean_loss = loss.detach().clone()
-        dist.all_reduce(mean_loss)
-        gathered = gather_with_grad(z1.detach())
-        results[rank] = {
-            "loss": (mean_loss / WORLD).item(),
-            "grad_z1": (z1.grad / WORLD).clone(),
-            "grad_z2": (z2.grad / WORLD).clone(),
-            "gathered": gathered.clone(),
-        }
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int) -> dict:
+    z1_all, z2_all = _inputs()
+    rows = slice(rank * BATCH, (rank + 1) * BATCH)
+    z1 = z1_all[rows].clone().requires_grad_()
+    z2 = z2_all[rows].clone().requires_grad_()
+    loss = NTXentLoss(TEMPERATURE, gather_distributed=True)(z1, z2)
+    loss.backward()
+    # DDP would average parameter gradients over ranks; do the same for the inputs.
+    mean_loss = loss.detach().clone()
+    dist.all_reduce(mean_loss)
+    gathered = gather_with_grad(z1.detach())
+    return {
+        "loss": (mean_loss / WORLD).item(),
+        "grad_z1": (z1.grad / WORLD).clone(),
+        "grad_z2": (z2.grad / WORLD).clone(),
+        "gathered": gathered.clone(),
+    }
 
 
-def test_two_process_loss_and_gradients_equal_single_process():
-    manager = mp.get_context("spawn").Manager()
-    results = manager.dict()
-    mp.start_processes(_worker, args=(_free_port(), results), nprocs=WORLD, start_method="spawn", join=True)
+def test_two_process_loss_and_gradients_equal_single_process(run_distributed):
+    results = run_distributed(_worker, WORLD)
 
     z1_all, z2_all = _inputs()
     z1_all.requires_grad_()
@@ -75,22 +58,14 @@ def test_single_process_fallbacks_are_identity():
     assert gather_with_grad(tensor) is tensor
 
 
-def _hook_worker(rank: int, port: int, results) -> None:
+def _hook_worker(rank: int) -> float:
     from cl_core.distributed import average_across_workers
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    try:
-        scale = torch.nn.Parameter(torch.tensor(2.0))
-        scale.register_hook(average_across_workers)
-        (scale * (rank + 1)).backward()  # local gradients 1 and 2
-        results[rank] = scale.grad.item()
-    finally:
-        dist.destroy_process_group()
+    scale = torch.nn.Parameter(torch.tensor(2.0))
+    scale.register_hook(average_across_workers)
+    (scale * (rank + 1)).backward()  # local gradients 1 and 2
+    return scale.grad.item()
 
 
-def test_gradient_hook_averages_parameters_outside_ddp():
-    manager = mp.get_context("spawn").Manager()
-    results = manager.dict()
-    mp.start_processes(_hook_worker, args=(_free_port(), results), nprocs=WORLD, start_method="spawn", join=True)
-    assert dict(results) == {0: 1.5, 1: 1.5}
+def test_gradient_hook_averages_parameters_outside_ddp(run_distributed):
+    assert run_distributed(_hook_worker, WORLD) == [1.5, 1.5]

@@ -2,13 +2,9 @@
 backward for deterministic models, and against a full-batch graph with the same dropout masks
 for stochastic ones."""
 
-import os
-import socket
-
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -56,7 +52,7 @@ def embed(tower, x):
 
 def chunked(x, size):
     if isinstance(x, dict):
-        return [dict(zip(x, parts)) for parts in zip(*(v.split(size) for v in x.values()))]
+        return [dict(zip(x, parts, strict=True)) for parts in zip(*(v.split(size) for v in x.values()), strict=True)]
     return list(x.split(size))
 
 
@@ -133,7 +129,8 @@ def test_batch_norm_in_training_mode_sees_chunks_not_the_batch():
 
 def test_optimizer_is_zeroed_and_stepped_and_gradients_accumulate_without_it():
     tower_a, tower_b, loss_fn, xa, xb = setup("ntxent")
-    reference = [p.detach() - 0.5 * g for p, g in zip(tower_a.parameters(), run("ntxent", grad_cache=True, chunk_size=5)[1])]
+    grad_cache_grads = run("ntxent", grad_cache=True, chunk_size=5)[1]
+    reference = [p.detach() - 0.5 * g for p, g in zip(tower_a.parameters(), grad_cache_grads, strict=True)]
     for p in tower_a.parameters():
         p.grad = torch.full_like(p, 100.0)  # stale gradients must not leak into the step
     optimizer = torch.optim.SGD(tower_a.parameters(), lr=0.5)
@@ -162,30 +159,17 @@ def test_rejects_a_non_positive_chunk_size():
 WORLD, LOCAL = 2, 6
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _worker(rank: int) -> dict:
+    tower, _, _, xa, xb = setup("ntxent")
+    model = DistributedDataParallel(tower.eval())
+    rows = slice(rank * LOCAL, (rank + 1) * LOCAL)
+    loss = grad_cache_step(model, xa[rows], xb[rows], NTXentLoss(0.3, gather_distributed=True), chunk_size=4)
+    dist.all_reduce(loss)
+    return {"loss": loss / WORLD, "grads": gradients(tower)}
 
 
-def _worker(rank: int, port: int, results) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    try:
-        tower, _, _, xa, xb = setup("ntxent")
-        model = DistributedDataParallel(tower.eval())
-        rows = slice(rank * LOCAL, (rank + 1) * LOCAL)
-        loss = grad_cache_step(model, xa[rows], xb[rows], NTXentLoss(0.3, gather_distributed=True), chunk_size=4)
-        dist.all_reduce(loss)
-        results[rank] = {"loss": loss / WORLD, "grads": gradients(tower)}
-    finally:
-        dist.destroy_process_group()
-
-
-def test_ddp_with_gathered_negatives_equals_one_process_on_the_global_batch():
-    manager = mp.get_context("spawn").Manager()
-    results = manager.dict()
-    mp.start_processes(_worker, args=(_free_port(), results), nprocs=WORLD, start_method="spawn", join=True)
+def test_ddp_with_gathered_negatives_equals_one_process_on_the_global_batch(run_distributed):
+    results = run_distributed(_worker, WORLD)
     expected = run("ntxent", grad_cache=False, train=False)  # BATCH = WORLD * LOCAL rows
     for rank in range(WORLD):
         assert_same((results[rank]["loss"], results[rank]["grads"], None), expected)

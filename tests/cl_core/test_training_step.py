@@ -1,10 +1,6 @@
 import math
-import os
-import socket
 
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from cl_core.losses import MoCoLoss, NTXentLoss
 from cl_core.models import build_simclr
@@ -25,7 +21,7 @@ def test_train_step_updates_parameters_and_reduces_loss_on_a_fixed_batch():
         last = train_step(model, no_augmentation, images, NTXentLoss(0.5), optimizer)
     assert set(first) == {"loss", "lr"} and first["lr"] == 1e-2
     assert last["loss"] < first["loss"]
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
 def test_train_step_with_real_views_and_scheduler():
@@ -60,7 +56,7 @@ def test_momentum_train_step_trains_queries_moves_keys_by_ema_and_fills_the_queu
     metrics = momentum_train_step(model, key_model, _noisy_views, images, loss_fn, optimizer)
     assert set(metrics) == {"loss", "lr"} and metrics["lr"] == 0.1
     assert math.isfinite(metrics["loss"])
-    assert any(not torch.equal(a, b) for a, b in zip(query_before, model.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(query_before, model.parameters(), strict=True))
     for before, key, query in zip(key_before, key_model.parameters(), model.parameters(), strict=True):
         assert torch.allclose(key, 0.9 * before + 0.1 * query.detach(), atol=1e-7)
         assert not key.requires_grad
@@ -102,38 +98,25 @@ def test_momentum_train_step_reduces_the_loss_on_a_fixed_batch():
 WORLD = 2
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _ddp_worker(rank: int) -> dict:
+    model, key_model, loss_fn = _moco_setup(momentum=0.9, queue_size=20)  # same seed: same weights
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1)
+    torch.manual_seed(100 + rank)  # each rank its own images and augmentations
+    for _ in range(3):
+        images = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
+        loss = momentum_train_step(ddp, key_model, _noisy_views, images, loss_fn, optimizer)["loss"]
+    return {
+        "loss": loss,
+        "queue": loss_fn.queue.clone(),
+        "ptr": loss_fn.queue_ptr.item(),
+        "keys": [p.detach().clone() for p in key_model.parameters()],
+        "queries": [p.detach().clone() for p in model.parameters()],
+    }
 
 
-def _ddp_worker(rank: int, port: int, results) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    try:
-        model, key_model, loss_fn = _moco_setup(momentum=0.9, queue_size=20)  # same seed: same weights
-        ddp = torch.nn.parallel.DistributedDataParallel(model)
-        optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1)
-        torch.manual_seed(100 + rank)  # each rank its own images and augmentations
-        for _ in range(3):
-            images = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
-            loss = momentum_train_step(ddp, key_model, _noisy_views, images, loss_fn, optimizer)["loss"]
-        results[rank] = {
-            "loss": loss,
-            "queue": loss_fn.queue.clone(),
-            "ptr": loss_fn.queue_ptr.item(),
-            "keys": [p.detach().clone() for p in key_model.parameters()],
-            "queries": [p.detach().clone() for p in model.parameters()],
-        }
-    finally:
-        dist.destroy_process_group()
-
-
-def test_momentum_train_step_under_ddp_keeps_queues_and_key_encoders_in_sync():
-    manager = mp.get_context("spawn").Manager()
-    results = manager.dict()
-    mp.start_processes(_ddp_worker, args=(_free_port(), results), nprocs=WORLD, start_method="spawn", join=True)
+def test_momentum_train_step_under_ddp_keeps_queues_and_key_encoders_in_sync(run_distributed):
+    results = run_distributed(_ddp_worker, WORLD)
     first, second = results[0], results[1]
     assert math.isfinite(first["loss"]) and math.isfinite(second["loss"])
     assert first["ptr"] == second["ptr"] == (3 * WORLD * 4) % 20  # every rank enqueued the global keys
@@ -141,4 +124,4 @@ def test_momentum_train_step_under_ddp_keeps_queues_and_key_encoders_in_sync():
     for a, b in zip(first["queries"] + first["keys"], second["queries"] + second["keys"], strict=True):
         assert torch.allclose(a, b, atol=1e-6)
     _, untrained_key, _ = _moco_setup(momentum=0.9, queue_size=20)
-    assert any(not torch.equal(a, b) for a, b in zip(first["keys"], untrained_key.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(first["keys"], untrained_key.parameters(), strict=True))

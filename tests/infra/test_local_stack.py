@@ -5,22 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import urllib.request
 
 import pytest
 
-from tests.conftest import REPO, clpipe, last_json
+from tests.conftest import REPO, clpipe, free_port, last_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 SCRIPT = REPO / "infra" / "local_stack.sh"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _alive(pid: int) -> bool:
@@ -33,7 +26,7 @@ def _alive(pid: int) -> bool:
 
 def test_stack_serves_clpipe_and_stops_what_it_started(tmp_path):
     workspace = tmp_path / "ws"
-    ports = {"MLFLOW_PORT": str(_free_port()), "PREFECT_PORT": str(_free_port())}
+    ports = {"MLFLOW_PORT": str(free_port()), "PREFECT_PORT": str(free_port())}
     env = {**os.environ, **ports, "WITH_RAY": "0", "VENV_BIN": str(REPO / ".venv" / "bin")}
     started = subprocess.run([str(SCRIPT), "start", str(workspace)], capture_output=True, text=True, env=env, timeout=300)
     pids = {p.stem: int(p.read_text()) for p in (workspace / ".stack").glob("*.pid")}

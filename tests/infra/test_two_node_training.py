@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,17 +23,11 @@ from ray.util.state import list_actors
 from cl_core.config import build_config
 from cl_core.datasets import DatasetStore
 from flows.train_launch import fit
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 SCRIPT = REPO / "infra" / "ray_local_cluster.sh"
 BIN = REPO / ".venv" / "bin"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -42,10 +35,10 @@ def local_ray_cluster(nodes: int, state: Path):
     """Yield the address of a `nodes`-node cluster started by the script; stop it on exit."""
     # Ray's Unix socket paths must stay under ~107 characters: a short temp dir, not tmp_path.
     temp_dir = tempfile.mkdtemp(prefix="ray-2n-", dir="/tmp")
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
-        "RAY_PORT": str(port), "RAY_DASHBOARD_PORT": str(_free_port()), "RAY_CLIENT_PORT": str(_free_port()),
+        "RAY_PORT": str(port), "RAY_DASHBOARD_PORT": str(free_port()), "RAY_CLIENT_PORT": str(free_port()),
         "RAY_NODE_CPUS": "2", "RAY_OBJECT_STORE_MEMORY": str(200 * 1024**2), "RAY_TEMP_DIR": temp_dir,
         "VENV_BIN": str(BIN),
     }
@@ -65,7 +58,7 @@ def local_ray_cluster(nodes: int, state: Path):
 @contextmanager
 def mlflow_server(root: Path):
     """Yield the URI of an MLflow tracking server over a sqlite store in `root`."""
-    port = _free_port()
+    port = free_port()
     command = [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
                "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
                "--workers", "1"]

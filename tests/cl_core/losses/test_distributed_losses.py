@@ -2,22 +2,12 @@
 workers' losses and their DDP-averaged gradients must equal one process computing the loss on
 the concatenated batch. One spawn checks all of them, to keep the test fast."""
 
-import os
-import socket
-
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from cl_core.losses import CLIPLoss, CoSENTLoss, DCLLoss, MultipleNegativesRankingLoss, NTXentLoss, SupConLoss
 
 WORLD, BATCH, DIM = 2, 4, 5
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _cases() -> dict[str, tuple]:
@@ -60,43 +50,36 @@ def _run(factory, args, kwargs, gather: bool) -> tuple[torch.Tensor, torch.nn.Mo
     return loss.detach(), loss_fn, [a.grad for a in inputs if a.is_floating_point()]
 
 
-def _worker(rank: int, port: int, results) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    try:
-        rows = slice(rank * BATCH, (rank + 1) * BATCH)
-        for name, (factory, args, kwargs) in _cases().items():
-            loss, loss_fn, grads = _run(
-                factory, [a[rows] for a in args], {k: v[rows] for k, v in kwargs.items()}, gather=True
-            )
-            # DDP averages parameter gradients over ranks; do the same for the loss and the inputs.
-            dist.all_reduce(loss)
-            parameter_grads = [p.grad.clone() for p in loss_fn.parameters()]
-            for grad in parameter_grads:
-                dist.all_reduce(grad)
-            results[(rank, name)] = {
-                "loss": loss / WORLD,
-                "grads": [g / WORLD for g in grads],
-                "parameter_grads": [g / WORLD for g in parameter_grads],
-            }
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int) -> dict:
+    by_name = {}
+    rows = slice(rank * BATCH, (rank + 1) * BATCH)
+    for name, (factory, args, kwargs) in _cases().items():
+        loss, loss_fn, grads = _run(factory, [a[rows] for a in args], {k: v[rows] for k, v in kwargs.items()}, gather=True)
+        # DDP averages parameter gradients over ranks; do the same for the loss and the inputs.
+        dist.all_reduce(loss)
+        parameter_grads = [p.grad.clone() for p in loss_fn.parameters()]
+        for grad in parameter_grads:
+            dist.all_reduce(grad)
+        by_name[name] = {
+            "loss": loss / WORLD,
+            "grads": [g / WORLD for g in grads],
+            "parameter_grads": [g / WORLD for g in parameter_grads],
+        }
+    return by_name
 
 
-def test_gathered_losses_on_two_processes_equal_single_process():
-    manager = mp.get_context("spawn").Manager()
-    results = manager.dict()
-    mp.start_processes(_worker, args=(_free_port(), results), nprocs=WORLD, start_method="spawn", join=True)
+def test_gathered_losses_on_two_processes_equal_single_process(run_distributed):
+    results = run_distributed(_worker, WORLD)
 
     for name, (factory, args, kwargs) in _cases().items():
         reference, loss_fn, reference_grads = _run(factory, args, kwargs, gather=False)
         reference_parameter_grads = [p.grad for p in loss_fn.parameters()]
         for rank in range(WORLD):
             rows = slice(rank * BATCH, (rank + 1) * BATCH)
-            got = results[(rank, name)]
+            got = results[rank][name]
             assert torch.allclose(got["loss"], reference, atol=1e-10), name
             assert len(got["grads"]) == len(reference_grads)
-            for grad, expected in zip(got["grads"], reference_grads):
+            for grad, expected in zip(got["grads"], reference_grads, strict=True):
                 assert torch.allclose(grad, expected[rows], atol=1e-10), name
             for grad, expected in zip(got["parameter_grads"], reference_parameter_grads, strict=True):
                 assert torch.allclose(grad, expected, atol=1e-10), name

@@ -1,11 +1,7 @@
 import math
-import os
-import socket
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
 
@@ -151,36 +147,23 @@ def test_registry_builds_moco_by_name():
 WORLD, BATCH, DIM, QUEUE, STEPS = 2, 3, 4, 10, 5  # 6 keys a step into 10 slots: the pointer wraps
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _global_batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
     generator = torch.Generator().manual_seed(5)
     return [(torch.randn(WORLD * BATCH, DIM, generator=generator, dtype=torch.float64),
              torch.randn(WORLD * BATCH, DIM, generator=generator, dtype=torch.float64)) for _ in range(STEPS)]
 
 
-def _worker(rank: int, port: int, results) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    try:
-        loss_fn = MoCoLoss(0.3, queue_size=QUEUE, dim=DIM, gather_distributed=True).double()
-        rows = slice(rank * BATCH, (rank + 1) * BATCH)
-        losses = []
-        for query, key in _global_batches():
-            losses.append(loss_fn(query[rows], key[rows]).detach())
-        results[rank] = {"queue": loss_fn.queue.clone(), "ptr": loss_fn.queue_ptr.item(), "losses": losses}
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int) -> dict:
+    loss_fn = MoCoLoss(0.3, queue_size=QUEUE, dim=DIM, gather_distributed=True).double()
+    rows = slice(rank * BATCH, (rank + 1) * BATCH)
+    losses = []
+    for query, key in _global_batches():
+        losses.append(loss_fn(query[rows], key[rows]).detach())
+    return {"queue": loss_fn.queue.clone(), "ptr": loss_fn.queue_ptr.item(), "losses": losses}
 
 
-def test_two_process_queues_are_identical_and_equal_the_single_process_queue():
-    manager = mp.get_context("spawn").Manager()
-    results = manager.dict()
-    mp.start_processes(_worker, args=(_free_port(), results), nprocs=WORLD, start_method="spawn", join=True)
+def test_two_process_queues_are_identical_and_equal_the_single_process_queue(run_distributed):
+    results = run_distributed(_worker, WORLD)
 
     reference = MoCoLoss(0.3, queue_size=QUEUE, dim=DIM, gather_distributed=False).double()
     reference_losses = [reference(query, key).detach() for query, key in _global_batches()]
@@ -220,7 +203,7 @@ def test_momentum_encoder_is_a_frozen_copy_that_follows_by_ema():
     online = _net()
     encoder = MomentumEncoder(online, momentum=0.5)
     assert all(not p.requires_grad for p in encoder.parameters())
-    assert all(torch.equal(a, b) for a, b in zip(encoder.target.parameters(), online.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(encoder.target.parameters(), online.parameters(), strict=True))
     target_weight = encoder.target[0].weight.clone()
     with torch.no_grad():
         online[0].weight.add_(1.0)

@@ -1,10 +1,6 @@
-import os
-import socket
-
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from cl_core.losses import (
     LOSSES,
@@ -271,12 +267,6 @@ _DIST_LABELS = torch.tensor([0, 1, 0, 2, 3, 1, 0, 4])
 _DIST_CASES = list(NEW_CASES)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _dist_inputs():
     generator = torch.Generator().manual_seed(17)
     z1 = torch.randn(WORLD * BATCH, DIM, generator=generator, dtype=torch.float64)
@@ -292,31 +282,26 @@ def _loss_and_grads(case, z1, z2, labels, gather):
     return loss.detach(), z1.grad, z2.grad
 
 
-def _worker(rank: int, port: int, results) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    try:
-        rows = slice(rank * BATCH, (rank + 1) * BATCH)
-        z1, z2 = _dist_inputs()
-        for case in _DIST_CASES:
-            loss, grad1, grad2 = _loss_and_grads(case, z1[rows], z2[rows], _DIST_LABELS[rows], gather=True)
-            dist.all_reduce(loss)  # DDP averages over the ranks: do the same for the loss and inputs
-            results[(rank, case)] = (loss / WORLD, grad1 / WORLD, grad2 / WORLD)
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int) -> dict:
+    by_case = {}
+    rows = slice(rank * BATCH, (rank + 1) * BATCH)
+    z1, z2 = _dist_inputs()
+    for case in _DIST_CASES:
+        loss, grad1, grad2 = _loss_and_grads(case, z1[rows], z2[rows], _DIST_LABELS[rows], gather=True)
+        dist.all_reduce(loss)  # DDP averages over the ranks: do the same for the loss and inputs
+        by_case[case] = (loss / WORLD, grad1 / WORLD, grad2 / WORLD)
+    return by_case
 
 
-def test_new_objectives_on_two_processes_equal_single_process():
-    manager = mp.get_context("spawn").Manager()
-    results = manager.dict()
-    mp.start_processes(_worker, args=(_free_port(), results), nprocs=WORLD, start_method="spawn", join=True)
+def test_new_objectives_on_two_processes_equal_single_process(run_distributed):
+    results = run_distributed(_worker, WORLD)
     z1, z2 = _dist_inputs()
     for case in _DIST_CASES:
         reference, grad1, grad2 = _loss_and_grads(case, z1, z2, _DIST_LABELS, gather=False)
         assert grad1.abs().sum() > 0, case
         for rank in range(WORLD):
             rows = slice(rank * BATCH, (rank + 1) * BATCH)
-            loss, got1, got2 = results[(rank, case)]
+            loss, got1, got2 = results[rank][case]
             assert torch.allclose(loss, reference, atol=1e-10), (case, loss, reference)
             assert torch.allclose(got1, grad1[rows], atol=1e-10), case
             assert torch.allclose(got2, grad2[rows], atol=1e-10), case
