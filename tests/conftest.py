@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -16,7 +15,7 @@ import pytest
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from tests.cli_services import CliServices
+from tests.services import CliServices, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,14 +32,7 @@ def require_shared(subfolder: str) -> Path:
     return path
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-CLI_SERVICES = CliServices(REPO, free_port)
+CLI_SERVICES = CliServices()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -64,7 +64,7 @@ def test_schedule_without_a_server_lists_the_table_with_a_note(tmp_path):
 
 
 def test_serve_refuses_without_a_prefect_server(tmp_path):
-    result = clpipe("serve", workspace=tmp_path / "ws", timeout=120)
+    result = clpipe("serve", workspace=tmp_path / "ws", timeout=120, env={"PREFECT_API_URL": None})
     assert result.returncode == 2
     message = result.stderr.strip().splitlines()
     assert len(message) == 1 and "PREFECT_API_URL" in message[0] and "scheduler" in message[0]

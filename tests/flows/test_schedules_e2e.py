@@ -27,7 +27,7 @@ from sklearn.datasets import load_digits
 from cl_core.embeddings import EmbeddingTable
 from flows.deployments import REFRESH_SECONDS, deployment_table
 from tests.conftest import REPO, clpipe, last_json
-from tests.flows.prefect_server import prefect_server, stop
+from tests.services import prefect_server, stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -96,7 +96,7 @@ def stack(tmp_path_factory):
     # The first champion embeds into 2 dimensions: a model trained later with 16 beats it on kNN.
     weak = root / "weak.yaml"
     weak.write_text(TINY % (source, 2))
-    with prefect_server(root / "prefect-server") as url:
+    with prefect_server(root / "prefect-server", scheduler_loop_seconds=5) as url:
         env = {"PREFECT_API_URL": url}
         started = time.monotonic()
         first = last_json(clpipe("run", "--config", str(weak), "--json", workspace=workspace, env=env))

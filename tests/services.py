@@ -1,0 +1,106 @@
+"""Real services the tests start: a free loopback port, and Prefect servers (`prefect server
+start`): the one the `clpipe` calls of a session share, and the schedule tests' own (the temporary
+server runs no scheduler).
+
+Left alone, every CLI call starts its own temporary Prefect server (~20 s on 2 cores); a user's
+long-lived stack (infra/local_stack.sh) is what the CLI is meant to join anyway. Ray is not shared:
+a shared head saves only the head's start (each training run still starts its own workers), a
+before/after run of the CLI tests showed no saving, and a driver that joins a cluster does not show
+its workers' output, which a fault test reads."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+PREFECT = Path(sys.executable).with_name("prefect")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+    """Stop a process started here, with its process group (the server's own children)."""
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+@contextmanager
+def prefect_server(home: Path, scheduler_loop_seconds: int = 60, startup_timeout: float = 180) -> Iterator[str]:
+    """Yields the API URL of a server whose database (SQLite) and log live in `home`."""
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    # The server must not point at whatever the user's shell points at.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
+    env.update({
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_UI_ENABLED": "false",
+        # Schedule tests pass a few seconds: scheduled runs then appear soon after a deploy.
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": str(scheduler_loop_seconds),
+    })
+    log_path = home / "server.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([str(PREFECT), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                                   stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            deadline = time.monotonic() + startup_timeout
+            while not _healthy(url):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"prefect server did not start; the end of {log_path}:\n{log_path.read_text()[-3000:]}")
+                time.sleep(1)
+            yield url
+        finally:
+            stop(process)
+
+
+class CliServices:
+    """The session's Prefect server for `clpipe` calls, started the first time a call needs it."""
+
+    def __init__(self) -> None:
+        self._stack: ExitStack | None = None
+        self._url: str | None = None
+
+    def environment(self, keep: set[str]) -> dict[str, str]:
+        """Variables that point a CLI call at the shared server; none when the caller sets
+        PREFECT_API_URL itself (`keep`), and then no server starts."""
+        if "PREFECT_API_URL" in keep:
+            return {}
+        if self._url is None:
+            self._stack = ExitStack()
+            home = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="clpipe-tests-")))
+            self._url = self._stack.enter_context(prefect_server(home / "prefect"))
+        return {"PREFECT_API_URL": self._url}
+
+    def stop(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+        self._stack, self._url = None, None
