@@ -15,11 +15,11 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from _common import shared_data, table
-
 from cl_core.config import build_config
 from cl_core.datasets import DatasetStore
 from flows.train_launch import fit
+
+from _common import shared_data, table
 
 
 def steady(rates: list[float]) -> float:

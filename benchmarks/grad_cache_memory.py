@@ -18,13 +18,13 @@ import subprocess
 import sys
 import time
 
-from _common import REPO, table
-
 import torch
 
 from cl_core.grad_cache import grad_cache_step
 from cl_core.losses import NTXentLoss
 from cl_core.models import build_simclr
+
+from _common import REPO, table
 
 MODES = ("baseline", "full", "grad_cache")
 

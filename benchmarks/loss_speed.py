@@ -19,12 +19,12 @@ import statistics
 import sys
 import time
 
-from _common import table
-
 import torch
 from pytorch_metric_learning import losses as pml_losses
 
 from cl_core.losses import NTXentLoss
+
+from _common import table
 
 # float32 n_per_p, the masked negatives, their shifted copy and exp (kept for backward), a bool mask.
 PML_BYTES_PER_MASK_ELEMENT = 4 * 4 + 1

@@ -14,11 +14,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
-
-from _common import REPO, shared_data, table
 
 from mlflow import MlflowClient
+
+from _common import REPO, shared_data, table
 
 
 def main() -> None:

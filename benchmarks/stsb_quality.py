@@ -27,10 +27,8 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import pyarrow as pa
 import torch
-from _common import shared_data, table
 
 from cl_core.datasets import DatasetStore, TextSourceSpec
 from cl_core.evaluation import sts_correlation
@@ -39,6 +37,8 @@ from cl_core.models.merge import interpolate_weights
 from cl_core.models.text import TextEmbedder, TextTokenizer, embed_texts, resolve_text_encoder
 from cl_core.tasks import warmup_cosine
 from cl_core.text_training import select_examples, text_train_step
+
+from _common import shared_data, table
 
 # Settings per objective: the usual ones from the papers / sentence-transformers' examples.
 CANDIDATES = {

@@ -15,8 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import shared_data, table
-
 import torch
 
 from cl_core.config import build_config
@@ -28,6 +26,8 @@ from cl_core.tasks.image import load_shard
 from cl_core.training_step import train_step
 from cl_core.views import SimCLRViews
 from flows.train_launch import fit
+
+from _common import shared_data, table
 
 
 def bare_loop(cfg, datasets: Path, dataset, threads: int) -> list[float]:

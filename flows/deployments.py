@@ -15,8 +15,8 @@ worker and `serve`.
 from __future__ import annotations
 
 import importlib
-from datetime import datetime
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from flows.promotion_event import PROMOTED, RESOURCE_PREFIX

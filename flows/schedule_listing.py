@@ -6,7 +6,7 @@ give."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flows.deployments import DeploymentSpec, deployment_table
@@ -42,7 +42,7 @@ async def _times(entry: dict[str, Any], now: datetime) -> list[str]:
 
 
 async def _from_table(specs: list[DeploymentSpec]) -> list[dict[str, Any]]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     listed = []
     for spec in specs:
         summary = _summary(spec)

@@ -15,7 +15,6 @@ from cl_core.datasets import DatasetStore
 from flows import registry, tracking, train_launch
 from flows.workspace import Workspace
 
-
 RESOLVED_CONFIG = "config/resolved.json"
 
 

@@ -120,7 +120,7 @@ class ImageRows:
             # The id is length-prefixed; the other fields cannot contain the separators.
             version_hash.update(
                 f"{len(record_id)}:{record_id}\t{self.digests[i]}\t{self.labels[i]}\t"
-                f"{self.split_of_row[i]}\n".encode("utf-8")
+                f"{self.split_of_row[i]}\n".encode()
             )
         return table.take(order), version_hash.hexdigest()[:16]
 

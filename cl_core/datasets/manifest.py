@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ def build_manifest(
     return {
         "name": name,
         "version": version,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": source,
         "rows": sum(stats.splits.values()),
         "splits": {s: stats.splits[s] for s in SPLITS if stats.splits[s]},
@@ -124,7 +124,7 @@ def build_text_manifest(
     return {
         "name": name,
         "version": version,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": source,
         "rows": sum(stats.splits.values()),
         "splits": {s: stats.splits[s] for s in SPLITS if stats.splits[s]},

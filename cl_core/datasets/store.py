@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cl_core.datasets.dataset_version import DatasetVersion
@@ -463,7 +463,7 @@ class DatasetStore:
             return None
         folder = self.root / name / QUARANTINE_DIR
         folder.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         path = folder / f"{stamp}-{label}.jsonl"
         with open(path, "x", encoding="utf-8") as handle:
             for record in bad:

@@ -20,7 +20,7 @@ import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -37,7 +37,7 @@ SNAPSHOT_PATTERN = re.compile(r"^\d{8}T\d{6}\d{6}Z-[0-9a-f]{8}$")
 
 
 def new_snapshot_id() -> str:
-    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}Z-{secrets.token_hex(4)}"
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}Z-{secrets.token_hex(4)}"
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -113,7 +113,7 @@ class SnapshotWriter:
         manifest = SnapshotManifest(
             **record, snapshot=self.snapshot_id, rows=self.rows, files=list(self.files),
             dimension=self.schema.field("embedding").type.list_size,
-            created_at=datetime.now(timezone.utc).isoformat(),
+            created_at=datetime.now(UTC).isoformat(),
         )
         write_manifest(self.staging, manifest)
         final = self.table.path / self.snapshot_id
@@ -129,7 +129,7 @@ def write_embedded(batches: Iterable[pa.RecordBatch], embed: Embed, writer: Snap
                    progress: Callable[[int], None] | None = None) -> int:
     """Embed each batch's `input_column` ("image" bytes or "text") and write its key columns
     with the vectors; returns the number of rows embedded."""
-    created = created or datetime.now(timezone.utc)
+    created = created or datetime.now(UTC)
     dim = writer.schema.field("embedding").type.list_size
     done = 0
     for batch in batches:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
@@ -56,7 +56,7 @@ def test_schedule_without_a_server_lists_the_table_with_a_note(tmp_path):
     by_name = {item["name"]: item for item in listed["deployments"]}
     assert by_name["refresh"]["deployment"] == "refresh/refresh"
     times = [datetime.fromisoformat(run["time"]) for run in by_name["refresh"]["next_runs"]]
-    assert times[0] > datetime.now(timezone.utc) - timedelta(seconds=1)
+    assert times[0] > datetime.now(UTC) - timedelta(seconds=1)
     assert all(int(time.timestamp()) % REFRESH_SECONDS == 0 for time in times)
     assert [time.hour for time in (datetime.fromisoformat(run["time"]) for run in by_name["train"]["next_runs"])] == [3] * 3
     assert by_name["reembed-on-promotion"]["triggers"] == [PROMOTED]

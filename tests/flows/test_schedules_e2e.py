@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -128,7 +128,7 @@ def stack(tmp_path_factory):
 def test_deploying_creates_scheduled_runs_with_expected_times_and_parameters(stack):
     url, parameters = stack["url"], {"workspace": str(stack["workspace"]), "config_file": str(stack["config"])}
     refresh = _wait(lambda: _runs(url, "refresh", {StateType.SCHEDULED}), 60, "scheduled refresh runs")
-    now = datetime.now(timezone.utc).timestamp()
+    now = datetime.now(UTC).timestamp()
     for run in refresh:
         assert run.parameters == parameters and run.auto_scheduled
         start = run.expected_start_time.timestamp()
@@ -143,7 +143,7 @@ def test_deploying_creates_scheduled_runs_with_expected_times_and_parameters(sta
     _api(url, turn_on_training)
     train = _wait(lambda: _runs(url, "train", {StateType.SCHEDULED}), 60, "scheduled train runs")
     for run in train:
-        start = run.expected_start_time.astimezone(timezone.utc)
+        start = run.expected_start_time.astimezone(UTC)
         assert (start.hour, start.minute, start.second) == (3, 0, 0) and run.parameters == parameters
 
     listed = last_json(clpipe("schedule", "--json", workspace=stack["workspace"], env=stack["env"], timeout=300))

@@ -241,7 +241,7 @@ def test_resolve_missing_lists_what_exists(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="datasets: none"):
         store.resolve("nothing")
     result = store.ingest("digits", "digits", limit=20)
-    with pytest.raises(LookupError, match=f"no dataset 'other'.*datasets: \\['digits'\\]"):
+    with pytest.raises(LookupError, match="no dataset 'other'.*datasets: \\['digits'\\]"):
         store.resolve("other")
     with pytest.raises(LookupError, match=f"no version '0123456789abcdef'.*{result.version}"):
         store.resolve("digits", "0123456789abcdef")

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from cl_core.datasets.records import BadRecord
-from cl_core.datasets.splits import canonical_split, describe_split_names
 from cl_core.datasets.sources.text.records import TextPairRecord
+from cl_core.datasets.splits import canonical_split, describe_split_names
+
 
 class BadField(Exception):
     """What is wrong with one field; the message continues "<file> line 17: column 6 (text2) "."""

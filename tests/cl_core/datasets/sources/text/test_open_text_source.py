@@ -146,7 +146,7 @@ def test_single_text_column_gives_sentences_without_text2(tmp_path):
 
 
 def test_byte_order_mark_and_invalid_utf8(tmp_path):
-    data = "\ufeffhello\tworld\n".encode() + b"caf\xe9\tlatin-1\n" + "ok\tfine\n".encode()
+    data = "\ufeffhello\tworld\n".encode() + b"caf\xe9\tlatin-1\n" + b"ok\tfine\n"
     records = _read(_write(tmp_path / "enc.tsv", data), TextSourceSpec())
     assert [r.text1 for r in _good(records)] == ["hello", "ok"]
     assert _reasons(records) == [
