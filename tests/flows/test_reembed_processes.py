@@ -22,7 +22,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from cl_core.datasets import DatasetStore
-from cl_core.embeddings import open_current
+from cl_core.embeddings import EmbeddingTable, open_current
 from flows import registry
 from tests.conftest import REPO, clpipe, last_json
 
@@ -131,13 +131,33 @@ def test_sigkill_mid_backfill_leaves_current_on_the_old_snapshot_and_a_rerun_com
     assert rows.num_rows == N and set(rows.column("model_version").to_pylist()) == {version}
 
 
+def _waiting_for(lock_file: Path, pids: set[int]) -> set[int]:
+    """Which of `pids` wait for the flock on `lock_file` (the "->" lines of /proc/locks:
+    `N: -> FLOCK ADVISORY WRITE PID MAJOR:MINOR:INODE ...`)."""
+    inode = str(lock_file.stat().st_ino)
+    waiting = set()
+    for fields in (line.split() for line in Path("/proc/locks").read_text().splitlines()):
+        if fields[1:3] == ["->", "FLOCK"] and fields[6].rsplit(":", 1)[1] == inode and int(fields[5]) in pids:
+            waiting.add(int(fields[5]))
+    return waiting
+
+
 def test_two_reembeds_started_together_publish_one_snapshot(trained):
     workspace, table = trained["workspace"], trained["table"]
     version = _new_version(trained)
     before = _snapshots(table)
 
+    # The test holds the table's lock until both runs wait for it, so they truly overlap
+    # whatever their start-up times.
     logs = [workspace.parent / f"together-{i}" for i in range(2)]
-    processes = [_start_reembed(workspace, version, log) for log in logs]
+    with EmbeddingTable(workspace / "embeddings", MODEL, DATASET).lock():
+        processes = [_start_reembed(workspace, version, log) for log in logs]
+        pids = {process.pid for process in processes}
+        deadline = time.monotonic() + 300
+        while _waiting_for(table / ".lock", pids) != pids and time.monotonic() < deadline:
+            assert all(process.poll() is None for process in processes), "a reembed ended before the lock"
+            time.sleep(0.1)
+        assert _waiting_for(table / ".lock", pids) == pids
     results = [_finished(process, log) for process, log in zip(processes, logs)]
 
     assert sorted(r["action"] for r in results) == ["backfill", "up_to_date"]
