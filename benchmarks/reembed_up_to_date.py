@@ -24,34 +24,18 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO, table
+from _common import REPO, clpipe, table
 
 MODEL, DIM = "bench-model", 4
 CHUNK = 100_000
-
-
-def clpipe(workspace: Path, *args: str) -> tuple[dict | None, float]:
-    """Run the CLI in a fresh process; (its JSON line or None, wall seconds)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "RAY_ADDRESS")}
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, cwd=REPO,
-                          env={**env, "PYTHONPATH": str(REPO), "CLPIPE_WORKSPACE": str(workspace)})
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr[-4000:])
-        raise SystemExit(f"clpipe {shlex.join(args)} failed with exit status {done.returncode}")
-    lines = done.stdout.strip().splitlines()
-    return (json.loads(lines[-1]) if "--json" in args else None), wall
 
 
 def register_model(workspace: Path) -> str:

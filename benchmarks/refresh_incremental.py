@@ -24,16 +24,13 @@ from taking the table lock to publishing); the difference is the commands' fixed
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _common import REPO, table
+from _common import REPO, clpipe, table
 
 TINY = """
 data: {image_size: 8}
@@ -41,19 +38,6 @@ model: {depths: [1], widths: [16], proj_hidden: 32, proj_dim: 16}
 views: {flip_p: 0.0, gray_p: 0.0}
 train: {epochs: 1, batch_size: 64, workers: 1}
 """
-
-
-def clpipe(workspace: Path, *args: str) -> tuple[dict, float]:
-    """Run the CLI in a fresh process; (its JSON line, wall seconds)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "RAY_ADDRESS")}
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "flows.cli", *args, "--json", "--workspace", str(workspace)],
-                          capture_output=True, text=True, cwd=REPO, env={**env, "PYTHONPATH": str(REPO)})
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr[-4000:])
-        raise SystemExit(f"clpipe {args[0]} failed with exit status {done.returncode}")
-    return json.loads(done.stdout.strip().splitlines()[-1]), wall
 
 
 def ingest_bench(workspace: Path, rows: int) -> str:
@@ -83,18 +67,18 @@ def main() -> None:
         workspace = Path(folder) / "workspace"
         config = Path(folder) / "tiny.yaml"
         config.write_text(TINY)
-        clpipe(workspace, "ingest", "digits", "--name", "digits", "--limit", "300")
-        trained, seconds = clpipe(workspace, "train", "--dataset", "digits", "--config", str(config))
+        clpipe(workspace, "ingest", "--json", "digits", "--name", "digits", "--limit", "300")
+        trained, seconds = clpipe(workspace, "train", "--json", "--dataset", "digits", "--config", str(config))
         model = f"{trained['model_name']}/{trained['model_version']}"
         print(f"trained and registered {model} in {seconds:.0f} s", flush=True)
 
         ingest_bench(workspace, args.rows)
-        parent, parent_wall = clpipe(workspace, "export", "--model", model, "--dataset", "bench")
+        parent, parent_wall = clpipe(workspace, "export", "--json", "--model", model, "--dataset", "bench")
         print(f"export of version 1: {parent_wall:.1f} s wall, {parent['seconds']:.1f} s table write", flush=True)
         version = ingest_bench(workspace, args.rows + new_rows)
 
-        incremental, incremental_wall = clpipe(workspace, "reembed", "--model", model, "--dataset", "bench")
-        full, full_wall = clpipe(workspace, "export", "--model", model, "--dataset", "bench", "--dataset-version", version)
+        incremental, incremental_wall = clpipe(workspace, "reembed", "--json", "--model", model, "--dataset", "bench")
+        full, full_wall = clpipe(workspace, "export", "--json", "--model", model, "--dataset", "bench", "--dataset-version", version)
 
     expected = (args.rows + new_rows, new_rows, args.rows)
     got = (incremental["rows"], incremental["rows_embedded"], incremental["rows_reused"])

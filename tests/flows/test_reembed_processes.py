@@ -6,7 +6,6 @@ version of its own (a new registry version of the trained weights: no second tra
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import signal
 import subprocess
@@ -15,16 +14,15 @@ import time
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pytest
 from mlflow import MlflowClient
-from PIL import Image
 from sklearn.datasets import load_digits
 
 from cl_core.datasets import DatasetStore
 from cl_core.embeddings import EmbeddingTable, open_current
 from flows import registry
 from tests.conftest import REPO, clpipe, last_json
+from tests.flows.test_reembed_e2e import TINY, _write_png
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -32,22 +30,6 @@ N = 600
 MODEL, DATASET = "imgs-ntxent", "imgs"
 # Two images per model call: the backfill of N rows takes seconds, long enough to kill it midway.
 SLOW_BATCH = "2"
-TINY = """
-data: {image_size: 8}
-model: {depths: [1], widths: [16], proj_hidden: 32, proj_dim: 16}
-views: {flip_p: 0.0, gray_p: 0.0}
-train: {epochs: 1, batch_size: 64, workers: 1}
-eval: {probe_max_iter: 50, knn_k: 5}
-"""
-
-
-def _write_png(path: Path, pixels: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    Image.fromarray((pixels * 15).astype(np.uint8)).save(buffer, format="PNG")
-    path.write_bytes(buffer.getvalue())
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A workspace where `clpipe run` ingested N PNGs, trained, registered and exported."""
