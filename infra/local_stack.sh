@@ -1,40 +1,102 @@
 #!/usr/bin/env bash
-# Start or stop a local stack on 127.0.0.1 for a workspace: an MLflow tracking server over the
-# workspace's sqlite store, a Prefect server, and a Ray head node. It stops exactly the
-# processes it started (pids kept in WORKSPACE/.stack), never a global `ray stop`.
+# Start or stop a local stack on 127.0.0.1 for a workspace: an MLflow tracking server, a Prefect
+# server, a Prefect worker on the `process` work pool `clpipe` (created if missing), and a Ray
+# head node. It stops exactly the processes it started (pids kept in WORKSPACE/.stack), never a
+# global `ray stop`.
 #
-#   infra/local_stack.sh start [WORKSPACE]   # then export the variables it prints
-#   infra/local_stack.sh stop  [WORKSPACE]
+#   infra/local_stack.sh start [--db sqlite|postgres] [WORKSPACE]   # then export what it prints
+#   infra/local_stack.sh stop  [--drop-db] [WORKSPACE]
 #
-# Ports: MLFLOW_PORT (5000), PREFECT_PORT (4200), RAY_PORT (6380). Needs the project's venv.
+# --db sqlite (the default): MLflow keeps WORKSPACE/mlflow.db, Prefect WORKSPACE/.prefect.
+# --db postgres: both servers keep their state in PostgreSQL at PG_HOST:PG_PORT as PG_USER
+# (127.0.0.1, 5432, postgres; password-less: trust auth or ~/.pgpass). Each stack gets its own two
+# databases, clpipe_<first 10 hex of sha1(WORKSPACE's absolute path)>_prefect and ..._mlflow,
+# created on the first start (with `createdb`) and reused by later starts of the same workspace;
+# `stop --drop-db` drops them. Needs the PostgreSQL client tools (psql, createdb, dropdb).
+#
+# Ports: MLFLOW_PORT (5000), PREFECT_PORT (4200), RAY_PORT (6380). WITH_RAY=0 and WITH_WORKER=0
+# leave those out. Needs the project's venv (VENV_BIN, default .venv/bin).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${VENV_BIN:-$here/.venv/bin}"
 action="${1:-}"
-workspace="$(mkdir -p "${2:-${CLPIPE_WORKSPACE:-$here/workspace}}" && cd "${2:-${CLPIPE_WORKSPACE:-$here/workspace}}" && pwd)"
+shift || true
+db=sqlite
+drop_db=0
+workspace_arg=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --db) db="${2:-}"; shift 2 ;;
+    --db=*) db="${1#--db=}"; shift ;;
+    --drop-db) drop_db=1; shift ;;
+    *) workspace_arg="$1"; shift ;;
+  esac
+done
+[[ "$db" == sqlite || "$db" == postgres ]] || { echo "--db must be sqlite or postgres, not '$db'" >&2; exit 2; }
+workspace_arg="${workspace_arg:-${CLPIPE_WORKSPACE:-$here/workspace}}"
+workspace="$(mkdir -p "$workspace_arg" && cd "$workspace_arg" && pwd)"
 state="$workspace/.stack"
 mlflow_port="${MLFLOW_PORT:-5000}"
 prefect_port="${PREFECT_PORT:-4200}"
 ray_port="${RAY_PORT:-6380}"
+pg_host="${PG_HOST:-127.0.0.1}"
+pg_port="${PG_PORT:-5432}"
+pg_user="${PG_USER:-postgres}"
+db_prefix="clpipe_$(printf %s "$workspace" | sha1sum | cut -c1-10)"
 
-wait_for() {  # url, seconds
+wait_for() {  # url, seconds, service[, text the answer must hold]: fail as soon as the service exits
   for _ in $(seq "$2"); do
-    curl -fsS "$1" >/dev/null 2>&1 && return 0
+    if [[ -z "${4:-}" ]]; then
+      curl -fsS "$1" >/dev/null 2>&1 && return 0
+    else  # a Prefect filter endpoint: POST {} and look for the text
+      curl -fsS -X POST -H 'Content-Type: application/json' -d '{}' "$1" 2>/dev/null | grep -qF "$4" && return 0
+    fi
+    if ! kill -0 "$(cat "$state/$3.pid")" 2>/dev/null; then
+      echo "$3 exited before answering $1; its log, $state/$3.log, ends:" >&2
+      tail -n 5 "$state/$3.log" >&2
+      return 1
+    fi
     sleep 1
   done
   echo "timed out waiting for $1 (logs in $state)" >&2
   return 1
 }
 
+psql_admin() {  # sql: run against the maintenance database `postgres`
+  psql -h "$pg_host" -p "$pg_port" -U "$pg_user" -d postgres -v ON_ERROR_STOP=1 -Atc "$1"
+}
+
+ensure_database() {  # name
+  if ! pg_isready -q -h "$pg_host" -p "$pg_port"; then
+    echo "PostgreSQL is not accepting connections on $pg_host:$pg_port; start it first" \
+      "(pg_ctlcluster --skip-systemctl-redirect \$(ls /etc/postgresql) main start)" >&2
+    return 1
+  fi
+  if [[ "$(psql_admin "SELECT 1 FROM pg_database WHERE datname = '$1'")" != 1 ]]; then
+    createdb -h "$pg_host" -p "$pg_port" -U "$pg_user" "$1"
+  fi
+  grep -qx "$1" "$state/databases" 2>/dev/null || echo "$1" >>"$state/databases"
+}
+
 start() {
   mkdir -p "$state" "$workspace/mlartifacts"
-  "$bin/mlflow" server --backend-store-uri "sqlite:///$workspace/mlflow.db" \
+  local mlflow_store="sqlite:///$workspace/mlflow.db" prefect_db=()
+  if [[ "$db" == postgres ]]; then
+    ensure_database "${db_prefix}_mlflow"
+    ensure_database "${db_prefix}_prefect"
+    mlflow_store="postgresql://$pg_user@$pg_host:$pg_port/${db_prefix}_mlflow"
+    prefect_db=("PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://$pg_user@$pg_host:$pg_port/${db_prefix}_prefect")
+  fi
+  local prefect_env=(PREFECT_HOME="$workspace/.prefect" PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1)
+  local api="http://127.0.0.1:$prefect_port/api" tracking="http://127.0.0.1:$mlflow_port"
+
+  "$bin/mlflow" server --backend-store-uri "$mlflow_store" \
     --artifacts-destination "$workspace/mlartifacts" --host 127.0.0.1 --port "$mlflow_port" \
     >"$state/mlflow.log" 2>&1 &
   echo $! >"$state/mlflow.pid"
 
-  PREFECT_HOME="$workspace/.prefect" PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1 \
+  env "${prefect_env[@]}" ${prefect_db[@]+"${prefect_db[@]}"} \
     "$bin/prefect" server start --host 127.0.0.1 --port "$prefect_port" >"$state/prefect.log" 2>&1 &
   echo $! >"$state/prefect.pid"
 
@@ -45,19 +107,35 @@ start() {
     echo $! >"$state/ray.pid"
   fi
 
-  wait_for "http://127.0.0.1:$mlflow_port/health" 120
-  wait_for "http://127.0.0.1:$prefect_port/api/health" 120
+  wait_for "$tracking/health" 120 mlflow
+  wait_for "$api/health" 180 prefect
+
+  if [[ "${WITH_WORKER:-1}" == 1 ]]; then
+    # The worker runs deployments' flow runs as subprocesses from the repository root, so
+    # `flows.*` entrypoints import, with the same services and workspace as this stack.
+    local worker_env=("${prefect_env[@]}" PREFECT_API_URL="$api" MLFLOW_TRACKING_URI="$tracking"
+                      CLPIPE_WORKSPACE="$workspace" PATH="$bin:$PATH")
+    (cd "$here" && env "${worker_env[@]}" "$bin/prefect" work-pool inspect clpipe >/dev/null 2>&1 \
+      || env "${worker_env[@]}" "$bin/prefect" work-pool create clpipe --type process >"$state/work-pool.log" 2>&1)
+    (cd "$here" && exec env "${worker_env[@]}" "$bin/prefect" worker start --pool clpipe --type process \
+      --name "clpipe-$prefect_port") >"$state/worker.log" 2>&1 &
+    echo $! >"$state/worker.pid"
+    wait_for "$api/work_pools/clpipe/workers/filter" 120 worker "\"clpipe-$prefect_port\""
+  fi
+
   cat <<ENV
-# local stack up; point clpipe at it with:
-export MLFLOW_TRACKING_URI=http://127.0.0.1:$mlflow_port
-export PREFECT_API_URL=http://127.0.0.1:$prefect_port/api
+# local stack up ($db); point clpipe at it with:
+export MLFLOW_TRACKING_URI=$tracking
+export PREFECT_API_URL=$api
+export CLPIPE_WORKSPACE=$workspace
 ENV
+  [[ "$db" == postgres ]] && echo "# databases: ${db_prefix}_mlflow ${db_prefix}_prefect on $pg_host:$pg_port"
   [[ "${WITH_RAY:-1}" == 1 ]] && echo "export RAY_AUTH_MODE=token RAY_ADDRESS=127.0.0.1:$ray_port"
   return 0
 }
 
 stop() {
-  for service in ray prefect mlflow; do
+  for service in worker ray prefect mlflow; do
     pidfile="$state/$service.pid"
     [[ -f "$pidfile" ]] || continue
     pid="$(cat "$pidfile")"
@@ -68,11 +146,17 @@ stop() {
     fi
     rm -f "$pidfile"
   done
+  if [[ "$drop_db" == 1 && -f "$state/databases" ]]; then
+    while read -r name; do
+      dropdb -h "$pg_host" -p "$pg_port" -U "$pg_user" --if-exists --force "$name"
+    done <"$state/databases"
+    rm -f "$state/databases"
+  fi
   echo "local stack stopped"
 }
 
 case "$action" in
   start) start ;;
   stop) stop ;;
-  *) echo "usage: $0 start|stop [WORKSPACE]" >&2; exit 2 ;;
+  *) echo "usage: $0 start [--db sqlite|postgres] [WORKSPACE] | stop [--drop-db] [WORKSPACE]" >&2; exit 2 ;;
 esac

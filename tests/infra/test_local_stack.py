@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -27,7 +29,7 @@ def _alive(pid: int) -> bool:
 def test_stack_serves_clpipe_and_stops_what_it_started(tmp_path):
     workspace = tmp_path / "ws"
     ports = {"MLFLOW_PORT": str(free_port()), "PREFECT_PORT": str(free_port())}
-    env = {**os.environ, **ports, "WITH_RAY": "0", "VENV_BIN": str(REPO / ".venv" / "bin")}
+    env = {**os.environ, **ports, "WITH_RAY": "0", "VENV_BIN": str(Path(sys.executable).parent)}
     started = subprocess.run([str(SCRIPT), "start", str(workspace)], capture_output=True, text=True, env=env, timeout=300)
     pids = {p.stem: int(p.read_text()) for p in (workspace / ".stack").glob("*.pid")}
     try:
@@ -47,6 +49,6 @@ def test_stack_serves_clpipe_and_stops_what_it_started(tmp_path):
     finally:
         stopped = subprocess.run([str(SCRIPT), "stop", str(workspace)], capture_output=True, text=True, env=env, timeout=120)
     assert stopped.returncode == 0, stopped.stderr
-    assert set(pids) == {"mlflow", "prefect"}
+    assert set(pids) == {"mlflow", "prefect", "worker"}
     assert not any(_alive(pid) for pid in pids.values())
     assert not list((workspace / ".stack").glob("*.pid"))

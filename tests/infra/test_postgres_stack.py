@@ -1,0 +1,101 @@
+"""`infra/local_stack.sh start --db postgres`: the Prefect and MLflow servers keep their state in
+PostgreSQL databases the script creates, the worker joins the `clpipe` pool, a training run
+pointed at the stack lands there (per-epoch metrics, a registered version), and `stop --drop-db`
+ends the processes and drops the databases. PostgreSQL must be running: the test fails, never
+skips, when it is not (.ci/run starts it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import clpipe, free_port, last_json
+from tests.infra.test_local_stack import SCRIPT, _alive
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+EPOCHS = 2
+TINY = """
+data: {image_size: 8}
+model: {depths: [1], widths: [16], proj_hidden: 32, proj_dim: 16}
+views: {flip_p: 0.0, gray_p: 0.0}
+train: {epochs: %d, batch_size: 32, workers: 1}
+""" % EPOCHS
+
+
+def require_postgres() -> None:
+    """Fail with what to do when PostgreSQL on 127.0.0.1:5432 does not accept connections."""
+    ready = subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", "5432"], capture_output=True, text=True)
+    if ready.returncode != 0:
+        pytest.fail("PostgreSQL is not accepting connections on 127.0.0.1:5432 (" + ready.stdout.strip()
+                    + "); start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`,"
+                    " as .ci/run does", pytrace=False)
+
+
+def _sql(database: str, query: str) -> list[str]:
+    result = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-Atc", query],
+                            capture_output=True, text=True, check=True)
+    return result.stdout.split()
+
+
+def _clpipe_databases() -> set[str]:
+    return set(_sql("postgres", "SELECT datname FROM pg_database WHERE datname LIKE 'clpipe_%'"))
+
+
+def _post(url: str) -> list[dict]:
+    request = urllib.request.Request(url, data=b"{}", method="POST", headers={"Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(request, timeout=30).read())
+
+
+def test_postgres_stack_records_training_and_drops_its_databases(tmp_path):
+    require_postgres()
+    before = _clpipe_databases()
+    workspace = tmp_path / "ws"
+    ports = {"MLFLOW_PORT": str(free_port()), "PREFECT_PORT": str(free_port())}
+    env = {**os.environ, **ports, "WITH_RAY": "0", "VENV_BIN": str(Path(sys.executable).parent)}
+    started = subprocess.run([str(SCRIPT), "start", "--db", "postgres", str(workspace)], capture_output=True,
+                             text=True, env=env, timeout=400)
+    pids = {p.stem: int(p.read_text()) for p in (workspace / ".stack").glob("*.pid")}
+    created = _clpipe_databases() - before
+    try:
+        assert started.returncode == 0, started.stderr + started.stdout
+        assert len(created) == 2 and {name.rsplit("_", 1)[1] for name in created} == {"mlflow", "prefect"}
+        assert not (workspace / "mlflow.db").exists()
+        tracking = f"http://127.0.0.1:{ports['MLFLOW_PORT']}"
+        api = f"http://127.0.0.1:{ports['PREFECT_PORT']}/api"
+        services = {"MLFLOW_TRACKING_URI": tracking, "PREFECT_API_URL": api}
+        workers = _post(f"{api}/work_pools/clpipe/workers/filter")
+        assert [w["name"] for w in workers] == [f"clpipe-{ports['PREFECT_PORT']}"]
+
+        config = tmp_path / "tiny.yaml"
+        config.write_text(TINY)
+        last_json(clpipe("ingest", "digits", "--name", "digits", "--limit", "120", "--json", workspace=workspace,
+                         env=services))
+        trained = last_json(clpipe("train", "--dataset", "digits", "--config", str(config), "--json",
+                                   workspace=workspace, env=services))
+
+        client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
+        for key in ("loss", "lr", "samples_per_s"):
+            history = client.get_metric_history(trained["run_id"], key)
+            assert sorted(m.step for m in history) == list(range(EPOCHS)), key
+        version = client.get_model_version(trained["model_name"], trained["model_version"])
+        assert version.run_id == trained["run_id"] and "challenger" in version.aliases
+        mlflow_db = next(name for name in created if name.endswith("_mlflow"))
+        assert _sql(mlflow_db, f"SELECT version FROM model_versions WHERE run_id = '{trained['run_id']}'") == [
+            trained["model_version"]]
+        runs = _post(f"{api}/flow_runs/filter")
+        assert sorted(run["state_type"] for run in runs) == ["COMPLETED", "COMPLETED"]
+    finally:
+        stopped = subprocess.run([str(SCRIPT), "stop", "--drop-db", str(workspace)], capture_output=True, text=True,
+                                 env=env, timeout=120)
+    assert stopped.returncode == 0, stopped.stderr
+    assert set(pids) == {"mlflow", "prefect", "worker"}
+    assert not any(_alive(pid) for pid in pids.values())
+    assert not _clpipe_databases() & created
