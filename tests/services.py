@@ -1,6 +1,6 @@
-"""Real services the tests start: a free loopback port, and Prefect servers (`prefect server
-start`): the one the `clpipe` calls of a session share, and the schedule tests' own (the temporary
-server runs no scheduler).
+"""Real services the tests start: a free loopback port, PostgreSQL databases, and Prefect servers
+(`prefect server start`): the one the `clpipe` calls of a session share, and the schedule tests'
+own (the temporary server runs no scheduler), on SQLite or PostgreSQL.
 
 Left alone, every CLI call starts its own temporary Prefect server (~20 s on 2 cores); a user's
 long-lived stack (infra/local_stack.sh) is what the CLI is meant to join anyway. Ray is not shared:
@@ -18,9 +18,12 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+
+import pytest
 
 PREFECT = Path(sys.executable).with_name("prefect")
 
@@ -30,6 +33,29 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def require_postgres() -> None:
+    """Fail with what to do when PostgreSQL on 127.0.0.1:5432 does not accept connections (tests
+    that need it never skip: .ci/run starts it)."""
+    ready = subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", "5432"], capture_output=True, text=True)
+    if ready.returncode != 0:
+        pytest.fail("PostgreSQL is not accepting connections on 127.0.0.1:5432 (" + ready.stdout.strip()
+                    + "); start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`,"
+                    " as .ci/run does", pytrace=False)
+
+
+@contextmanager
+def postgres_database(prefix: str) -> Iterator[str]:
+    """A new, empty database on the local PostgreSQL (user postgres, trust auth), dropped after."""
+    require_postgres()
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    client = ["-h", "127.0.0.1", "-U", "postgres"]
+    subprocess.run(["createdb", *client, name], check=True, capture_output=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["dropdb", *client, "--force", name], capture_output=True)
 
 
 def _healthy(url: str) -> bool:
@@ -52,8 +78,10 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 
 
 
 @contextmanager
-def prefect_server(home: Path, scheduler_loop_seconds: int = 60, startup_timeout: float = 180) -> Iterator[str]:
-    """Yields the API URL of a server whose database (SQLite) and log live in `home`."""
+def prefect_server(home: Path, scheduler_loop_seconds: int = 60, startup_timeout: float = 180,
+                   database: str | None = None) -> Iterator[str]:
+    """Yields the API URL of a server whose log lives in `home`, and its database too (SQLite), or
+    in the local PostgreSQL `database`."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
@@ -67,6 +95,8 @@ def prefect_server(home: Path, scheduler_loop_seconds: int = 60, startup_timeout
         # Schedule tests pass a few seconds: scheduled runs then appear soon after a deploy.
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": str(scheduler_loop_seconds),
     })
+    if database is not None:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}"
     log_path = home / "server.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen([str(PREFECT), "server", "start", "--host", "127.0.0.1", "--port", str(port)],

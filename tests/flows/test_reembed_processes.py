@@ -21,7 +21,7 @@ from sklearn.datasets import load_digits
 from cl_core.datasets import DatasetStore
 from cl_core.embeddings import EmbeddingTable, open_current
 from flows import registry
-from tests.conftest import REPO, clpipe, last_json
+from tests.conftest import CLI_SERVICES, REPO, clpipe, last_json
 from tests.flows.test_reembed_e2e import TINY, _write_png
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -59,6 +59,7 @@ def _start_reembed(workspace: Path, version: str, log: Path) -> subprocess.Popen
     command = [sys.executable, "-m", "flows.cli", "reembed", "--model", f"{MODEL}/{version}", "--dataset", DATASET,
                "--batch-size", SLOW_BATCH, "--json", "--workspace", str(workspace)]
     environment = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "RAY_ADDRESS")}
+    environment.update(CLI_SERVICES.environment(keep=set()))  # the session's Prefect server, as clpipe() uses
     with open(log.with_suffix(".out"), "w") as out, open(log.with_suffix(".err"), "w") as err:
         return subprocess.Popen(command, cwd=REPO, env=environment, stdout=out, stderr=err, start_new_session=True)
 
@@ -91,7 +92,7 @@ def test_sigkill_mid_backfill_leaves_current_on_the_old_snapshot_and_a_rerun_com
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # its children too (Prefect's temporary server)
+        os.killpg(process.pid, signal.SIGKILL)  # its children too
     process.wait()
     assert process.returncode == -signal.SIGKILL, "reembed ended before it was killed:\n" + log.with_suffix(".err").read_text()[-3000:]
 

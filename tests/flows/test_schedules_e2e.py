@@ -1,4 +1,4 @@
-"""The deployments against a real Prefect server (SQLite) with `clpipe serve` running them: the
+"""The deployments against a real Prefect server on PostgreSQL with `clpipe serve` running them: the
 scheduler creates runs at the expected times with the expected parameters, `refresh` catches the
 table up with new files, a promotion event starts `reembed-on-promotion`, and a second `refresh`
 started while one runs is cancelled. One server, one workspace, tiny data and model."""
@@ -27,7 +27,7 @@ from sklearn.datasets import load_digits
 from cl_core.embeddings import EmbeddingTable
 from flows.deployments import REFRESH_SECONDS, deployment_table
 from tests.conftest import REPO, clpipe, last_json
-from tests.services import prefect_server, stop
+from tests.services import postgres_database, prefect_server, stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -96,7 +96,9 @@ def stack(tmp_path_factory):
     # The first champion embeds into 2 dimensions: a model trained later with 16 beats it on kNN.
     weak = root / "weak.yaml"
     weak.write_text(TINY % (source, 2))
-    with prefect_server(root / "prefect-server", scheduler_loop_seconds=5) as url:
+    # The server keeps its state in PostgreSQL, as a production stack does (infra/local_stack.sh --db postgres).
+    with postgres_database("clpipe_test_prefect") as database, \
+            prefect_server(root / "prefect-server", scheduler_loop_seconds=5, database=database) as url:
         env = {"PREFECT_API_URL": url}
         started = time.monotonic()
         first = last_json(clpipe("run", "--config", str(weak), "--json", workspace=workspace, env=env))

@@ -18,6 +18,7 @@ from mlflow import MlflowClient
 
 from tests.conftest import clpipe, free_port, last_json
 from tests.infra.test_local_stack import SCRIPT, _alive
+from tests.services import require_postgres
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -28,15 +29,6 @@ model: {depths: [1], widths: [16], proj_hidden: 32, proj_dim: 16}
 views: {flip_p: 0.0, gray_p: 0.0}
 train: {epochs: %d, batch_size: 32, workers: 1}
 """ % EPOCHS
-
-
-def require_postgres() -> None:
-    """Fail with what to do when PostgreSQL on 127.0.0.1:5432 does not accept connections."""
-    ready = subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", "5432"], capture_output=True, text=True)
-    if ready.returncode != 0:
-        pytest.fail("PostgreSQL is not accepting connections on 127.0.0.1:5432 (" + ready.stdout.strip()
-                    + "); start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`,"
-                    " as .ci/run does", pytrace=False)
 
 
 def _sql(database: str, query: str) -> list[str]:
