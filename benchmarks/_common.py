@@ -20,8 +20,8 @@ def shared_data(subfolder: str) -> Path | None:
 
 
 def table(rows: list[tuple], headers: tuple[str, ...]) -> str:
-    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows)]
-    line = lambda values: "| " + " | ".join(str(v).ljust(w) for v, w in zip(values, widths)) + " |"  # noqa: E731
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=True)]
+    line = lambda values: "| " + " | ".join(str(v).ljust(w) for v, w in zip(values, widths, strict=True)) + " |"  # noqa: E731
     return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 

@@ -189,7 +189,8 @@ def main() -> None:
     if sizes[0] < 1:
         parser.error("--rows must be positive")
 
-    command_line = shlex.join([os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable, *sys.argv])
+    python = os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable
+    command_line = shlex.join([python, *sys.argv])
     wall = time.perf_counter()
     print(f"data: sklearn digits 8x8 PNG repeated to {', '.join(f'{n:,}' for n in sizes)} rows; "
           f"model: embedder {ARCH}; batch {args.batch_size}; {args.threads} torch thread(s); "

@@ -98,7 +98,7 @@ def load_cifar(folder: str, limit: int | None, test_limit: int | None, workers: 
     ]
     if workers > 1:
         with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
-            results = list(pool.map(_decode_shard, *zip(*jobs)))
+            results = list(pool.map(_decode_shard, *zip(*jobs, strict=True)))
     else:
         results = [_decode_shard(*job) for job in jobs]
     data, bad = {}, 0
@@ -217,7 +217,10 @@ def main(argv=None) -> dict:
     memory_format = torch.channels_last if on_gpu else torch.contiguous_format
     autocast_dtype = torch.bfloat16 if on_gpu else None
     device_name = torch.cuda.get_device_name(device) if on_gpu else "cpu"
-    print(f"device {device_name}, torch {torch.__version__} (cuda {torch.version.cuda}), python {sys.version.split()[0]}", flush=True)
+    print(
+        f"device {device_name}, torch {torch.__version__} (cuda {torch.version.cuda}), python {sys.version.split()[0]}",
+        flush=True,
+    )
 
     # Data: decoded once, uint8 on the device for the whole run (CIFAR-10 train is 150 MB).
     t0 = time.perf_counter()
@@ -233,7 +236,9 @@ def main(argv=None) -> dict:
     model = build_simclr(
         3, IMAGE_SIZE, args.depths, args.widths, proj_hidden=args.proj_hidden, proj_dim=args.proj_dim, stem_stride=1,
     ).to(device=device, memory_format=memory_format)
-    views = SimCLRViews(IMAGE_SIZE, 3, crop_scale=(0.08, 1.0), flip_p=0.5, jitter_strength=0.5, jitter_p=0.8, gray_p=0.2).to(device)
+    views = SimCLRViews(
+        IMAGE_SIZE, 3, crop_scale=(0.08, 1.0), flip_p=0.5, jitter_strength=0.5, jitter_p=0.8, gray_p=0.2
+    ).to(device)
 
     def channels_last_views(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         view1, view2 = views(images)

@@ -116,9 +116,9 @@ def main() -> None:
         # Interleaved, so that load from other processes on the machine hits every row alike.
         times = {"ingest": [], "read+decode+write": [], "pyarrow write": []}
         for run in range(args.repeats):
-            times["ingest"].append(_timed(lambda: ingest(run)))
-            times["read+decode+write"].append(_timed(lambda: by_hand(run)))
-            times["pyarrow write"].append(_timed(lambda: write_only(run)))
+            times["ingest"].append(_timed(lambda run=run: ingest(run)))
+            times["read+decode+write"].append(_timed(lambda run=run: by_hand(run)))
+            times["pyarrow write"].append(_timed(lambda run=run: write_only(run)))
 
     best = {name: min(values) for name, values in times.items()}
     rate = {name: len(rows) / seconds for name, seconds in best.items()}

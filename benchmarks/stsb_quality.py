@@ -70,7 +70,9 @@ def parse_candidate(text: str, default_epochs: int) -> tuple[str, dict]:
     return objective, settings
 
 
-def fine_tune(base: TextEmbedder, tokenizer: TextTokenizer, fit: pa.Table, objective: str, settings: dict) -> tuple[TextEmbedder, float]:
+def fine_tune(
+    base: TextEmbedder, tokenizer: TextTokenizer, fit: pa.Table, objective: str, settings: dict
+) -> tuple[TextEmbedder, float]:
     epochs = settings["epochs"]
     examples = select_examples(fit, objective, settings["min_score"])
     model = copy.deepcopy(base)
@@ -133,7 +135,10 @@ def main() -> None:
         described = (f"lr {settings['lr']}, batch {settings['batch']}, {settings['epochs']} epoch(s)"
                      + (f", pairs >= {settings['min_score']}" if settings["min_score"] else ""))
         scored = {"tune": spearman(model, tokenizer, tune), "dev": spearman(model, tokenizer, dev), "s": seconds}
-        print(f"{candidate}: tune {100 * scored['tune']:.2f}, dev {100 * scored['dev']:.2f}, trained in {seconds:.0f} s", flush=True)
+        print(
+            f"{candidate}: tune {100 * scored['tune']:.2f}, dev {100 * scored['dev']:.2f}, trained in {seconds:.0f} s",
+            flush=True,
+        )
         rows.append((objective, described, f"{seconds:.0f}", f"{100 * scored['tune']:.2f}", f"{100 * scored['dev']:.2f}"))
         if args.finetuned_weight is not None:
             merged = blend(base, model, args.finetuned_weight)

@@ -107,12 +107,23 @@ def main() -> None:
                 floor = bare(env, Path(folder) / "bare")
                 rows.append((repeat + 1, f"{to_first:.1f}", f"{floor:.1f}", f"{to_first / floor:.2f}", f"{to_fit:.1f}",
                              f"{metrics['first_step_unix_s'] - metrics['fit_called_unix_s']:.1f}", f"{metrics['startup_s']:.1f}"))
-                print(f"run {repeat + 1}: {to_first:.1f} s from launch to the first step; bare TorchTrainer {floor:.1f} s", flush=True)
+                print(
+                    f"run {repeat + 1}: {to_first:.1f} s from launch to the first step; bare TorchTrainer {floor:.1f} s",
+                    flush=True,
+                )
         finally:
             subprocess.run([str(script), "stop", str(workspace)], capture_output=True, env=base, timeout=120)
     print()
-    print(table(rows, ("run", "clpipe train -> first step (s)", "bare TorchTrainer -> loop entered (s)", "ratio", "of which: launch -> TorchTrainer.fit() (s)",
-                       "fit() -> first step (s)", "worker set-up inside that (s)")))
+    headers = (
+        "run",
+        "clpipe train -> first step (s)",
+        "bare TorchTrainer -> loop entered (s)",
+        "ratio",
+        "of which: launch -> TorchTrainer.fit() (s)",
+        "fit() -> first step (s)",
+        "worker set-up inside that (s)",
+    )
+    print(table(rows, headers))
     print(f"\nimporting flows.cli + prefect + mlflow + ray + torch alone: {imports_s:.1f} s")
 
 

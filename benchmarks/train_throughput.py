@@ -43,7 +43,7 @@ def bare_loop(cfg, datasets: Path, dataset, threads: int) -> list[float]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps * cfg.train.epochs, steps))
     rates = []
-    for epoch in range(cfg.train.epochs):
+    for _epoch in range(cfg.train.epochs):
         order = torch.randperm(images.shape[0])
         started = time.perf_counter()
         for index in range(steps):

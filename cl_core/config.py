@@ -119,7 +119,7 @@ class TextSourceSpec(_Section):
         columns = _column_tuple(value, "text_columns")
         if len(columns) not in (1, 2):
             raise ValueError(f"text_columns must name 1 column (text1) or 2 (text1, text2), got {columns!r}")
-        return tuple(_column_key(key, role) for role, key in zip(("text1", "text2"), columns))
+        return tuple(_column_key(key, role) for role, key in zip(("text1", "text2"), columns, strict=False))
 
     @field_validator("negative_columns", mode="before")
     @classmethod
@@ -160,7 +160,7 @@ class TextSourceSpec(_Section):
     def roles(self) -> list[tuple[str, ColumnKey]]:
         """(role, column) for every column the spec names, in record field order; the roles
         are "text1", "text2", "score", "label", "negative 1", ..., "id", "split"."""
-        roles = list(zip(("text1", "text2"), self.text_columns))
+        roles = list(zip(("text1", "text2"), self.text_columns, strict=False))
         optional = [("score", self.score_column), ("label", self.label_column)]
         roles += [(role, key) for role, key in optional if key is not None]
         roles += [(f"negative {i}", key) for i, key in enumerate(self.negative_columns, 1)]
@@ -386,7 +386,9 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def build_config(raw: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None, origin: str = "defaults") -> PipelineConfig:
+def build_config(
+    raw: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None, origin: str = "defaults"
+) -> PipelineConfig:
     """Validate `raw` (nested dict) with dotted `overrides` ({"train.epochs": 3}) applied on top.
 
     None-valued overrides are ignored, so CLI flags that were not given change nothing.

@@ -71,7 +71,7 @@ class _RngState:
         # fork_rng puts the current state back on exit, so replaying consumes no randomness.
         with torch.random.fork_rng(devices=self.devices):
             torch.set_rng_state(self.cpu)
-            for device, state in zip(self.devices, self.cuda):
+            for device, state in zip(self.devices, self.cuda, strict=True):
                 torch.cuda.set_rng_state(state, device)
             yield
 
@@ -114,7 +114,7 @@ def grad_cache_step(
     rng_states: list[list[_RngState]] = [[], []]
     embeddings: list[torch.Tensor] = []
     with torch.no_grad():
-        for tower, tower_chunks, states in zip(towers, chunks, rng_states):
+        for tower, tower_chunks, states in zip(towers, chunks, rng_states, strict=True):
             parts = []
             for chunk in tower_chunks:
                 states.append(_RngState(_cuda_devices(tower, chunk)))
@@ -127,7 +127,7 @@ def grad_cache_step(
     cached = [e.grad.split(chunk_size, dim=0) for e in embeddings]  # (chunk, D) slices
 
     # 3. Re-embed each chunk with autograd, replaying its randomness, and push its cached gradient.
-    jobs = [(t, c, g, s) for i, t in enumerate(towers) for c, g, s in zip(chunks[i], cached[i], rng_states[i])]
+    jobs = [(t, c, g, s) for i, t in enumerate(towers) for c, g, s in zip(chunks[i], cached[i], rng_states[i], strict=True)]
     last_job = {id(tower): index for index, (tower, *_) in enumerate(jobs)}
     for index, (tower, chunk, grad, state) in enumerate(jobs):
         sync = last_job[id(tower)] == index or not hasattr(tower, "no_sync")

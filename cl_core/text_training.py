@@ -57,7 +57,9 @@ def text_form(objective: str) -> str:
     return form
 
 
-def select_examples(table: pa.Table, objective: str, positive_min_score: float | None = None, hard_negatives: int = 0) -> TextExamples:
+def select_examples(
+    table: pa.Table, objective: str, positive_min_score: float | None = None, hard_negatives: int = 0
+) -> TextExamples:
     """The rows of a text dataset (columns text1, text2, score, negatives) that train
     `objective`, as examples. Raises ValueError naming what is missing when the data cannot
     train it at all (e.g. cosent without scores)."""

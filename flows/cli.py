@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Resolve MODEL[@ALIAS] (default alias champion) and the dataset's latest "
                                   "version, then against the table's CURRENT snapshot: nothing to do (up_to_date), embed only "
                                   "new and changed rows (incremental, same model version), or embed everything into a new "
-                                  "snapshot (backfill, another model version). CURRENT moves only to a complete, checked snapshot.")
+                                  "snapshot (backfill, another model version). "
+                                  "CURRENT moves only to a complete, checked snapshot.")
     reembed.add_argument("--model", required=True, help="MODEL or MODEL@ALIAS (default alias champion) or MODEL/VERSION")
     reembed.add_argument("--dataset", required=True, help="dataset name; its latest version is embedded")
     reembed.add_argument("--batch-size", type=int, help="rows per model call (export.batch_size, default 1024)")
@@ -215,7 +216,8 @@ def _config(args: argparse.Namespace, workspace: Workspace | None = None) -> Pip
     new_source = overrides["data.source"] and overrides["data.source"] != "digits"
     if new_source and not overrides["data.name"] and getattr(args, "config", None) is None:
         # A new source without --name gets its own dataset name, not the default "digits".
-        overrides["data.name"] = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(overrides["data.source"]).resolve().name).strip("-.") or None
+        source_name = Path(overrides["data.source"]).resolve().name
+        overrides["data.name"] = re.sub(r"[^A-Za-z0-9._-]+", "-", source_name).strip("-.") or None
     kind = _ingested_kind(args, workspace)
     if kind and not overrides["data.modality"] and not _config_sets_modality(getattr(args, "config", None)):
         overrides["data.modality"] = kind
@@ -228,7 +230,8 @@ def _print_run_summary(summary: dict[str, Any], workspace: Workspace) -> None:
     lines = [
         "",
         "clpipe run finished",
-        f"  dataset        {ingested['name']}@{ingested['version']}  ({ingested['rows']} rows {ingested['splits']}, {ingested['quarantined']} quarantined)",
+        f"  dataset        {ingested['name']}@{ingested['version']}  "
+        f"({ingested['rows']} rows {ingested['splits']}, {ingested['quarantined']} quarantined)",
         f"  training run   {trained['run_id']}  (final loss {trained['train_metrics'].get('loss', float('nan')):.4f}, "
         f"{trained['train_metrics'].get('samples_per_s', 0):.0f} samples/s)",
         *_metric_lines(metrics, baseline, evaluated.get("split", "test")),
@@ -354,7 +357,10 @@ def _show_table(args: argparse.Namespace, workspace: Workspace) -> int:
     except (EmbeddingTableError, ValueError) as error:
         print(f"clpipe table failed: {error}", file=sys.stderr)
         return EXIT_FAILED
-    print(json.dumps({"command": "table", "workspace": str(workspace.root), **described}) if args.json else format_table(described))
+    if args.json:
+        print(json.dumps({"command": "table", "workspace": str(workspace.root), **described}))
+    else:
+        print(format_table(described))
     return 0
 
 

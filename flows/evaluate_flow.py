@@ -32,7 +32,10 @@ def _split(dataset: DatasetVersion, split: str) -> tuple[list[bytes], np.ndarray
     if table.num_rows == 0:
         raise ValueError(f"dataset {dataset.name}@{dataset.version} has no {split!r} rows to evaluate on")
     if pd.isna(labels).any():
-        raise ValueError(f"dataset {dataset.name}@{dataset.version}: the {split!r} split has unlabelled rows; kNN and the linear probe need labels")
+        raise ValueError(
+            f"dataset {dataset.name}@{dataset.version}: the {split!r} split has unlabelled rows; "
+            "kNN and the linear probe need labels"
+        )
     return table.column("image").to_pylist(), labels.astype(np.int64)
 
 
@@ -49,7 +52,9 @@ def knn_score(model_ref: str, dataset: DatasetVersion, cfg: EvalConfig) -> float
                     k=cfg.knn_k, temperature=cfg.knn_temperature)
 
 
-def _scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, cfg: EvalConfig) -> dict[str, float]:
+def _scores(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, cfg: EvalConfig
+) -> dict[str, float]:
     return {
         "knn_top1": knn_top1(train_x, train_y, test_x, test_y, k=cfg.knn_k, temperature=cfg.knn_temperature),
         "linear_probe": linear_probe_accuracy(train_x, train_y, test_x, test_y, max_iter=cfg.probe_max_iter),
@@ -57,7 +62,9 @@ def _scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y
 
 
 @task(name="score-model")
-def score_model(model_ref: str, datasets_root: str, dataset_name: str, dataset_version: str | None, eval_cfg: dict, views_cfg: dict) -> dict[str, Any]:
+def score_model(
+    model_ref: str, datasets_root: str, dataset_name: str, dataset_version: str | None, eval_cfg: dict, views_cfg: dict
+) -> dict[str, Any]:
     cfg = EvalConfig.model_validate(eval_cfg)
     model, version = registry.load_model(registry.ModelRef.parse(model_ref))
     dataset = DatasetStore(Path(datasets_root)).resolve(dataset_name, dataset_version)
@@ -69,13 +76,17 @@ def score_model(model_ref: str, datasets_root: str, dataset_name: str, dataset_v
     embedder = model.unwrap_python_model()
     raw_test = decode_images(test_images, embedder.image_size, embedder.channels)
     raw_train = decode_images(train_images, embedder.image_size, embedder.channels)
-    baseline = _scores(raw_train.flatten(1).float().numpy() / 255, train_y, raw_test.flatten(1).float().numpy() / 255, test_y, cfg)
+    raw_train_x = raw_train.flatten(1).float().numpy() / 255
+    raw_test_x = raw_test.flatten(1).float().numpy() / 255
+    baseline = _scores(raw_train_x, train_y, raw_test_x, test_y, cfg)
 
     # Alignment uses two augmented views of each test image, as in Wang & Isola (2020).
     views = SimCLRViews(embedder.image_size, embedder.channels, **ViewsConfig.model_validate(views_cfg).model_dump())
     torch.manual_seed(0)
     view1, view2 = views(raw_test)
-    metrics["alignment"] = alignment(torch.from_numpy(embedder.embed_tensor(view1)), torch.from_numpy(embedder.embed_tensor(view2)))
+    metrics["alignment"] = alignment(
+        torch.from_numpy(embedder.embed_tensor(view1)), torch.from_numpy(embedder.embed_tensor(view2))
+    )
     metrics["uniformity"] = uniformity(torch.from_numpy(test_x))
     return {
         "model_name": version.name,
@@ -92,7 +103,9 @@ def score_model(model_ref: str, datasets_root: str, dataset_name: str, dataset_v
 
 
 @task(name="score-text-model")
-def score_text_model(model_ref: str, datasets_root: str, dataset_name: str, dataset_version: str | None, eval_cfg: dict) -> dict[str, Any]:
+def score_text_model(
+    model_ref: str, datasets_root: str, dataset_name: str, dataset_version: str | None, eval_cfg: dict
+) -> dict[str, Any]:
     dataset = DatasetStore(Path(datasets_root)).resolve(dataset_name, dataset_version)
     return text_evaluation.score_text(model_ref, dataset, EvalConfig.model_validate(eval_cfg))
 
@@ -117,7 +130,8 @@ def log_evaluation(scored: dict[str, Any]) -> None:
         if "map_points" in scored:
             points, labels = np.asarray(scored["map_points"]), np.asarray(scored["test_labels"])
             title = f"{name} v{version}: test embeddings"
-            mlflow.log_artifact(str(plots.embedding_map(points, labels, title, Path(folder) / "test_embeddings_2d.png")), "evaluation")
+            map_path = plots.embedding_map(points, labels, title, Path(folder) / "test_embeddings_2d.png")
+            mlflow.log_artifact(str(map_path), "evaluation")
         history = tracking.metric_history(run_id, "loss")
         mlflow.log_artifact(str(plots.loss_curve(history, f"{name} v{version}", Path(folder) / "loss_curve.png")), "evaluation")
     client = MlflowClient()

@@ -22,7 +22,8 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
 
     store = DatasetStore(Path(datasets_root))
     if text_spec is not None:
-        result = store.ingest_text(source, name, TextSourceSpec.model_validate(text_spec), limit=limit, max_bad_fraction=max_bad_fraction, progress=progress)
+        spec = TextSourceSpec.model_validate(text_spec)
+        result = store.ingest_text(source, name, spec, limit=limit, max_bad_fraction=max_bad_fraction, progress=progress)
     else:
         result = store.ingest(source, name, limit=limit, max_bad_fraction=max_bad_fraction, progress=progress)
     summary = {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(result).items()}

@@ -15,7 +15,9 @@ from flows.train_flow import train_flow
 
 
 @flow(name="clpipe-run")
-def pipeline_flow(config: dict[str, Any], workspace: str, ray_address: str | None = None, config_file: str | None = None) -> dict[str, Any]:
+def pipeline_flow(
+    config: dict[str, Any], workspace: str, ray_address: str | None = None, config_file: str | None = None
+) -> dict[str, Any]:
     cfg = PipelineConfig.model_validate(config)
     data = cfg.data
     text_spec = data.text.model_dump(mode="json") if data.modality == "text" else None

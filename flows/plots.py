@@ -30,7 +30,7 @@ def embedding_map(points: np.ndarray, labels: np.ndarray | None, title: str, pat
 def loss_curve(history: list[tuple[int, float]], title: str, path: Path) -> Path:
     figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
     if history:
-        steps, values = zip(*history)
+        steps, values = zip(*history, strict=True)
         axes.plot(steps, values, marker="o")
     axes.set_xlabel("epoch")
     axes.set_ylabel("training loss")

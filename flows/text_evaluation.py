@@ -82,7 +82,9 @@ def score_text(model_ref: str, dataset: DatasetVersion, cfg: EvalConfig) -> dict
         base = TextEmbedder.from_pretrained(base_path).eval()
         tokenizer = TextTokenizer(base_path, max_length=wrapped.max_length)
         base_metrics = text_metrics(lambda texts: embed_texts(base, tokenizer, texts), dataset, cfg)
-        baseline = {f"pretrained_{key}": value for key, value in base_metrics.items() if key not in ("eval_pairs", "retrieval_queries")}
+        baseline = {
+            f"pretrained_{key}": value for key, value in base_metrics.items() if key not in ("eval_pairs", "retrieval_queries")
+        }
     return {
         "model_name": version.name,
         "model_version": str(version.version),

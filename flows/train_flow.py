@@ -85,12 +85,21 @@ def start_run(cfg: dict[str, Any], workspace: str, dataset: dict[str, Any], conf
 
 
 @task(name="train-on-ray")
-def train_on_ray(cfg: dict[str, Any], workspace: str, dataset: dict[str, Any], run_id: str, ray_address: str | None) -> dict[str, Any]:
+def train_on_ray(
+    cfg: dict[str, Any], workspace: str, dataset: dict[str, Any], run_id: str, ray_address: str | None
+) -> dict[str, Any]:
     config = PipelineConfig.model_validate(cfg)
     ws = Workspace(Path(workspace))
     version = DatasetStore(ws.datasets).resolve(dataset["name"], dataset["version"])
     outcome = train_launch.fit(
-        config, version, ws.datasets, ws.checkpoints, run_id, ws.tracking_uri, ray_address, name=f"{config.model_name}-{run_id[:12]}"
+        config,
+        version,
+        ws.datasets,
+        ws.checkpoints,
+        run_id,
+        ws.tracking_uri,
+        ray_address,
+        name=f"{config.model_name}-{run_id[:12]}",
     )
     get_run_logger().info("training finished: %s, checkpoint %s", outcome.final_metrics, outcome.checkpoint_dir)
     return {"checkpoint_dir": str(outcome.checkpoint_dir), "metrics": outcome.final_metrics}

@@ -157,7 +157,10 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
         }
         throughput.append(last["samples_per_s"])
         if rank == 0:
-            print(f"epoch {epoch + 1}/{cfg.train.epochs}: loss {last['loss']:.4f}, {last['samples_per_s']:.0f} samples/s", flush=True)
+            print(
+                f"epoch {epoch + 1}/{cfg.train.epochs}: loss {last['loss']:.4f}, {last['samples_per_s']:.0f} samples/s",
+                flush=True,
+            )
         with tempfile.TemporaryDirectory() as folder:
             torch.save(_rng_state(), Path(folder) / rng_file(rank))
             if rank == 0:

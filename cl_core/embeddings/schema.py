@@ -12,8 +12,12 @@ from cl_core.datasets.content_hash import CONTENT_SHA256, content_sha256
 _HASH = pa.field(CONTENT_SHA256, pa.string(), nullable=False)
 # The columns copied from the dataset beside each embedding; content_sha256 is the hash of the
 # exact input the vector was computed from, so a later run can tell which vectors still hold.
-IMAGE_KEYS = pa.schema([pa.field("id", pa.string(), nullable=False), pa.field("split", pa.string()), pa.field("label", pa.int64()), _HASH])
-TEXT_KEYS = pa.schema([pa.field("id", pa.string(), nullable=False), pa.field("split", pa.string()), pa.field("text", pa.string()), _HASH])
+IMAGE_KEYS = pa.schema(
+    [pa.field("id", pa.string(), nullable=False), pa.field("split", pa.string()), pa.field("label", pa.int64()), _HASH]
+)
+TEXT_KEYS = pa.schema(
+    [pa.field("id", pa.string(), nullable=False), pa.field("split", pa.string()), pa.field("text", pa.string()), _HASH]
+)
 LINEAGE_COLUMNS = ("model_name", "model_version", "dataset_version")
 
 

@@ -95,7 +95,8 @@ class SnapshotWriter:
         if self.rows != expected_rows:
             raise EmbeddingTableError(f"{where} holds {self.rows} rows, the dataset {expected_rows}; not published")
         if self.schema.field("embedding").type.list_size != dimension:
-            raise EmbeddingTableError(f"{where} has dimension {self.schema.field('embedding').type.list_size}, the model {dimension}; not published")
+            stored = self.schema.field("embedding").type.list_size
+            raise EmbeddingTableError(f"{where} has dimension {stored}, the model {dimension}; not published")
         if self.bad_vectors:
             raise EmbeddingTableError(f"{where} has {self.bad_vectors} null or non-finite vectors; not published")
 
@@ -135,7 +136,9 @@ def write_embedded(batches: Iterable[pa.RecordBatch], embed: Embed, writer: Snap
     for batch in batches:
         vectors = np.asarray(embed(batch.column(input_column).to_pylist()), dtype=np.float32)
         if vectors.shape != (batch.num_rows, dim):
-            raise ValueError(f"embedding of {batch.num_rows} rows returned shape {vectors.shape}, expected ({batch.num_rows}, {dim})")
+            raise ValueError(
+                f"embedding of {batch.num_rows} rows returned shape {vectors.shape}, expected ({batch.num_rows}, {dim})"
+            )
         writer.write(with_vectors(batch, vectors, lineage, created, writer.schema))
         done += batch.num_rows
         if progress:

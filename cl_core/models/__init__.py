@@ -16,7 +16,9 @@ def build_embedder(channels: int, image_size: int, depths, widths, stem_stride: 
     return ImageEmbedder(encoder, image_size=image_size, channels=channels)
 
 
-def build_simclr(channels: int, image_size: int, depths, widths, proj_hidden: int, proj_dim: int, stem_stride: int = 1) -> SimCLRModel:
+def build_simclr(
+    channels: int, image_size: int, depths, widths, proj_hidden: int, proj_dim: int, stem_stride: int = 1
+) -> SimCLRModel:
     embedder = build_embedder(channels, image_size, depths, widths, stem_stride)
     return SimCLRModel(embedder, ProjectionHead(embedder.embedding_dim, proj_hidden, proj_dim))
 

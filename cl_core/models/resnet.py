@@ -2,8 +2,8 @@
 
 The stem is a 3x3 convolution without max-pooling, as in SimCLR's CIFAR variant, so images as
 small as 8x8 keep spatial resolution; `stem_stride=2` halves the resolution first, which cuts
-the compute of every later layer by four (what makes 28x28 training affordable on a CPU). `depths=(2, 2, 2, 2), widths=(64, 128, 256, 512)` is
-ResNet-18.
+the compute of every later layer by four (what makes 28x28 training affordable on a CPU).
+`depths=(2, 2, 2, 2), widths=(64, 128, 256, 512)` is ResNet-18.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class ResNetEncoder(nn.Module):
         )
         stages = []
         channels = widths[0]
-        for index, (depth, width) in enumerate(zip(depths, widths)):
+        for index, (depth, width) in enumerate(zip(depths, widths, strict=True)):
             stride = 1 if index == 0 else 2
             blocks = [BasicBlock(channels, width, stride)]
             blocks += [BasicBlock(width, width, 1) for _ in range(depth - 1)]

@@ -21,7 +21,9 @@ from cl_core.training_step import momentum_train_step, train_step
 from cl_core.views import SimCLRViews
 
 
-def load_shard(dataset_root: str, name: str, version: str, rank: int, world: int, seed: int, image_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+def load_shard(
+    dataset_root: str, name: str, version: str, rank: int, world: int, seed: int, image_size: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Decode this worker's shard of the train split: uint8 images (N, C, S, S) and labels
     (N,), or None when any row of the shard is unlabelled. Each worker decodes only its rows."""
     dataset = DatasetStore(Path(dataset_root)).resolve(name, version)

@@ -54,7 +54,8 @@ def test_objective_trains_on_two_workers(loss, digits):
         "loss": loss,
         "train": {"epochs": 2, "batch_size": 32, "workers": 2},
     })
-    outcome = fit(cfg, dataset, root / "datasets", root / "checkpoints", None, "", name=f"objective-{'-'.join(map(str, loss.values()))}")
+    run_name = f"objective-{'-'.join(map(str, loss.values()))}"
+    outcome = fit(cfg, dataset, root / "datasets", root / "checkpoints", None, "", name=run_name)
     assert outcome.final_metrics["world_size"] == 2
     assert outcome.final_metrics["epoch"] == 1
     assert math.isfinite(outcome.final_metrics["loss"])

@@ -16,13 +16,13 @@ from tests.conftest import clpipe, last_json
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 EPOCHS = 2
-SMALL = """
-data: {limit: 500, image_size: 16}
-model: {depths: [1, 1], widths: [16, 32], proj_hidden: 64, proj_dim: 32}
-views: {flip_p: 0.0, gray_p: 0.0}
-train: {epochs: %d, batch_size: 64, workers: 2}
-eval: {probe_max_iter: 200}
-""" % EPOCHS
+SMALL = f"""
+data: {{limit: 500, image_size: 16}}
+model: {{depths: [1, 1], widths: [16, 32], proj_hidden: 64, proj_dim: 32}}
+views: {{flip_p: 0.0, gray_p: 0.0}}
+train: {{epochs: {EPOCHS}, batch_size: 64, workers: 2}}
+eval: {{probe_max_iter: 200}}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -115,5 +115,7 @@ def test_second_training_is_gated_against_the_champion(pipeline):
     tag = client.get_model_version("digits-ntxent", "2").tags["promotion.decision"]
     assert tag.startswith("promoted" if decision["promoted"] else "kept")
     # The export follows the champion alias, whichever version holds it.
-    exported = last_json(clpipe("export", "--model", "digits-ntxent@champion", "--dataset", "digits", "--json", workspace=workspace))
+    exported = last_json(
+        clpipe("export", "--model", "digits-ntxent@champion", "--dataset", "digits", "--json", workspace=workspace)
+    )
     assert exported["model_version"] == champion and exported["rows"] == 500

@@ -35,7 +35,9 @@ def _write_png(path, pixels: np.ndarray) -> None:
 
 def _vectors(path) -> dict[str, np.ndarray]:
     table = ds.dataset(sorted(str(p) for p in path.glob("part-*.parquet"))).to_table(columns=["id", "embedding"])
-    return dict(zip(table.column("id").to_pylist(), np.stack(table.column("embedding").to_numpy(zero_copy_only=False))))
+    ids = table.column("id").to_pylist()
+    vectors = np.stack(table.column("embedding").to_numpy(zero_copy_only=False))  # (N, D)
+    return dict(zip(ids, vectors, strict=True))
 
 
 @pytest.fixture(scope="module")

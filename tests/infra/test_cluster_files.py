@@ -89,7 +89,8 @@ class TestLauncher:
 
     def test_images_match_ray_and_python(self, launcher):
         docker = launcher["docker"]
-        images = [docker["image"], *(t["docker"]["worker_image"] for t in launcher["available_node_types"].values() if "docker" in t)]
+        node_types = launcher["available_node_types"].values()
+        images = [docker["image"], *(t["docker"]["worker_image"] for t in node_types if "docker" in t)]
         for image in images:
             assert IMAGE.match(image), image
 

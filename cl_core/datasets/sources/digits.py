@@ -31,5 +31,5 @@ def read_digits() -> Iterator[ImageRecord]:
 
     digits = load_digits()
     pixels = np.rint(digits.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)  # (N, 8, 8)
-    for index, (image, label) in enumerate(zip(pixels, digits.target)):
+    for index, (image, label) in enumerate(zip(pixels, digits.target, strict=True)):
         yield ImageRecord(id=f"digits-{index:05d}", image=_png(image), label=int(label), split=None)

@@ -23,7 +23,8 @@ RECORDS = [ImageRecord(f"img{i}", _png(i * 20), i % 3, None) for i in range(6)]
 
 
 def test_hashes_bytes_as_they_are_and_text_as_utf8():
-    assert content_sha256([b"ab", "é"]).to_pylist() == [hashlib.sha256(b"ab").hexdigest(), hashlib.sha256("é".encode()).hexdigest()]
+    expected = [hashlib.sha256(b"ab").hexdigest(), hashlib.sha256("é".encode()).hexdigest()]
+    assert content_sha256([b"ab", "é"]).to_pylist() == expected
 
 
 def test_adding_the_column_kept_the_version_id(tmp_path):
@@ -35,7 +36,7 @@ def test_ingest_stores_the_hash_of_each_image(tmp_path):
     version = DatasetStore(tmp_path).resolve(DatasetStore(tmp_path).ingest_records(RECORDS, "d", description="t").name)
     stored = pq.read_table(version.files[0], columns=["id", "content_sha256"]).to_pydict()
     by_id = {r.id: hashlib.sha256(r.image).hexdigest() for r in RECORDS}
-    assert dict(zip(stored["id"], stored["content_sha256"])) == by_id
+    assert dict(zip(stored["id"], stored["content_sha256"], strict=True)) == by_id
     assert version.read().column_names == ["id", "image", "label", "split"]  # readers see the same columns
 
 

@@ -58,7 +58,7 @@ def test_text_properties_read_the_manifest(tmp_path):
     assert (version.kind, version.pairs, version.unlabeled_rows) == ("text", 6, 6)
     assert version.splits == {"train": 6, "test": 4} and version.class_names is None
     with pytest.raises(TypeError, match="no image channels"):
-        version.channels
+        _ = version.channels
 
 
 def test_manifests_written_before_a_field_existed_read_with_its_default(tmp_path):

@@ -36,7 +36,8 @@ def ingest(tmp_path):
 
     def make(values, ids=None):
         ids = ids or [f"img{v:03d}" for v in values]
-        result = store.ingest_records([ImageRecord(i, png(v), v % 3, None) for i, v in zip(ids, values)], "d", description="t")
+        records = [ImageRecord(i, png(v), v % 3, None) for i, v in zip(ids, values, strict=True)]
+        result = store.ingest_records(records, "d", description="t")
         return store.resolve("d", result.version)
 
     return make

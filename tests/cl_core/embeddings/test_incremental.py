@@ -19,7 +19,9 @@ from tests.cl_core.embeddings.conftest import fake_embed, png, record
 
 
 def _vectors(table: pa.Table) -> dict[str, np.ndarray]:
-    return dict(zip(table.column("id").to_pylist(), np.stack(table.column("embedding").to_numpy(zero_copy_only=False))))
+    ids = table.column("id").to_pylist()
+    vectors = np.stack(table.column("embedding").to_numpy(zero_copy_only=False))  # (N, D)
+    return dict(zip(ids, vectors, strict=True))
 
 
 def test_decide_follows_the_model_and_dataset_versions(tmp_path, ingest):
@@ -57,7 +59,9 @@ def test_incremental_embeds_only_new_and_changed_rows(tmp_path, ingest):
         return fake_embed(images)
 
     with table.lock():
-        snapshot = write_incremental(table, parent, second, recording, record(action="incremental"), batch_size=4, keep_snapshots=3)
+        snapshot = write_incremental(
+            table, parent, second, recording, record(action="incremental"), batch_size=4, keep_snapshots=3
+        )
     m = snapshot.manifest
     assert (m.rows, m.rows_embedded, m.rows_reused, m.rows_deleted, m.parent) == (11, 3, 8, 1, parent.id)
     assert sorted(seen) == sorted([png(10), png(11), png(105)])

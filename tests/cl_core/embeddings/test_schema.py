@@ -16,4 +16,5 @@ def test_text_pairs_give_one_row_per_sentence_with_its_text_and_hash():
     assert table.column("id").to_pylist() == ["p1/1", "p1/2", "p2/1", "p2/2", "p3/1"]
     assert table.column("text").to_pylist() == ["a man", "a person", "a dog", "a puppy", "alone"]
     assert table.column("split").to_pylist() == ["train", "train", "val", "val", "val"]
-    assert table.column("content_sha256").to_pylist() == [hashlib.sha256(t.encode()).hexdigest() for t in table.column("text").to_pylist()]
+    expected = [hashlib.sha256(t.encode()).hexdigest() for t in table.column("text").to_pylist()]
+    assert table.column("content_sha256").to_pylist() == expected

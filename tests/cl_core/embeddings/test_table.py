@@ -99,7 +99,8 @@ def test_non_finite_vectors_are_never_published(tmp_path, ingest):
 def test_many_part_files_and_an_empty_dataset_free_table(tmp_path, ingest):
     table = EmbeddingTable(tmp_path / "embeddings", "m", "d")
     with table.lock(), SnapshotWriter(table, embedding_schema(2), rows_per_file=4) as writer:
-        write_embedded(input_batches(ingest(range(10)), 4), fake_embed, writer, "image", {"model_name": "m", "model_version": "1", "dataset_version": "x"})
+        lineage = {"model_name": "m", "model_version": "1", "dataset_version": "x"}
+        write_embedded(input_batches(ingest(range(10)), 4), fake_embed, writer, "image", lineage)
         snapshot = writer.publish({**record(), "parent": None, "rows_embedded": 10, "rows_reused": 0, "rows_deleted": 0}, 3)
     assert snapshot.manifest.files == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
     assert snapshot.dataset().count_rows() == 10

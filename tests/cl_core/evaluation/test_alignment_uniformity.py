@@ -13,7 +13,7 @@ def unit(v):
 
 def naive_alignment(x, y, alpha):
     total = 0.0
-    for a, b in zip(np.asarray(x, np.float64), np.asarray(y, np.float64)):
+    for a, b in zip(np.asarray(x, np.float64), np.asarray(y, np.float64), strict=True):
         total += np.linalg.norm(unit(a) - unit(b)) ** alpha
     return total / len(x)
 

@@ -13,7 +13,7 @@ def naive_scores(queries, corpus, targets, ks, mrr_at):
     scoring at least as high as it (ties against the target)."""
     recall = {k: 0.0 for k in ks}
     mrr = 0.0
-    for query, target in zip(queries, targets):
+    for query, target in zip(queries, targets, strict=True):
         sims = [float(query @ row / (np.linalg.norm(query) * np.linalg.norm(row))) for row in corpus]
         rank = sum(s >= sims[target] for s in sims)
         for k in ks:

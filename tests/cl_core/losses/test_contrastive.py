@@ -13,7 +13,7 @@ def naive_distance(x, y, distance):
 def naive_contrastive(x1, x2, similar, margin, distance):
     """Hadsell et al. pair by pair, without their 1/2 factor: d^2 or max(0, m - d)^2."""
     total = torch.zeros((), dtype=x1.dtype)
-    for a, b, same in zip(x1, x2, similar):
+    for a, b, same in zip(x1, x2, similar, strict=True):
         d = naive_distance(a, b, distance)
         total = total + (d**2 if same else max(margin - d, 0.0) ** 2)
     return total / x1.shape[0]

@@ -42,7 +42,7 @@ def test_value_and_gradients_match_naive_reference(batch, dim, scale, integer_sc
     assert torch.allclose(ours, expected, atol=1e-10)
     ours.backward()
     expected.backward()
-    for got, want in zip(ours_inputs, naive_inputs):
+    for got, want in zip(ours_inputs, naive_inputs, strict=True):
         assert torch.isfinite(got.grad).all()
         assert torch.allclose(got.grad, want.grad, atol=1e-10)
 

@@ -25,7 +25,8 @@ def naive_ntxent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torc
 @pytest.mark.parametrize("temperature", [0.1, 0.5, 1.0])
 def test_matches_naive_reference(batch, dim, temperature):
     generator = torch.Generator().manual_seed(batch * dim)
-    z1, z2 = torch.randn(batch, dim, generator=generator, dtype=torch.float64), torch.randn(batch, dim, generator=generator, dtype=torch.float64)
+    z1 = torch.randn(batch, dim, generator=generator, dtype=torch.float64)
+    z2 = torch.randn(batch, dim, generator=generator, dtype=torch.float64)
     ours = NTXentLoss(temperature, gather_distributed=False)(z1, z2)
     assert torch.allclose(ours, naive_ntxent(z1, z2, temperature), atol=1e-10)
 

@@ -102,7 +102,8 @@ def test_defaults_of_the_margin_losses_come_from_their_rows():
         loss = build_objective({"name": name, "temperature": 0.2}, "image").loss
         row = OBJECTIVES[name].options
         assert (loss.margin, loss.distance) == (row["margin"].default, row["distance"].default)
-    assert build_objective({"name": "triplet", "temperature": 0.2}, "image").loss.mining == OBJECTIVES["triplet"].options["mining"].default
+    triplet = build_objective({"name": "triplet", "temperature": 0.2}, "image")
+    assert triplet.loss.mining == OBJECTIVES["triplet"].options["mining"].default
 
 
 def test_the_builder_gives_each_training_form_its_module():

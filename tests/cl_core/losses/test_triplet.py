@@ -12,7 +12,7 @@ def naive_distance(x, y, distance):
 
 def naive_explicit(anchor, positive, negative, margin, distance):
     total = 0.0
-    for a, p, n in zip(anchor, positive, negative):
+    for a, p, n in zip(anchor, positive, negative, strict=True):
         total = total + max(naive_distance(a, p, distance) - naive_distance(a, n, distance) + margin, 0.0)
     return torch.as_tensor(total / anchor.shape[0], dtype=anchor.dtype)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -23,7 +24,7 @@ def test_cosine_decays_from_the_peak_to_zero():
     assert factor(20) == pytest.approx(0.0, abs=1e-12)
     assert factor(100) == pytest.approx(0.0, abs=1e-12)  # past the end it stays at zero
     values = [factor(step) for step in range(4, 21)]
-    assert all(later <= earlier for earlier, later in zip(values, values[1:]))
+    assert all(later <= earlier for earlier, later in itertools.pairwise(values))
 
 
 def test_without_warmup_the_first_step_is_at_the_peak():

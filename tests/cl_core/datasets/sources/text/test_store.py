@@ -312,7 +312,7 @@ def test_text_version_reads_and_streams_by_text_schema(tmp_path):
     version = store.resolve("gen")
     assert version.kind == "text" and version.class_names is None and version.num_classes == 0
     with pytest.raises(TypeError, match="text dataset: it has no image channels"):
-        version.channels
+        _ = version.channels
     assert version.manifest["files"] == [f"part-{i:05d}.parquet" for i in range(3)]
     whole = version.read()
     assert pa.Table.from_batches(list(version.iter_batches(batch_size=7))).equals(whole)
