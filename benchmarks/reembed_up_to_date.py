@@ -30,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import UTC
 from pathlib import Path
 
 from _common import REPO, clpipe, table
@@ -52,9 +53,10 @@ def register_model(workspace: Path) -> str:
 
 def write_table(workspace: Path, dataset_name: str, rows: int, model_version: str) -> None:
     """A published snapshot of `rows` rows that names the dataset's latest version."""
+    from datetime import datetime
+
     import numpy as np
     import pyarrow as pa
-    from datetime import datetime, timezone
 
     from cl_core.datasets import DatasetStore, ImageRecord
     from cl_core.datasets.sources.digits import read_digits
@@ -66,7 +68,7 @@ def write_table(workspace: Path, dataset_name: str, rows: int, model_version: st
         dataset_name, description="generated:sklearn-digits-100", class_names=[str(d) for d in range(10)]).version
     target = EmbeddingTable(workspace / "embeddings", MODEL, dataset_name)
     lineage = {"model_name": MODEL, "model_version": model_version, "dataset_version": version}
-    created = datetime.now(timezone.utc)
+    created = datetime.now(UTC)
     rng = np.random.default_rng(0)
     schema = embedding_schema(DIM)
     with target.lock(), SnapshotWriter(target, schema) as writer:

@@ -78,7 +78,8 @@ def main() -> None:
         version = ingest_bench(workspace, args.rows + new_rows)
 
         incremental, incremental_wall = clpipe(workspace, "reembed", "--json", "--model", model, "--dataset", "bench")
-        full, full_wall = clpipe(workspace, "export", "--json", "--model", model, "--dataset", "bench", "--dataset-version", version)
+        full, full_wall = clpipe(workspace, "export", "--json", "--model", model, "--dataset", "bench",
+                                 "--dataset-version", version)
 
     expected = (args.rows + new_rows, new_rows, args.rows)
     got = (incremental["rows"], incremental["rows_embedded"], incremental["rows_reused"])

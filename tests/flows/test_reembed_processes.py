@@ -94,7 +94,8 @@ def test_sigkill_mid_backfill_leaves_current_on_the_old_snapshot_and_a_rerun_com
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)  # its children too
     process.wait()
-    assert process.returncode == -signal.SIGKILL, "reembed ended before it was killed:\n" + log.with_suffix(".err").read_text()[-3000:]
+    errors = log.with_suffix(".err").read_text()[-3000:]
+    assert process.returncode == -signal.SIGKILL, "reembed ended before it was killed:\n" + errors
 
     staging = _staging_parts(table)
     assert staging, "the kill came before any part file was written"
@@ -141,7 +142,7 @@ def test_two_reembeds_started_together_publish_one_snapshot(trained):
             assert all(process.poll() is None for process in processes), "a reembed ended before the lock"
             time.sleep(0.1)
         assert _waiting_for(table / ".lock", pids) == pids
-    results = [_finished(process, log) for process, log in zip(processes, logs)]
+    results = [_finished(process, log) for process, log in zip(processes, logs, strict=True)]
 
     assert sorted(r["action"] for r in results) == ["backfill", "up_to_date"]
     assert results[0]["snapshot"] == results[1]["snapshot"] == (table / "CURRENT").read_text().strip()

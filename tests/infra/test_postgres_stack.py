@@ -23,12 +23,12 @@ from tests.services import require_postgres
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 EPOCHS = 2
-TINY = """
-data: {image_size: 8}
-model: {depths: [1], widths: [16], proj_hidden: 32, proj_dim: 16}
-views: {flip_p: 0.0, gray_p: 0.0}
-train: {epochs: %d, batch_size: 32, workers: 1}
-""" % EPOCHS
+TINY = f"""
+data: {{image_size: 8}}
+model: {{depths: [1], widths: [16], proj_hidden: 32, proj_dim: 16}}
+views: {{flip_p: 0.0, gray_p: 0.0}}
+train: {{epochs: {EPOCHS}, batch_size: 32, workers: 1}}
+"""
 
 
 def _sql(database: str, query: str) -> list[str]:
