@@ -7,13 +7,13 @@ have no "kind" and are image manifests; `manifest_kind` reads both.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cl_core.datasets.records import SPLITS
+from cl_core.durable_files import write_durably
 
 MANIFEST_FILE = "manifest.json"
 SCHEMA_VERSION = 1  # "kind" was added without a bump: old manifests stay readable as images
@@ -146,11 +146,7 @@ def build_text_manifest(
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    with open(folder / MANIFEST_FILE, "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=2)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    write_durably(folder / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

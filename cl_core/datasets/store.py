@@ -35,6 +35,7 @@ from cl_core.datasets.records import SPLITS, BadRecord, ImageRecord
 from cl_core.datasets.sources import open_source
 from cl_core.datasets.sources.text import TextPairRecord, TextSourceSpec, open_text_source
 from cl_core.datasets.sources.text.rows import TextRows
+from cl_core.durable_files import fsync_dir, replace_atomically
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 VERSION_PATTERN = re.compile(r"^[0-9a-f]{16}$")
@@ -452,7 +453,7 @@ class DatasetStore:
                 if (target / MANIFEST_FILE).is_file():
                     return False  # the same content, published concurrently: keep theirs
                 raise
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
             return True
         finally:
             if staging.exists():
@@ -472,22 +473,4 @@ class DatasetStore:
 
     def _write_latest(self, name: str, version: str) -> None:
         """Replace LATEST atomically, so a reader sees the old or the new id, never a mix."""
-        folder = self.root / name
-        temporary = folder / f".{LATEST_FILE}.{uuid.uuid4().hex}"
-        try:
-            with open(temporary, "w", encoding="utf-8") as handle:
-                handle.write(version + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, folder / LATEST_FILE)
-        finally:
-            temporary.unlink(missing_ok=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename inside `folder` durable."""
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+        replace_atomically(self.root / name / LATEST_FILE, version + "\n")

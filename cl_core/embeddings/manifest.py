@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from cl_core.durable_files import write_durably
 from cl_core.embeddings.errors import EmbeddingTableError
 
 MANIFEST_FILE = "manifest.json"
@@ -41,12 +41,7 @@ class SnapshotManifest:
 
 
 def write_manifest(folder: Path, manifest: SnapshotManifest) -> None:
-    path = folder / MANIFEST_FILE
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(manifest.to_dict(), handle, indent=2)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    write_durably(folder / MANIFEST_FILE, json.dumps(manifest.to_dict(), indent=2) + "\n")
 
 
 def read_manifest(folder: Path) -> SnapshotManifest:

@@ -14,7 +14,6 @@ next writer removes leftovers of a killed run.
 from __future__ import annotations
 
 import fcntl
-import os
 import re
 import secrets
 import shutil
@@ -26,6 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from cl_core.durable_files import replace_atomically
 from cl_core.embeddings.errors import EmbeddingTableError
 from cl_core.embeddings.manifest import MANIFEST_FILE, SnapshotManifest, read_manifest
 
@@ -38,14 +38,6 @@ SNAPSHOT_PATTERN = re.compile(r"^\d{8}T\d{6}\d{6}Z-[0-9a-f]{8}$")
 
 def new_snapshot_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}Z-{secrets.token_hex(4)}"
-
-
-def _fsync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 class Snapshot:
@@ -147,16 +139,7 @@ class EmbeddingTable:
         """Point CURRENT at a published snapshot, atomically and durably."""
         if not (self.path / snapshot_id / MANIFEST_FILE).is_file():
             raise EmbeddingTableError(f"cannot point CURRENT at {self.path / snapshot_id}: it is not a published snapshot")
-        temporary = self.path / f".{CURRENT_FILE}.{secrets.token_hex(8)}"
-        try:
-            with open(temporary, "w", encoding="utf-8") as handle:
-                handle.write(snapshot_id + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.path / CURRENT_FILE)
-            _fsync_dir(self.path)
-        finally:
-            temporary.unlink(missing_ok=True)
+        replace_atomically(self.path / CURRENT_FILE, snapshot_id + "\n")
 
     def prune(self, keep: int) -> list[str]:
         """Remove all but the newest `keep` snapshots, never the one CURRENT names; returns the

@@ -12,13 +12,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cl_core.durable_files import fsync_dir
 from cl_core.embeddings.errors import EmbeddingTableError
 from cl_core.embeddings.manifest import SnapshotManifest, write_manifest
 from cl_core.embeddings.schema import LINEAGE_COLUMNS
 from cl_core.embeddings.table import (
     EmbeddingTable,
     Snapshot,
-    _fsync_dir,
     new_snapshot_id,
 )
 
@@ -119,7 +119,7 @@ class SnapshotWriter:
         write_manifest(self.staging, manifest)
         final = self.table.path / self.snapshot_id
         os.rename(self.staging, final)
-        _fsync_dir(self.table.path)
+        fsync_dir(self.table.path)
         self.table.set_current(self.snapshot_id)
         self.table.prune(keep_snapshots)
         return Snapshot(final)
