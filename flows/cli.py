@@ -115,6 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--dataset", required=True, help="dataset name")
     _common(table)
 
+    compare = commands.add_parser("compare", help="the training runs of an experiment side by side, best first",
+                                  description="Print the training runs of an MLflow experiment (not their nested "
+                                  "evaluation/export runs): name, objective, dataset version, headline metrics, "
+                                  "duration, registered version and aliases, best first. Reads the MLflow store only.")
+    compare.add_argument("--experiment", help="experiment name (default: the one whose training run started last)")
+    compare.add_argument("--metric", help="sort by this metric, e.g. eval.linear_probe (default: the modality's "
+                         "primary metric: eval.knn_top1 for images, eval.sts_spearman for text)")
+    _common(compare)
+
     refresh = commands.add_parser("refresh", help="ingest a source again, then bring its embedding table up to date",
                                   description="Ingest SOURCE into dataset NAME (new or changed files give a new "
                                   "version; none give the same one), then reembed it with MODEL (default: the config's "
@@ -322,6 +331,10 @@ def main(argv: list[str] | None = None) -> int:
     workspace = Workspace.resolve(args.workspace)
     if args.command == "table":
         return _show_table(args, workspace)
+    if args.command == "compare":
+        from flows.compare import compare_command
+
+        return compare_command(workspace.tracking_uri, args.experiment, args.metric, args.json)
     if args.command in ("serve", "schedule"):
         return _schedules(args, workspace)
     try:

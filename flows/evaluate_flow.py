@@ -5,6 +5,7 @@ champion/challenger decision on the modality's primary metric."""
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +14,16 @@ import numpy as np
 import pandas as pd
 import torch
 from mlflow import MlflowClient
+from mlflow.entities import Metric
 from prefect import flow, get_run_logger, task
 
 from cl_core.config import EvalConfig, ViewsConfig
 from cl_core.datasets import DatasetStore, DatasetVersion, decode_images
 from cl_core.evaluation import alignment, knn_top1, linear_probe_accuracy, project_2d, uniformity
 from cl_core.views import SimCLRViews
-from flows import plots, registry, text_evaluation, tracking
+from flows import headline_metrics, plots, registry, text_evaluation, tracking
 from flows.promotion_event import emit_promoted
+from flows.run_description import PARENT_TAG, STAGE_TAG
 from flows.workspace import Workspace
 
 PRIMARY_METRIC = "knn_top1"  # images; text: text_evaluation.primary_metric
@@ -121,12 +124,25 @@ def champion_score(model_ref: str, dataset: DatasetVersion, cfg: EvalConfig, met
 
 
 @task(name="log-evaluation", retries=2, retry_delay_seconds=2)
-def log_evaluation(scored: dict[str, Any]) -> None:
+def log_evaluation(scored: dict[str, Any]) -> str:
+    """Log the scores on the training run (its headline columns, overwritten by a later
+    evaluation) and in a run of their own nested under it (one per evaluation); returns the
+    nested run's id."""
     run_id = scored["source_run_id"]
     name, version = scored["model_name"], scored["model_version"]
+    named = headline_metrics.evaluation_metrics(scored["metrics"], scored["baseline"])
+    evaluated_on = f"{scored['dataset']['name']}@{scored['dataset']['version']}:{scored['split']}"
+    client = MlflowClient()
+    training = client.get_run(run_id)
+    nested = client.create_run(training.info.experiment_id, run_name=f"evaluate-v{version}", tags={
+        PARENT_TAG: run_id, STAGE_TAG: "evaluate", "model.name": name, "model.version": version,
+        "eval.dataset": evaluated_on,
+    })
+    client.log_batch(nested.info.run_id, metrics=[Metric(key, value, int(time.time() * 1000), 0) for key, value in named.items()])
+    client.set_terminated(nested.info.run_id, "FINISHED")
     with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as folder:
-        mlflow.log_metrics({f"eval.{key}": value for key, value in {**scored["metrics"], **scored["baseline"]}.items()})
-        mlflow.set_tag("eval.dataset", f"{scored['dataset']['name']}@{scored['dataset']['version']}:{scored['split']}")
+        mlflow.log_metrics(named)
+        mlflow.set_tag("eval.dataset", evaluated_on)
         if "map_points" in scored:
             points, labels = np.asarray(scored["map_points"]), np.asarray(scored["test_labels"])
             title = f"{name} v{version}: test embeddings"
@@ -134,13 +150,15 @@ def log_evaluation(scored: dict[str, Any]) -> None:
             mlflow.log_artifact(str(map_path), "evaluation")
         history = tracking.metric_history(run_id, "loss")
         mlflow.log_artifact(str(plots.loss_curve(history, f"{name} v{version}", Path(folder) / "loss_curve.png")), "evaluation")
-    client = MlflowClient()
-    for key, value in scored["metrics"].items():
-        client.set_model_version_tag(name, version, f"eval.{key}", f"{value:.6f}")
+    for key, value in named.items():
+        client.set_model_version_tag(name, version, key, f"{value:.6f}")
+    client.set_model_version_tag(name, version, "eval.dataset", evaluated_on)
+    return nested.info.run_id
 
 
 @task(name="promote-if-better", retries=2, retry_delay_seconds=2)
-def promote_if_better(scored: dict[str, Any], datasets_root: str, eval_cfg: dict) -> dict[str, Any]:
+def promote_if_better(scored: dict[str, Any], datasets_root: str, eval_cfg: dict,
+                      evaluation_run_id: str | None = None) -> dict[str, Any]:
     """Move `champion` to the evaluated version if there is none or it beats the champion on
     the primary metric (kNN top-1 for images, STS Spearman for scored text pairs), with both
     scored on the same dataset version. The decision is recorded either way."""
@@ -169,7 +187,11 @@ def promote_if_better(scored: dict[str, Any], datasets_root: str, eval_cfg: dict
                       scored["dataset"]["version"])
     decision = "promoted" if promoted else "kept"
     client.set_model_version_tag(name, version, "promotion.decision", f"{decision}: {reason}")
-    client.set_tag(scored["source_run_id"], "promotion.decision", f"{decision}: {reason}")
+    for run_id in filter(None, (scored["source_run_id"], evaluation_run_id)):
+        client.set_tag(run_id, "promotion.decision", f"{decision}: {reason}")
+    registry.append_to_description(name, version, f"Evaluated on {scored['dataset']['name']}@"
+                                   f"{scored['dataset']['version']} ({scored['split']}): {metric} "
+                                   f"{challenger_score:.4f}. Promotion: {decision}: {reason}")
     get_run_logger().info("promotion: %s (%s)", decision, reason)
     return {"promoted": promoted, "reason": reason, "aliases": registry.aliases_of(name, version)}
 
@@ -187,7 +209,7 @@ def evaluate_flow(model_ref: str, dataset_name: str, workspace: str, dataset_ver
         scored = score_text_model(model_ref, str(ws.datasets), dataset_name, dataset.version, eval_cfg)
     else:
         scored = score_model(model_ref, str(ws.datasets), dataset_name, dataset.version, eval_cfg, views_cfg)
-    log_evaluation(scored)
-    decision = promote_if_better(scored, str(ws.datasets), eval_cfg)
+    evaluation_run_id = log_evaluation(scored)
+    decision = promote_if_better(scored, str(ws.datasets), eval_cfg, evaluation_run_id)
     keys = ("model_name", "model_version", "source_run_id", "dataset", "split", "primary_metric", "metrics", "baseline")
-    return {key: scored[key] for key in keys} | {"promotion": decision}
+    return {key: scored[key] for key in keys} | {"promotion": decision, "evaluation_run_id": evaluation_run_id}

@@ -162,10 +162,13 @@ def _version(package: str) -> str:
     return version(package)
 
 
-def register(model_uri: str, model_name: str, run_id: str, tags: dict[str, str] | None = None) -> Any:
+def register(model_uri: str, model_name: str, run_id: str, tags: dict[str, str] | None = None,
+             description: str | None = None) -> Any:
     """Register `model_uri` as a new version of `model_name` and point `challenger` at it."""
     version = mlflow.register_model(model_uri, model_name, tags=tags)
     client = MlflowClient()
+    if description:
+        client.update_model_version(model_name, version.version, description=description)
     client.set_registered_model_alias(model_name, CHALLENGER, version.version)
     client.set_model_version_tag(model_name, version.version, "source_run_id", run_id)
     return version
@@ -176,6 +179,13 @@ def load_model(ref: ModelRef) -> tuple[Any, Any]:
     version = ref.resolve(MlflowClient())
     model = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
     return model, version
+
+
+def append_to_description(model_name: str, version: str, text: str) -> None:
+    """Add a paragraph to a model version's description (the registry UI shows it)."""
+    client = MlflowClient()
+    current = client.get_model_version(model_name, version).description or ""
+    client.update_model_version(model_name, version, description=f"{current}\n\n{text}".strip())
 
 
 def aliases_of(model_name: str, version: str) -> list[str]:

@@ -14,6 +14,7 @@ from prefect.runtime import flow_run
 
 from cl_core.datasets import DatasetStore
 from flows import registry, tracking
+from flows.run_description import PARENT_TAG, STAGE_TAG
 
 
 @task(name="resolve-model", retries=2, retry_delay_seconds=2)
@@ -43,7 +44,8 @@ def start_table_run(model: dict[str, str], stage: str) -> str:
     client = MlflowClient()
     experiment_id = client.get_run(model["source_run_id"]).info.experiment_id
     run = client.create_run(experiment_id, run_name=f"{stage}-v{model['version']}", tags={
-        "clpipe.stage": stage,
+        STAGE_TAG: stage,
+        PARENT_TAG: model["source_run_id"],  # nested under the training run in the MLflow UI
         "model.name": model["name"],
         "model.version": model["version"],
         "model.source_run_id": model["source_run_id"],

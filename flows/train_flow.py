@@ -8,11 +8,12 @@ from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.entities import Metric
 from prefect import flow, get_run_logger, task
 
 from cl_core.config import PipelineConfig
 from cl_core.datasets import DatasetStore
-from flows import registry, tracking, train_launch
+from flows import headline_metrics, registry, run_description, run_links, tracking, train_launch
 from flows.workspace import Workspace
 
 RESOLVED_CONFIG = "config/resolved.json"
@@ -73,14 +74,18 @@ def start_run(cfg: dict[str, Any], workspace: str, dataset: dict[str, Any], conf
     ws = Workspace(Path(workspace))
     tracking.use_experiment(ws, config.experiment_name)
     version = DatasetStore(ws.datasets).resolve(dataset["name"], dataset["version"])
-    with mlflow.start_run(run_name=f"train-{time.strftime('%Y%m%d-%H%M%S')}") as run:
+    flow_run_id, flow_run_url = run_links.prefect_flow_run()
+    name = run_description.training_run_name(config, version.name)
+    tags = run_description.training_tags(config, version.name, version.version, flow_run_id, flow_run_url,
+                                         run_description.git_commit())
+    with mlflow.start_run(run_name=name, tags=tags) as run:
         mlflow.log_params(tracking.flatten(config.model_dump(mode="json")))
         tracking.log_dataset_lineage(version)
         mlflow.log_dict(config.model_dump(mode="json"), RESOLVED_CONFIG)
         if config_file:
             mlflow.log_artifact(config_file, "config")
-        mlflow.set_tag("clpipe.stage", "train")
     MlflowClient().update_run(run.info.run_id, status="RUNNING")
+    run_links.link_mlflow_run(ws.tracking_uri, run.info.experiment_id, run.info.run_id, name)
     return run.info.run_id
 
 
@@ -91,6 +96,7 @@ def train_on_ray(
     config = PipelineConfig.model_validate(cfg)
     ws = Workspace(Path(workspace))
     version = DatasetStore(ws.datasets).resolve(dataset["name"], dataset["version"])
+    started = time.perf_counter()
     outcome = train_launch.fit(
         config,
         version,
@@ -101,6 +107,10 @@ def train_on_ray(
         ray_address,
         name=f"{config.model_name}-{run_id[:12]}",
     )
+    MlflowClient().log_batch(run_id, metrics=[
+        Metric(key, value, int(time.time() * 1000), 0) for key, value in headline_metrics.training_metrics(
+            time.perf_counter() - started, outcome.final_metrics.get("samples_per_s_by_epoch", [])).items()
+    ])
     get_run_logger().info("training finished: %s, checkpoint %s", outcome.final_metrics, outcome.checkpoint_dir)
     return {"checkpoint_dir": str(outcome.checkpoint_dir), "metrics": outcome.final_metrics}
 
@@ -116,7 +126,8 @@ def register_model(cfg: dict[str, Any], run_id: str, checkpoint_dir: str, datase
         info, embedding_dim = registry.log_embedder(state)
     version = registry.register(
         info.model_uri, config.model_name, run_id,
-        tags={"dataset.name": dataset["name"], "dataset.version": dataset["version"]},
+        tags={"dataset.name": dataset["name"], "dataset.version": dataset["version"], "objective": config.loss.name},
+        description=run_description.training_description(config, dataset["name"], dataset["version"]),
     )
     return {
         "model_name": config.model_name,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -11,7 +13,7 @@ from mlflow import MlflowClient
 
 from cl_core.datasets import DatasetStore
 from cl_core.embeddings import open_current
-from tests.conftest import clpipe, last_json
+from tests.conftest import CLI_SERVICES, clpipe, last_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -59,13 +61,55 @@ def test_run_holds_per_epoch_metrics_params_lineage_and_evaluation(pipeline):
     dataset = summary["ingest"]
     assert run.data.tags["dataset.version"] == dataset["version"]
     assert [d.dataset.digest for d in run.inputs.dataset_inputs] == [dataset["version"]]
-    for key in ("knn_top1", "linear_probe", "alignment", "uniformity", "raw_knn_top1", "raw_linear_probe"):
-        assert key in summary["evaluate"]["metrics"] or key in summary["evaluate"]["baseline"]
+    for key in ("knn_top1", "linear_probe", "alignment", "uniformity"):
         assert 0 <= abs(run.data.metrics[f"eval.{key}"]) < 10
+        assert run.data.metrics[f"eval.{key}"] == pytest.approx(summary["evaluate"]["metrics"][key])
+    for key in ("knn_top1", "linear_probe"):
+        assert run.data.metrics[f"eval.baseline.{key}"] == pytest.approx(summary["evaluate"]["baseline"][f"raw_{key}"])
     # The encoder learned something: far better than chance (10 classes) after two tiny epochs.
     assert run.data.metrics["eval.linear_probe"] > 0.3
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert artifacts == {"evaluation/test_embeddings_2d.png", "evaluation/loss_curve.png"}
+
+
+def test_training_run_is_named_described_tagged_and_parents_its_evaluation_and_export(pipeline):
+    summary = pipeline["summary"]
+    client = MlflowClient()
+    run = client.get_run(summary["train"]["run_id"])
+    tags = run.data.tags
+    assert re.fullmatch(r"ntxent-digits-\d{8}-\d{6}", run.info.run_name)
+    assert tags["objective"] == "ntxent" and tags["backbone"] == "resnet-d1-1-w16-32"
+    assert (tags["dataset.name"], tags["dataset.version"]) == ("digits", summary["ingest"]["version"])
+    assert f"epochs {EPOCHS}, global batch 64" in tags["mlflow.note.content"]
+    assert len(tags["git.commit"]) == 40
+    flow_run_id = tags["prefect.flow_run_id"]
+    assert tags["prefect.flow_run_url"].endswith(f"/runs/flow-run/{flow_run_id}")
+    assert run.data.metrics["train.seconds"] > 0 and run.data.metrics["train.samples_per_s"] > 0
+    for child_id, stage in ((summary["evaluate"]["evaluation_run_id"], "evaluate"),
+                            (summary["export"]["export_run_id"], "export")):
+        child = client.get_run(child_id)
+        assert child.data.tags["mlflow.parentRunId"] == run.info.run_id
+        assert child.data.tags["clpipe.stage"] == stage
+    assert client.get_run(summary["evaluate"]["evaluation_run_id"]).data.metrics["eval.knn_top1"] == (
+        run.data.metrics["eval.knn_top1"])
+    version = client.get_model_version(summary["train"]["model_name"], summary["train"]["model_version"])
+    assert "**ntxent** on **digits@" in version.description and "Promotion: promoted" in version.description
+    assert float(version.tags["eval.knn_top1"]) == pytest.approx(run.data.metrics["eval.knn_top1"], abs=1e-6)
+    assert version.tags["dataset.version"] == summary["ingest"]["version"]
+
+
+def test_prefect_flow_run_links_to_its_mlflow_run(pipeline):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    run = MlflowClient().get_run(pipeline["summary"]["train"]["run_id"])
+    flow_run_id = run.data.tags["prefect.flow_run_id"]
+    server = CLI_SERVICES.environment(keep=set())["PREFECT_API_URL"]  # the server `clpipe run` used
+    with temporary_settings({PREFECT_API_URL: server}), get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    assert any(run.info.run_id in str(artifact.data) for artifact in artifacts)
 
 
 def test_embedding_table_has_one_row_per_dataset_row(pipeline):
@@ -119,3 +163,9 @@ def test_second_training_is_gated_against_the_champion(pipeline):
         clpipe("export", "--model", "digits-ntxent@champion", "--dataset", "digits", "--json", workspace=workspace)
     )
     assert exported["model_version"] == champion and exported["rows"] == 500
+    compared = last_json(clpipe("compare", "--json", workspace=workspace))
+    assert compared["experiment"] == "digits-ntxent" and compared["metric"] == "eval.knn_top1"
+    assert sorted(run["model_version"] for run in compared["runs"]) == ["digits-ntxent/1", "digits-ntxent/2"]
+    assert compared["runs"][0]["metrics"]["eval.knn_top1"] >= compared["runs"][1]["metrics"]["eval.knn_top1"]
+    assert "champion" in next(run for run in compared["runs"] if run["model_version"] == f"digits-ntxent/{champion}")[
+        "aliases"]

@@ -1,0 +1,131 @@
+"""Comparing two training runs in the MLflow UI, in a real headless Chromium: the runs table of
+the experiment and the compare page of the two runs show both run names and their kNN top-1."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import clpipe, last_json
+from tests.services import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+EXPERIMENT = "digits-objectives"
+OBJECTIVES = ("ntxent", "dcl")
+# The SMALL config of test_pipeline_e2e.py, one epoch on one worker; both runs in one experiment.
+TINY = """
+data: {{limit: 500, image_size: 16}}
+model: {{depths: [1, 1], widths: [16, 32], proj_hidden: 64, proj_dim: 32}}
+views: {{flip_p: 0.0, gray_p: 0.0}}
+loss: {{name: {objective}}}
+train: {{epochs: 1, batch_size: 64, workers: 1}}
+eval: {{probe_max_iter: 200}}
+registry: {{experiment: {experiment}}}
+"""
+
+
+def _chromium_and_driver() -> tuple[str, str]:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.fail("needs the Debian packages chromium and chromium-driver (.ci/run installs them)")
+    return chromium, driver
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """Two training runs of different objectives in one workspace, served by `mlflow server`."""
+    root = tmp_path_factory.mktemp("browser")
+    workspace = root / "workspace"
+    for objective in OBJECTIVES:
+        config = root / f"{objective}.yaml"
+        config.write_text(TINY.format(objective=objective, experiment=EXPERIMENT))
+        done = clpipe("run", "--config", str(config), "--json", workspace=workspace)
+        assert done.returncode == 0, done.stderr[-3000:]
+        last_json(done)
+    port = free_port()
+    log = (root / "mlflow-server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{workspace / 'mlflow.db'}",
+         "--artifacts-destination", str(workspace / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/health", timeout=2).read() == b"OK":
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, (root / "mlflow-server.log").read_text()[-3000:]
+            time.sleep(1)
+        yield {"url": url, "workspace": workspace, "root": root}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = _chromium_and_driver()
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'chromium'}",
+                 "--window-size=1600,1000"):
+        options.add_argument(flag)
+    chrome = webdriver.Chrome(service=Service(driver), options=options)
+    yield chrome
+    chrome.quit()
+
+
+def _page_text_with(browser, url: str, wanted: list[str], screenshot: Path, timeout: float = 90) -> str:
+    """Open `url` and wait until the rendered page's text holds every string in `wanted`."""
+    browser.get(url)
+    deadline = time.monotonic() + timeout
+    while True:
+        text = browser.find_element("tag name", "body").text
+        if all(item in text for item in wanted) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    browser.save_screenshot(str(screenshot))
+    return text
+
+
+def test_runs_table_and_compare_page_show_both_runs(mlflow_server, browser, tmp_path):
+    client = MlflowClient(f"sqlite:///{mlflow_server['workspace'] / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id], "tags.`clpipe.stage` = 'train'")
+    assert sorted(run.data.tags["objective"] for run in runs) == sorted(OBJECTIVES)
+    names = [run.info.run_name for run in runs]
+    # The UI rounds metric values; three decimals are on the page either way.
+    values = [f"{run.data.metrics['eval.knn_top1']:.3f}"[:5] for run in runs]
+
+    runs_page = _page_text_with(browser, f"{mlflow_server['url']}/#/experiments/{experiment.experiment_id}/runs",
+                                names, tmp_path / "runs.png")
+    for name in names:
+        assert name in runs_page, runs_page[:2000]
+
+    ids = json.dumps([run.info.run_id for run in runs], separators=(",", ":"))
+    compare_url = f"{mlflow_server['url']}/#/compare-runs?runs={ids}&experiments={json.dumps([experiment.experiment_id])}"
+    compare_page = _page_text_with(browser, compare_url, [*names, "eval.knn_top1", *values], tmp_path / "compare.png")
+    for item in (*names, "eval.knn_top1", *values):
+        assert item in compare_page, (item, compare_page[:3000])
+    assert (tmp_path / "compare.png").stat().st_size > 10_000
+    shutil.copy(tmp_path / "compare.png", mlflow_server["root"] / "compare.png")
+    shutil.copy(tmp_path / "runs.png", mlflow_server["root"] / "runs.png")
