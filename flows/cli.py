@@ -10,6 +10,7 @@ import argparse
 import json
 import re
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workspace", help="folder for datasets, MLflow store, checkpoints, embeddings "
                         "(default: $CLPIPE_WORKSPACE or ./workspace)")
     parser.add_argument("--json", action="store_true", help="print one JSON summary as the last line of output")
+    parser.add_argument("--verbose", action="store_true", help="show Prefect's and Ray's logs on the console instead of "
+                        "progress bars (by default they go to WORKSPACE/logs/<flow run id>.log)")
 
 
 def _training_flags(parser: argparse.ArgumentParser) -> None:
@@ -241,6 +244,8 @@ def _print_run_summary(summary: dict[str, Any], workspace: Workspace) -> None:
         f"model v{exported['model_version']})",
         f"  compare runs   {mlflow_ui_command(workspace)}",
     ]
+    if summary.get("log"):
+        lines.append(f"  log            {summary['log']}")
     print("\n".join(lines))
 
 
@@ -344,8 +349,6 @@ def _execute(args: argparse.Namespace, workspace: Workspace, cfg: PipelineConfig
 
     summary = pipeline_flow(cfg.model_dump(mode="json"), root, args.ray_address, config_file)
     summary["mlflow_ui"] = mlflow_ui_command(workspace)
-    if not args.json:
-        _print_run_summary(summary, workspace)
     return summary
 
 
@@ -356,24 +359,48 @@ def main(argv: list[str] | None = None) -> int:
         return _show_table(args, workspace)
     if args.command in ("serve", "schedule"):
         return _schedules(args, workspace)
+    log = None
     try:
         cfg = _command_config(args, workspace)  # fail on a bad config before anything else happens
         _check_before_services(args, workspace, cfg)
         workspace.create()
         configure_environment(workspace)
-        summary = _execute(args, workspace, cfg)
+        with _console(args, workspace) as log:
+            try:
+                summary = _execute(args, workspace, cfg)
+            finally:
+                _shutdown_ray()  # inside: Ray's last forwarded lines belong in the log
     except ConfigError as error:
         print(f"clpipe: {error}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as error:  # noqa: BLE001 - the CLI reports any failure in one line
         print(f"clpipe {args.command} failed: {type(error).__name__}: {error}", file=sys.stderr)
+        if log is not None:
+            print(f"  log: {log.path}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         _shutdown_ray()
     summary = {"command": args.command, "workspace": str(workspace.root), **summary}
+    if log is not None:
+        summary["log"] = str(log.path)
     sys.stdout.flush()
-    print(json.dumps(summary, default=str) if args.json else _short(summary, args.command), flush=True)
+    if args.json:
+        print(json.dumps(summary, default=str), flush=True)
+    elif args.command == "run":
+        _print_run_summary(summary, workspace)
+    else:
+        print(json.dumps(summary, indent=2, default=str), flush=True)
     return 0
+
+
+def _console(args: argparse.Namespace, workspace: Workspace) -> AbstractContextManager:
+    """Progress on the console and the services' output in the run's log file (flows/console.py),
+    or with --verbose everything on the console."""
+    if args.verbose:
+        return nullcontext()
+    from flows.console import quiet_run
+
+    return quiet_run(workspace.logs, args.command)
 
 
 def _show_table(args: argparse.Namespace, workspace: Workspace) -> int:
@@ -423,12 +450,6 @@ def _schedules(args: argparse.Namespace, workspace: Workspace) -> int:
     print(f"clpipe serve: workspace {workspace.root}, config {config_file or 'built-in defaults'}, API {api_url}", flush=True)
     serve(*runner_deployments(str(workspace.root), config_file))
     return 0
-
-
-def _short(summary: dict[str, Any], command: str) -> str:
-    if command == "run":
-        return ""
-    return json.dumps(summary, indent=2, default=str)
 
 
 def _shutdown_ray() -> None:
