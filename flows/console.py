@@ -113,8 +113,9 @@ class StepDisplay:
         if task is None:
             return
         if event.finished:
-            done = self.bars.tasks[task].completed
-            self.bars.update(task, total=max(done, 1), completed=max(done, 1), note=event.note or "")
+            shown = self.bars.tasks[task]
+            done = max(shown.total or shown.completed, 1)
+            self.bars.update(task, total=done, completed=done, note=event.note)
             self.bars.stop_task(task)
             del self.tasks[event.step]
         else:
