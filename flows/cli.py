@@ -10,6 +10,7 @@ import argparse
 import json
 import re
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workspace", help="folder for datasets, MLflow store, checkpoints, embeddings "
                         "(default: $CLPIPE_WORKSPACE or ./workspace)")
     parser.add_argument("--json", action="store_true", help="print one JSON summary as the last line of output")
+    parser.add_argument("--verbose", action="store_true", help="show Prefect's and Ray's logs on the console instead of "
+                        "progress bars (by default they go to WORKSPACE/logs/<flow run id>.log)")
 
 
 def _training_flags(parser: argparse.ArgumentParser) -> None:
@@ -250,6 +253,8 @@ def _print_run_summary(summary: dict[str, Any], workspace: Workspace) -> None:
         f"model v{exported['model_version']})",
         f"  compare runs   {mlflow_ui_command(workspace)}",
     ]
+    if summary.get("log"):
+        lines.append(f"  log            {summary['log']}")
     print("\n".join(lines))
 
 
@@ -274,44 +279,76 @@ def mlflow_ui_command(workspace: Workspace) -> str:
     return f"mlflow ui --backend-store-uri {workspace.tracking_uri} --host 127.0.0.1 --port 5000"
 
 
-def _execute(args: argparse.Namespace, workspace: Workspace) -> dict[str, Any]:
+def _command_config(args: argparse.Namespace, workspace: Workspace) -> PipelineConfig | None:
+    """The validated config of a command (None for `train --resume`: the run's own applies)."""
+    if args.command == "evaluate":
+        return load_config(args.config)
+    if args.command in ("export", "reembed"):
+        return load_config(args.config, {"export.batch_size": args.batch_size})
+    if args.command == "train" and not (args.dataset or args.resume):
+        raise ConfigError("train needs --dataset NAME (or --resume RUN_ID)")
+    if args.command == "ingest" and not (args.source or args.config):
+        raise ConfigError("ingest needs a SOURCE (or --config with data.source)")
+    if getattr(args, "resume", None):
+        return None
+    return _config(args, workspace)
+
+
+def _check_before_services(args: argparse.Namespace, workspace: Workspace, cfg: PipelineConfig | None) -> None:
+    """What needs no service, in the order the flows check it, so that a wrong name fails in a
+    second instead of after Prefect's server and Ray have started."""
+    from flows import preflight
+
+    command = args.command
+    if command in ("ingest", "run", "refresh"):
+        preflight.check_source(cfg.data.source, cfg.data.modality == "text")
+    elif command == "train" and cfg is not None:
+        preflight.check_dataset(workspace.datasets, cfg.data.name, cfg.data.version)
+    elif command == "evaluate":
+        preflight.check_dataset(workspace.datasets, args.dataset, args.dataset_version)
+        preflight.check_model(workspace.tracking_uri, args.model)
+    elif command in ("export", "reembed"):
+        # reembed follows the champion when given a bare NAME (flows.reembed_flow.default_champion).
+        preflight.check_model(workspace.tracking_uri, args.model, "champion" if command == "reembed" else None)
+        preflight.check_dataset(workspace.datasets, args.dataset, getattr(args, "dataset_version", None))
+
+
+def _execute(args: argparse.Namespace, workspace: Workspace, cfg: PipelineConfig | None) -> dict[str, Any]:
     root = str(workspace.root)
     if args.command == "ingest":
         from flows.ingest_flow import ingest_flow
 
-        data = _config(args).data
+        data = cfg.data
         text_spec = data.text.model_dump(mode="json") if data.modality == "text" else None
         return ingest_flow(data.source, data.name, root, limit=data.limit, max_bad_fraction=data.max_bad_fraction,
                            text_spec=text_spec)
     if args.command == "evaluate":
         from flows.evaluate_flow import evaluate_flow
 
-        cfg = load_config(args.config)
         return evaluate_flow(args.model, args.dataset, root, args.dataset_version,
                              cfg.eval.model_dump(mode="json"), cfg.views.model_dump(mode="json"))
     if args.command == "export":
         from flows.export_flow import export_flow
 
-        export = load_config(args.config, {"export.batch_size": args.batch_size}).export
+        export = cfg.export
         return export_flow(args.model, args.dataset, root, args.dataset_version, export.batch_size, export.keep_snapshots)
 
     if args.command == "reembed":
         from flows.reembed_flow import reembed_flow
 
-        export = load_config(args.config, {"export.batch_size": args.batch_size}).export
+        export = cfg.export
         return reembed_flow(args.model, args.dataset, root, export.batch_size, export.keep_snapshots)
 
     if args.command == "refresh":
         from flows.refresh_flow import refresh_flow
 
-        data = _config(args).data  # the source and name `ingest` would use for the same flags
+        data = cfg.data  # the source and name `ingest` would use for the same flags
         return refresh_flow(root, str(args.config) if args.config else None, data.source, data.name, args.model)
 
     if args.command == "train" and args.resume:
         from flows.train_flow import train_flow
 
         return train_flow(None, root, args.ray_address, None, resume_run_id=args.resume)
-    cfg = _config(args, workspace)  # validated before any service starts
     config_file = str(args.config) if args.config else None
     if args.command == "train":
         from flows.train_flow import train_flow
@@ -321,8 +358,6 @@ def _execute(args: argparse.Namespace, workspace: Workspace) -> dict[str, Any]:
 
     summary = pipeline_flow(cfg.model_dump(mode="json"), root, args.ray_address, config_file)
     summary["mlflow_ui"] = mlflow_ui_command(workspace)
-    if not args.json:
-        _print_run_summary(summary, workspace)
     return summary
 
 
@@ -337,28 +372,48 @@ def main(argv: list[str] | None = None) -> int:
         return compare_command(workspace.tracking_uri, args.experiment, args.metric, args.json)
     if args.command in ("serve", "schedule"):
         return _schedules(args, workspace)
+    log = None
     try:
-        if args.command == "train" and not (args.dataset or args.resume):
-            raise ConfigError("train needs --dataset NAME (or --resume RUN_ID)")
-        if args.command == "ingest" and not (args.source or args.config):
-            raise ConfigError("ingest needs a SOURCE (or --config with data.source)")
-        if args.command in ("train", "run", "ingest", "refresh") and not getattr(args, "resume", None):
-            _config(args, workspace)  # fail on a bad config before anything else happens
+        cfg = _command_config(args, workspace)  # fail on a bad config before anything else happens
+        _check_before_services(args, workspace, cfg)
         workspace.create()
         configure_environment(workspace)
-        summary = _execute(args, workspace)
+        with _console(args, workspace) as log:
+            try:
+                summary = _execute(args, workspace, cfg)
+            finally:
+                _shutdown_ray()  # inside: Ray's last forwarded lines belong in the log
     except ConfigError as error:
         print(f"clpipe: {error}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as error:  # noqa: BLE001 - the CLI reports any failure in one line
         print(f"clpipe {args.command} failed: {type(error).__name__}: {error}", file=sys.stderr)
+        if log is not None:
+            print(f"  log: {log.path}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         _shutdown_ray()
     summary = {"command": args.command, "workspace": str(workspace.root), **summary}
+    if log is not None:
+        summary["log"] = str(log.path)
     sys.stdout.flush()
-    print(json.dumps(summary, default=str) if args.json else _short(summary, args.command), flush=True)
+    if args.json:
+        print(json.dumps(summary, default=str), flush=True)
+    elif args.command == "run":
+        _print_run_summary(summary, workspace)
+    else:
+        print(json.dumps(summary, indent=2, default=str), flush=True)
     return 0
+
+
+def _console(args: argparse.Namespace, workspace: Workspace) -> AbstractContextManager:
+    """Progress on the console and the services' output in the run's log file (flows/console.py),
+    or with --verbose everything on the console."""
+    if args.verbose:
+        return nullcontext()
+    from flows.console import quiet_run
+
+    return quiet_run(workspace.logs, args.command)
 
 
 def _show_table(args: argparse.Namespace, workspace: Workspace) -> int:
@@ -408,12 +463,6 @@ def _schedules(args: argparse.Namespace, workspace: Workspace) -> int:
     print(f"clpipe serve: workspace {workspace.root}, config {config_file or 'built-in defaults'}, API {api_url}", flush=True)
     serve(*runner_deployments(str(workspace.root), config_file))
     return 0
-
-
-def _short(summary: dict[str, Any], command: str) -> str:
-    if command == "run":
-        return ""
-    return json.dumps(summary, indent=2, default=str)
 
 
 def _shutdown_ray() -> None:

@@ -21,7 +21,7 @@ from cl_core.config import EvalConfig, ViewsConfig
 from cl_core.datasets import DatasetStore, DatasetVersion, decode_images
 from cl_core.evaluation import alignment, knn_top1, linear_probe_accuracy, project_2d, uniformity
 from cl_core.views import SimCLRViews
-from flows import headline_metrics, plots, registry, text_evaluation, tracking
+from flows import headline_metrics, plots, progress, registry, text_evaluation, tracking
 from flows.promotion_event import emit_promoted
 from flows.run_description import PARENT_TAG, STAGE_TAG
 from flows.workspace import Workspace
@@ -73,7 +73,11 @@ def score_model(
     dataset = DatasetStore(Path(datasets_root)).resolve(dataset_name, dataset_version)
     train_images, train_y = _split(dataset, "train")
     test_images, test_y = _split(dataset, "test")
-    train_x, test_x = _embed(model, train_images), _embed(model, test_images)
+    progress.report("evaluate", 0, 3, "steps", "embedding the train split")
+    train_x = _embed(model, train_images)
+    progress.report("evaluate", 1, 3, "steps", "embedding the test split")
+    test_x = _embed(model, test_images)
+    progress.report("evaluate", 2, 3, "steps", "kNN and linear probe")
     metrics = _scores(train_x, train_y, test_x, test_y, cfg)
 
     embedder = model.unwrap_python_model()
@@ -205,11 +209,13 @@ def evaluate_flow(model_ref: str, dataset_name: str, workspace: str, dataset_ver
     eval_cfg = EvalConfig.model_validate(eval_config or {}).model_dump(mode="json")
     views_cfg = ViewsConfig.model_validate(views_config or {}).model_dump(mode="json")
     dataset = DatasetStore(ws.datasets).resolve(dataset_name, dataset_version)
+    progress.report("evaluate", 0, None, "steps", f"scoring {model_ref}")
     if dataset.kind == "text":
         scored = score_text_model(model_ref, str(ws.datasets), dataset_name, dataset.version, eval_cfg)
     else:
         scored = score_model(model_ref, str(ws.datasets), dataset_name, dataset.version, eval_cfg, views_cfg)
     evaluation_run_id = log_evaluation(scored)
     decision = promote_if_better(scored, str(ws.datasets), eval_cfg, evaluation_run_id)
+    progress.finish("evaluate", f"{'promoted' if decision['promoted'] else 'kept'}: {decision['reason']}")
     keys = ("model_name", "model_version", "source_run_id", "dataset", "split", "primary_metric", "metrics", "baseline")
     return {key: scored[key] for key in keys} | {"promotion": decision, "evaluation_run_id": evaluation_run_id}

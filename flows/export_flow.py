@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger, task
 from cl_core.datasets import DatasetStore
 from cl_core.embeddings import EmbeddingTable, write_full_snapshot
 from cl_core.embeddings.inputs import table_rows
+from flows import progress
 from flows.table_runs import (
     fail_table_run,
     load_embedder,
@@ -34,6 +35,11 @@ def _every_tenth(total: int, report):
             report(done)
 
     return progress
+
+
+def _rows_embedded(logger, done: int, total: int) -> None:
+    logger.info("export: %d/%d rows embedded", done, total)
+    progress.report("export", done, total, "rows")
 
 
 def check_modality(modality: str, dataset, model: dict[str, str]) -> None:
@@ -64,6 +70,7 @@ def write_snapshot(model: dict[str, str], workspace: str, dataset_name: str, dat
     check_modality(modality, dataset, model)
     table = EmbeddingTable(ws.embeddings, model["name"], dataset.name)
     total = table_rows(dataset)
+    progress.report("export", 0, total, "rows")
     started = time.perf_counter()
     record = {"model_name": model["name"], "model_version": model["version"], "dataset_name": dataset.name,
               "dataset_version": dataset.version, "prefect_flow_run_id": flow_run_id, "mlflow_run_id": mlflow_run_id,
@@ -72,7 +79,7 @@ def write_snapshot(model: dict[str, str], workspace: str, dataset_name: str, dat
         table.remove_staging()
         snapshot = write_full_snapshot(
             table, dataset, embed, dim, record, batch_size=batch_size, keep_snapshots=keep_snapshots,
-            progress=_every_tenth(total, lambda done: logger.info("export: %d/%d rows embedded", done, total)),
+            progress=_every_tenth(total, lambda done: _rows_embedded(logger, done, total)),
         )
     return written_summary(snapshot, table, time.perf_counter() - started, model["source_run_id"])
 
@@ -94,4 +101,5 @@ def export_flow(model_ref: str, dataset_name: str, workspace: str, dataset_versi
         raise
     log_table_run(run_id, written, str(ws.datasets))
     written["export_run_id"] = run_id
+    progress.finish("export", f"{written['rows']} rows x {written['embedding_dim']} ({written['rows_per_s']:.0f} rows/s)")
     return written

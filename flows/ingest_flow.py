@@ -9,6 +9,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 
 from cl_core.datasets import DatasetStore, TextSourceSpec
+from flows import progress
 from flows.workspace import Workspace
 
 
@@ -17,15 +18,17 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
                   text_spec: dict[str, Any] | None = None) -> dict[str, Any]:
     logger = get_run_logger()
 
-    def progress(done: int) -> None:
+    def records_read(done: int) -> None:
         logger.info("ingest %s: %d records read", name, done)
+        progress.report("ingest", done, limit, "records")
 
+    progress.report("ingest", 0, limit, "records", f"reading {source}")
     store = DatasetStore(Path(datasets_root))
     if text_spec is not None:
         spec = TextSourceSpec.model_validate(text_spec)
-        result = store.ingest_text(source, name, spec, limit=limit, max_bad_fraction=max_bad_fraction, progress=progress)
+        result = store.ingest_text(source, name, spec, limit=limit, max_bad_fraction=max_bad_fraction, progress=records_read)
     else:
-        result = store.ingest(source, name, limit=limit, max_bad_fraction=max_bad_fraction, progress=progress)
+        result = store.ingest(source, name, limit=limit, max_bad_fraction=max_bad_fraction, progress=records_read)
     summary = {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(result).items()}
     state = "new version" if result.created else "unchanged (existing version)"
     logger.info(
@@ -34,6 +37,7 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
     )
     if result.quarantined:
         logger.warning("%d bad records quarantined in %s", result.quarantined, result.quarantine_path)
+    progress.finish("ingest", f"{name}@{result.version}: {result.rows} rows, {result.quarantined} quarantined, {state}")
     return summary
 
 

@@ -43,5 +43,7 @@ def ensure_ray(address: str | None = None, logical_cpus: int | None = None) -> s
         cpus = max(logical_cpus or 0, os.cpu_count() or 1)
         # The dashboard stays on: Train V2 polls its state API and warns repeatedly without it.
         ray.init(num_cpus=cpus, dashboard_host="127.0.0.1", log_to_driver=True,
-                 runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning"}})
+                 # Train V2 routes print() through its logger, which Ray forwards a second time.
+                 runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning",
+                                           "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}})
     return ray.get_runtime_context().gcs_address

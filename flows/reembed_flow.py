@@ -24,7 +24,7 @@ from cl_core.embeddings.incremental import (
     decide,
     write_incremental,
 )
-from flows import registry
+from flows import progress, registry
 from flows.export_flow import check_modality, written_summary
 from flows.table_runs import (
     fail_table_run,
@@ -55,6 +55,7 @@ def refresh_table(model: dict[str, str], workspace: str, dataset_name: str, data
         current = table.current()
         action = decide(current.manifest if current else None, model["version"], dataset.version)
         logger.info("reembed %s: CURRENT %s -> %s", table.path, current.id if current else None, action)
+        progress.report("reembed", 0, None, "rows", action)
         if action == UP_TO_DATE:
             return {**written_summary(current, table, time.perf_counter() - started, model["source_run_id"]),
                     "action": UP_TO_DATE, "rows_embedded": 0, "rows_reused": 0, "rows_deleted": 0}
@@ -87,12 +88,15 @@ def reembed_flow(model_ref: str, dataset_name: str, workspace: str, batch_size: 
     bring `embeddings/<model>/<dataset>/` up to date with them."""
     ws = Workspace(Path(workspace)).create()
     mlflow.set_tracking_uri(ws.tracking_uri)
+    progress.report("reembed", 0, None, "rows", f"resolving {model_ref}")
     model = resolve_model(default_champion(model_ref))
     dataset_version = DatasetStore(ws.datasets).resolve(dataset_name).version
     written = refresh_table(model, str(ws.root), dataset_name, dataset_version, batch_size, keep_snapshots,
                             prefect_flow_run_id())
     if written["action"] != UP_TO_DATE:
         log_table_run(written["reembed_run_id"], written, str(ws.datasets))
+    progress.finish("reembed", f"{written['action']}: {written['rows_embedded']} rows embedded, "
+                    f"{written['rows_reused']} reused")
     keys = ("action", "model_name", "model_version", "dataset_name", "dataset_version", "snapshot", "table_path",
             "rows", "rows_embedded", "rows_reused", "rows_deleted", "seconds")
     return {key: written[key] for key in keys} | {"mlflow_run_id": written.get("reembed_run_id")}

@@ -8,6 +8,7 @@ loop owns the optimizer, schedule, checkpoints, resume and MLflow logging for bo
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import tempfile
@@ -45,6 +46,14 @@ def _logged_epochs(tracking_uri: str, run_id: str) -> set[int]:
     from mlflow.tracking import MlflowClient
 
     return {m.step for m in MlflowClient(tracking_uri).get_metric_history(run_id, "loss")}
+
+
+def _append_epoch(path: str | None, metrics: dict[str, Any]) -> None:
+    """One JSON line per finished epoch, which the driver shows as training progress (Ray Train's
+    own reports reach only its controller)."""
+    if path:
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(json.dumps(metrics) + "\n")
 
 
 def _inject_fault(setting: str | None, rank: int, epoch: int, resumed: bool) -> None:
@@ -161,6 +170,7 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
                 f"epoch {epoch + 1}/{cfg.train.epochs}: loss {last['loss']:.4f}, {last['samples_per_s']:.0f} samples/s",
                 flush=True,
             )
+            _append_epoch(params.get("epochs_file"), {**last, "epochs": cfg.train.epochs})
         with tempfile.TemporaryDirectory() as folder:
             torch.save(_rng_state(), Path(folder) / rng_file(rank))
             if rank == 0:

@@ -37,6 +37,11 @@ class Workspace:
         return self.root / "embeddings"
 
     @property
+    def logs(self) -> Path:
+        """One file per command run: Prefect's and Ray's output (flows/console.py)."""
+        return self.root / "logs"
+
+    @property
     def mlflow_db(self) -> Path:
         return self.root / "mlflow.db"
 

@@ -1,0 +1,106 @@
+"""Checks that need no service, run by the CLI before Prefect or Ray start.
+
+A misspelt source, dataset or model used to fail only once Prefect's temporary server was up
+(12-19 s). These checks read the workspace's files and the model registry directly and raise the
+same errors, with the same messages, as the flows would; the flows keep their own checks, for
+deployments and for anything that changes in between.
+
+Heavy imports (mlflow, prefect, ray) stay out: with the default SQLite tracking store the registry
+is read with `sqlite3`, a few milliseconds; any other store is asked through `MlflowClient`.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+from cl_core.datasets import DatasetStore, DatasetVersion, IngestError
+
+# Mirrors flows.registry.ModelRef, which imports mlflow and torch to parse a string.
+_REF = re.compile(r"^(?P<name>[^@/]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))?$")
+_SQLITE = "sqlite:///"
+_NO_VERSIONS = "no versions"
+
+
+def check_source(source: str, text: bool) -> None:
+    """The source `ingest` would read exists ("digits" is built in for images)."""
+    if not text and source == "digits":
+        return
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise IngestError(f"text source {str(path)!r} does not exist" if text
+                          else f"source {str(path)!r} does not exist (and is not 'digits')")
+
+
+def check_dataset(datasets_root: Path, name: str, version: str | None = None) -> DatasetVersion:
+    """The dataset (and version) exists; raises DatasetNotFoundError as the flows do."""
+    return DatasetStore(datasets_root).resolve(name, version)
+
+
+def check_model(tracking_uri: str, model_ref: str, default_alias: str | None = None) -> None:
+    """NAME, NAME@ALIAS or NAME/VERSION names a registered model version; raises LookupError with
+    the message `flows.registry.ModelRef.resolve` gives. `default_alias` applies to a bare NAME
+    (reembed follows "champion"); without it a bare NAME means its newest version."""
+    match = _REF.match(model_ref.strip())
+    if not match:
+        raise ValueError(f"model reference {model_ref!r} must be NAME, NAME@ALIAS or NAME/VERSION")
+    name, version = match["name"], match["version"]
+    alias = match["alias"] or (None if version else default_alias)
+    if tracking_uri.startswith(_SQLITE):
+        missing = _missing_in_sqlite(Path(tracking_uri[len(_SQLITE):]), name, alias, version)
+    else:
+        missing = _missing_in_client(tracking_uri, name, alias, version)
+    if missing == _NO_VERSIONS:
+        raise LookupError(f"registered model {name!r} has no versions")
+    if missing:
+        shown = name + (f"@{alias}" if alias else f"/{version}" if version else "")
+        raise LookupError(f"model {shown} not found in the registry at {tracking_uri}: {missing}")
+
+
+def _missing_in_sqlite(database: Path, name: str, alias: str | None, version: str | None) -> str | None:
+    """Why the reference resolves to nothing, or None when it resolves (or the schema is not the
+    one this reads: then the flow's own check decides)."""
+    # The messages MLflow's SQL store gives: a version is looked up without its model first, and
+    # a bare NAME by a search, which finds no versions rather than no model.
+    if version:
+        unknown = f"Model Version (name={name}, version={version}) not found"
+    else:
+        unknown = f"Registered Model with name={name} not found" if alias else _NO_VERSIONS
+    if not database.is_file():
+        return unknown
+    try:
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+            if not db.execute("SELECT 1 FROM registered_models WHERE name = ?", (name,)).fetchone():
+                return unknown
+            if alias:
+                found = db.execute("SELECT 1 FROM registered_model_aliases WHERE name = ? AND alias = ?",
+                                   (name, alias)).fetchone()
+                return None if found else f"Registered model alias {alias} not found."
+            live = "current_stage != 'Deleted_Internal'"
+            if version:
+                found = db.execute(f"SELECT 1 FROM model_versions WHERE name = ? AND version = ? AND {live}",
+                                   (name, int(version))).fetchone()
+                return None if found else unknown
+            found = db.execute(f"SELECT 1 FROM model_versions WHERE name = ? AND {live}", (name,)).fetchone()
+            return None if found else _NO_VERSIONS
+    except sqlite3.Error:
+        return None
+
+
+def _missing_in_client(tracking_uri: str, name: str, alias: str | None, version: str | None) -> str | None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri)
+    try:
+        if alias:
+            client.get_model_version_by_alias(name, alias)
+        elif version:
+            client.get_model_version(name, version)
+        elif not client.search_model_versions(f"name = '{name}'"):
+            return _NO_VERSIONS
+    except MlflowException as error:
+        return error.message
+    return None
