@@ -21,9 +21,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 EXPERIMENT = "digits-objectives"
 OBJECTIVES = ("ntxent", "dcl")
-# The SMALL config of test_pipeline_e2e.py, one epoch on one worker; both runs in one experiment.
+# A smaller cousin of test_pipeline_e2e.py's SMALL config (300 rows at 8x8), one epoch on one worker; both
+# runs in one experiment.
 TINY = """
-data: {{limit: 500, image_size: 16}}
+data: {{limit: 300, image_size: 8}}
 model: {{depths: [1, 1], widths: [16, 32], proj_hidden: 64, proj_dim: 32}}
 views: {{flip_p: 0.0, gray_p: 0.0}}
 loss: {{name: {objective}}}
