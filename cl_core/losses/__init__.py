@@ -8,9 +8,7 @@ can be imported without torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from cl_core.lazy_names import lazy_names
 from cl_core.losses.objectives import OBJECTIVES
 
 # Each public name -> the module of this package that defines it: the loss class of every row of
@@ -22,15 +20,4 @@ _HOMES = {
 
 __all__ = sorted(_HOMES)
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)
