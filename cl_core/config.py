@@ -13,7 +13,7 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from cl_core.losses.distances import DISTANCES
+from cl_core.losses.margin_choices import DISTANCES
 from cl_core.losses.objectives import (
     HARD_NEGATIVES,
     MOMENTUM,

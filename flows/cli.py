@@ -187,13 +187,16 @@ def _ingested_kind(args: argparse.Namespace, workspace: Workspace | None) -> str
     """"image" or "text": what `train --dataset NAME` holds, when it has been ingested."""
     if args.command != "train" or not getattr(args, "dataset", None) or workspace is None:
         return None
-    from cl_core.datasets import DatasetNotFoundError, DatasetStore
+    from cl_core.datasets.errors import DatasetNotFoundError
+    from cl_core.datasets.layout import version_folder
 
     try:
-        dataset = DatasetStore(workspace.datasets).resolve(args.dataset, args.dataset_version)
+        folder = version_folder(Path(workspace.datasets), args.dataset, args.dataset_version)
     except DatasetNotFoundError:
         return None  # the train flow's dataset check says so
-    return dataset.kind
+    from cl_core.datasets.manifest import manifest_kind, read_manifest
+
+    return manifest_kind(read_manifest(folder))
 
 
 def _config(args: argparse.Namespace, workspace: Workspace | None = None) -> PipelineConfig:

@@ -15,8 +15,13 @@ import re
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cl_core.datasets import DatasetStore, DatasetVersion, IngestError
+from cl_core.datasets.errors import IngestError
+from cl_core.datasets.layout import version_folder
+
+if TYPE_CHECKING:
+    from cl_core.datasets.dataset_version import DatasetVersion
 
 # Mirrors flows.registry.ModelRef, which imports mlflow and torch to parse a string.
 _REF = re.compile(r"^(?P<name>[^@/]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))?$")
@@ -35,8 +40,12 @@ def check_source(source: str, text: bool) -> None:
 
 
 def check_dataset(datasets_root: Path, name: str, version: str | None = None) -> DatasetVersion:
-    """The dataset (and version) exists; raises DatasetNotFoundError as the flows do."""
-    return DatasetStore(datasets_root).resolve(name, version)
+    """The dataset (and version) exists; raises DatasetNotFoundError as the flows do. The lookup
+    reads the store's folders; pyarrow is imported only to open a version that exists."""
+    folder = version_folder(Path(datasets_root), name, version)
+    from cl_core.datasets.dataset_version import DatasetVersion
+
+    return DatasetVersion(folder)
 
 
 def check_model(tracking_uri: str, model_ref: str, default_alias: str | None = None) -> None:

@@ -9,39 +9,36 @@
     spec = TextSourceSpec(text_columns=(5, 6), score_column=4)  # STS-B: tab-separated, by position
     store.ingest_text("../shared/data/stsb", "stsb", spec)
     pairs = store.resolve("stsb").read(split="val", columns=["text1", "text2", "score"])
+
+The names below load on first use (PEP 562): looking a dataset up (`cl_core.datasets.layout`)
+then needs neither pyarrow's dataset reader nor torch.
 """
 
 from __future__ import annotations
 
-from cl_core.datasets.dataset_version import DatasetVersion
-from cl_core.datasets.decode import decode_image, decode_images, image_channels
-from cl_core.datasets.errors import DatasetNotFoundError, IngestError
-from cl_core.datasets.records import IMAGE_SCHEMA, BadRecord, ImageRecord
-from cl_core.datasets.sources.text import (
-    TEXT_SCHEMA,
-    TextPairRecord,
-    TextSource,
-    TextSourceSpec,
-    open_text_source,
-)
-from cl_core.datasets.store import DatasetStore, IngestResult, split_for_id
+from cl_core.lazy_names import lazy_names
 
-__all__ = [
-    "IMAGE_SCHEMA",
-    "BadRecord",
-    "DatasetNotFoundError",
-    "DatasetStore",
-    "DatasetVersion",
-    "ImageRecord",
-    "IngestError",
-    "IngestResult",
-    "TEXT_SCHEMA",
-    "TextPairRecord",
-    "TextSource",
-    "TextSourceSpec",
-    "decode_image",
-    "decode_images",
-    "image_channels",
-    "open_text_source",
-    "split_for_id",
-]
+# Each public name -> the module of this package that defines it.
+_HOMES = {
+    "DatasetVersion": "dataset_version",
+    "decode_image": "decode",
+    "decode_images": "decode",
+    "image_channels": "decode",
+    "DatasetNotFoundError": "errors",
+    "IngestError": "errors",
+    "IMAGE_SCHEMA": "records",
+    "BadRecord": "records",
+    "ImageRecord": "records",
+    "TEXT_SCHEMA": "sources.text",
+    "TextPairRecord": "sources.text",
+    "TextSource": "sources.text",
+    "TextSourceSpec": "sources.text",
+    "open_text_source": "sources.text",
+    "DatasetStore": "store",
+    "IngestResult": "store",
+    "split_for_id": "store",
+}
+
+__all__ = sorted(_HOMES)
+
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cl_core.datasets.layout import MANIFEST_FILE
 from cl_core.datasets.records import SPLITS
 from cl_core.durable_files import write_durably
 
-MANIFEST_FILE = "manifest.json"
 SCHEMA_VERSION = 1  # "kind" was added without a bump: old manifests stay readable as images
 KINDS = ("image", "text")
 

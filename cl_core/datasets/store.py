@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import time
 import uuid
@@ -27,9 +26,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cl_core.datasets.dataset_version import DatasetVersion
-from cl_core.datasets.errors import DatasetNotFoundError, IngestError
+from cl_core.datasets.errors import IngestError
 from cl_core.datasets.image_rows import ImageRows
-from cl_core.datasets.manifest import MANIFEST_FILE, manifest_kind, read_manifest, write_manifest
+from cl_core.datasets.layout import (
+    LATEST_FILE,
+    MANIFEST_FILE,
+    check_name,
+    dataset_names,
+    dataset_versions,
+    latest_version,
+    version_folder,
+)
+from cl_core.datasets.manifest import manifest_kind, read_manifest, write_manifest
 from cl_core.datasets.parquet_parts import write_parts
 from cl_core.datasets.records import SPLITS, BadRecord, ImageRecord
 from cl_core.datasets.sources import open_source
@@ -37,9 +45,6 @@ from cl_core.datasets.sources.text import TextPairRecord, TextSourceSpec, open_t
 from cl_core.datasets.sources.text.rows import TextRows
 from cl_core.durable_files import fsync_dir, replace_atomically
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-VERSION_PATTERN = re.compile(r"^[0-9a-f]{16}$")
-LATEST_FILE = "LATEST"
 QUARANTINE_DIR = "quarantine"
 PROGRESS_EVERY = 5000
 
@@ -52,21 +57,13 @@ def split_for_id(record_id: str) -> str:
     return "val" if bucket < 90 else "test"
 
 
-def _check_name(name: str) -> None:
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise ValueError(
-            f"invalid dataset name {name!r}: use letters, digits, '.', '_' and '-', "
-            "starting with a letter or digit"
-        )
-
-
 def _check_description(description: object) -> None:
     if not isinstance(description, str) or not description.strip():
         raise ValueError(f"description must be a non-empty string, got {description!r}")
 
 
 def _check_ingest_args(name: str, max_bad_fraction: float) -> None:
-    _check_name(name)
+    check_name(name)
     if not 0.0 <= max_bad_fraction <= 1.0:
         raise ValueError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction!r}")
 
@@ -110,31 +107,15 @@ class DatasetStore:
 
     def names(self) -> list[str]:
         """The datasets that have a published version."""
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self.versions(p.name))
+        return dataset_names(self.root)
 
     def versions(self, name: str) -> list[str]:
         """Published versions of `name`, oldest first."""
-        _check_name(name)
-        folder = self.root / name
-        if not folder.is_dir():
-            return []
-        manifests = [
-            p / MANIFEST_FILE
-            for p in folder.iterdir()
-            if VERSION_PATTERN.match(p.name) and (p / MANIFEST_FILE).is_file()
-        ]
-        manifests.sort(key=lambda m: (m.stat().st_mtime_ns, m.parent.name))
-        return [m.parent.name for m in manifests]
+        return dataset_versions(self.root, name)
 
     def latest(self, name: str) -> str | None:
         """The version LATEST points at, or None when the dataset was never ingested."""
-        _check_name(name)
-        try:
-            return (self.root / name / LATEST_FILE).read_text(encoding="utf-8").strip() or None
-        except FileNotFoundError:
-            return None
+        return latest_version(self.root, name)
 
     def resolve(self, name: str, version: str | None = None) -> DatasetVersion:
         """Open version `version` of `name`, or the latest one when `version` is None.
@@ -143,20 +124,7 @@ class DatasetStore:
             DatasetNotFoundError: (a LookupError) the dataset or version does not exist; the
                 message lists the datasets or versions that do.
         """
-        _check_name(name)
-        if version is None:
-            version = self.latest(name)
-            if version is None:
-                raise DatasetNotFoundError(
-                    f"no dataset {name!r} in {self.root}; datasets: {self.names() or 'none'}"
-                )
-        path = self.root / name / version
-        if not (VERSION_PATTERN.match(version) and (path / MANIFEST_FILE).is_file()):
-            raise DatasetNotFoundError(
-                f"no version {version!r} of dataset {name!r} in {self.root}; "
-                f"versions: {self.versions(name) or 'none'}"
-            )
-        return DatasetVersion(path)
+        return DatasetVersion(version_folder(self.root, name, version))
 
     # ---- ingest --------------------------------------------------------------------------
 

@@ -1,72 +1,23 @@
 """Contrastive objectives, selectable by name: `build_loss("ntxent", temperature=0.2)` for a loss
 with its own parameters, `build_objective(loss_config, "image")` for the training loss module of
-a configured objective. Both read the table in `cl_core.losses.objectives`."""
+a configured objective. Both read the table in `cl_core.losses.objectives`.
+
+The names below load on first use (PEP 562), so that the table, which the config validation reads,
+can be imported without torch.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from cl_core.lazy_names import lazy_names
+from cl_core.losses.objectives import OBJECTIVES
 
-from torch import nn
-
-from cl_core.losses.clip import CLIPLoss
-from cl_core.losses.contrastive import PairwiseContrastiveLoss
-from cl_core.losses.cosent import CoSENTLoss
-from cl_core.losses.dcl import DCLLoss
-from cl_core.losses.infonce import InfoNCELoss
-from cl_core.losses.mnrl import MultipleNegativesRankingLoss
-from cl_core.losses.moco import MoCoLoss
-from cl_core.losses.ntxent import NTXentLoss
-from cl_core.losses.objectives import OBJECTIVES, get_objective
-from cl_core.losses.supcon import SupConLoss
-from cl_core.losses.triplet import TripletMarginLoss
-from cl_core.losses.two_view import TwoViewObjective
-
-LOSSES: dict[str, type[nn.Module]] = {
-    objective.name: objective.loss for objective in OBJECTIVES.values() if objective.loss is not None
+# Each public name -> the module of this package that defines it: the loss class of every row of
+# the table, and the builders.
+_HOMES = {
+    **{o.loss_class.name: o.loss_class.module for o in OBJECTIVES.values() if o.loss_class is not None},
+    **dict.fromkeys(("LOSSES", "build_loss", "build_objective"), "builders"),
 }
 
+__all__ = sorted(_HOMES)
 
-def build_loss(name: str, **params) -> nn.Module:
-    """Instantiate the loss registered under `name` with `params`."""
-    try:
-        loss_class = LOSSES[name]
-    except KeyError:
-        raise ValueError(f"unknown loss {name!r}; available: {sorted(LOSSES)}") from None
-    return loss_class(**params)
-
-
-def build_objective(
-    loss: Mapping[str, Any] | Iterable[tuple[str, Any]],
-    modality: str,
-    *,
-    proj_dim: int | None = None,
-    gather_distributed: bool = True,
-) -> nn.Module:
-    """The module that trains `modality` data with the objective `loss` names: a `LossConfig`
-    (or a mapping of its fields: name and options). A two-view image objective gives a
-    `TwoViewObjective`; MoCo its `MoCoLoss` over `proj_dim`-dimensional keys; text objectives
-    the loss their batches feed (`cl_core.text_training.text_loss`). ValueError, naming the
-    option, for an objective that does not train `modality` or an option it does not read."""
-    fields = dict(loss)
-    objective = get_objective(fields.pop("name"))
-    if objective.form(modality) == "two_view":
-        return TwoViewObjective(objective.name, gather_distributed=gather_distributed, **fields)
-    return objective.build(objective.settle(fields, modality), gather_distributed, proj_dim)
-
-
-__all__ = [
-    "LOSSES",
-    "CLIPLoss",
-    "CoSENTLoss",
-    "DCLLoss",
-    "InfoNCELoss",
-    "MoCoLoss",
-    "MultipleNegativesRankingLoss",
-    "NTXentLoss",
-    "PairwiseContrastiveLoss",
-    "SupConLoss",
-    "TripletMarginLoss",
-    "build_loss",
-    "build_objective",
-]
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)

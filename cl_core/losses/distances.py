@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-DISTANCES = ("cosine", "euclidean")
+from cl_core.losses.margin_choices import DISTANCES
 
 
 def check_distance(distance: str) -> None:

@@ -9,28 +9,23 @@ defaults and allowed ranges, and how its training loss module is built from them
 
 Adding a loss: its file in this package (the loss, and its two-view / global-batch form if it
 needs one), then one row in OBJECTIVES below.
+
+The table names its loss classes as text, imported on first use, so that reading it (the config
+validation, the CLI's checks) does not load torch.
 """
 
 from __future__ import annotations
 
+import importlib
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+from cl_core.losses.margin_choices import DISTANCES, MINING
 
-from cl_core.losses.clip import CLIPLoss
-from cl_core.losses.contrastive import PairwiseContrastiveLoss, TwoViewContrastiveLoss
-from cl_core.losses.cosent import CoSENTLoss
-from cl_core.losses.dcl import DCLLoss
-from cl_core.losses.distances import DISTANCES
-from cl_core.losses.infonce import InBatchInfoNCELoss, InfoNCELoss
-from cl_core.losses.mnrl import MultipleNegativesRankingLoss
-from cl_core.losses.moco import MoCoLoss
-from cl_core.losses.ntxent import NTXentLoss
-from cl_core.losses.supcon import SupConLoss
-from cl_core.losses.triplet import MINING, TripletMarginLoss, TwoViewTripletLoss
+if TYPE_CHECKING:
+    from torch import nn
 
 MODALITIES = ("image", "text")
 TRIPLET_MINING = MINING[1:]  # the two-view form always mines
@@ -89,8 +84,44 @@ MOMENTUM = Option(ge=0.0, lt=1.0)
 QUEUE_SIZE = Option(ge=1)
 HARD_NEGATIVES = Option(0, ge=0, modalities=("text",))
 
+@dataclass(frozen=True)
+class LossClass:
+    """A loss class named by where it lives, "module:Class" in this package, imported the first
+    time it is called or loaded."""
+
+    path: str
+
+    @property
+    def module(self) -> str:
+        return self.path.partition(":")[0]
+
+    @property
+    def name(self) -> str:
+        return self.path.partition(":")[2]
+
+    def load(self) -> type[nn.Module]:
+        return getattr(importlib.import_module(f"cl_core.losses.{self.module}"), self.name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> nn.Module:
+        return self.load()(*args, **kwargs)
+
+
+CLIP = LossClass("clip:CLIPLoss")
+COSENT = LossClass("cosent:CoSENTLoss")
+DCL = LossClass("dcl:DCLLoss")
+INFONCE = LossClass("infonce:InfoNCELoss")
+IN_BATCH_INFONCE = LossClass("infonce:InBatchInfoNCELoss")
+MNRL = LossClass("mnrl:MultipleNegativesRankingLoss")
+MOCO = LossClass("moco:MoCoLoss")
+NTXENT = LossClass("ntxent:NTXentLoss")
+PAIRWISE_CONTRASTIVE = LossClass("contrastive:PairwiseContrastiveLoss")
+TWO_VIEW_CONTRASTIVE = LossClass("contrastive:TwoViewContrastiveLoss")
+SUPCON = LossClass("supcon:SupConLoss")
+TRIPLET = LossClass("triplet:TripletMarginLoss")
+TWO_VIEW_TRIPLET = LossClass("triplet:TwoViewTripletLoss")
+
 # build(options, gather_distributed, dim): the training loss module from the settled options.
-Build = Callable[[Mapping[str, Any], bool, int | None], nn.Module]
+Build = Callable[[Mapping[str, Any], bool, int | None], "nn.Module"]
 
 
 @dataclass(frozen=True)
@@ -98,15 +129,19 @@ class Objective:
     """One objective: its name, how it trains each modality it serves (modality -> "two_view",
     "momentum", "pairs", "scored_pairs" or "sentences"), the options it reads, how its training
     loss module is built, and the loss class `build_loss(name)` instantiates (None when the
-    objective is another loss used another way)."""
+    objective is another loss used another way), imported when `loss` is first read."""
 
     name: str
     trains: Mapping[str, str]
     options: Mapping[str, Option]
     build: Build
-    loss: type[nn.Module] | None = None
+    loss_class: LossClass | None = None
     labels: bool = False  # reads the batch labels whatever its options (SupCon)
     stacked_views: bool = False  # takes two views as one (B, 2, D) tensor (SupCon's multi-view form)
+
+    @property
+    def loss(self) -> type[nn.Module] | None:
+        return None if self.loss_class is None else self.loss_class.load()
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -164,15 +199,15 @@ def _scale(options: Mapping[str, Any]) -> float:
 OBJECTIVES: dict[str, Objective] = {objective.name: objective for objective in (
     Objective(
         "ntxent", {"image": "two_view"}, {"temperature": TEMPERATURE, "mask_same_label": MASK_SAME_LABEL},
-        lambda o, gather, dim: NTXentLoss(o["temperature"], gather, o["mask_same_label"]), NTXentLoss,
+        lambda o, gather, dim: NTXENT(o["temperature"], gather, o["mask_same_label"]), NTXENT,
     ),
     Objective(
         "dcl", {"image": "two_view"}, {"temperature": TEMPERATURE, "mask_same_label": MASK_SAME_LABEL},
-        lambda o, gather, dim: DCLLoss(o["temperature"], gather, o["mask_same_label"]), DCLLoss,
+        lambda o, gather, dim: DCL(o["temperature"], gather, o["mask_same_label"]), DCL,
     ),
     Objective(
         "supcon", {"image": "two_view"}, {"temperature": TEMPERATURE},
-        lambda o, gather, dim: SupConLoss(o["temperature"], gather), SupConLoss, labels=True, stacked_views=True,
+        lambda o, gather, dim: SUPCON(o["temperature"], gather), SUPCON, labels=True, stacked_views=True,
     ),
     Objective(
         "mnrl", {"image": "two_view", "text": "pairs"},
@@ -180,17 +215,17 @@ OBJECTIVES: dict[str, Objective] = {objective.name: objective for objective in (
             "temperature": TEMPERATURE, "symmetric": SYMMETRIC, "mask_same_label": MASK_SAME_LABEL,
             "positive_min_score": Option(modalities=("text",)), "hard_negatives": HARD_NEGATIVES,
         },
-        lambda o, gather, dim: MultipleNegativesRankingLoss(_scale(o), o["symmetric"], gather, o["mask_same_label"]),
-        MultipleNegativesRankingLoss,
+        lambda o, gather, dim: MNRL(_scale(o), o["symmetric"], gather, o["mask_same_label"]),
+        MNRL,
     ),
     Objective(
         "clip", {"image": "two_view"}, {"temperature": TEMPERATURE, "learnable_temperature": Option(False)},
-        lambda o, gather, dim: CLIPLoss(o["temperature"], o["learnable_temperature"], gather_distributed=gather),
-        CLIPLoss,
+        lambda o, gather, dim: CLIP(o["temperature"], o["learnable_temperature"], gather_distributed=gather),
+        CLIP,
     ),
     Objective(
         "infonce", {"image": "two_view"}, {"temperature": TEMPERATURE, "mask_same_label": MASK_SAME_LABEL},
-        lambda o, gather, dim: InBatchInfoNCELoss(o["temperature"], gather), InfoNCELoss,
+        lambda o, gather, dim: IN_BATCH_INFONCE(o["temperature"], gather), INFONCE,
     ),
     Objective(
         "triplet", {"image": "two_view"},
@@ -198,28 +233,28 @@ OBJECTIVES: dict[str, Objective] = {objective.name: objective for objective in (
             "margin": Option(0.2, ge=0.0), "distance": DISTANCE, "mining": Option("semi_hard", choices=TRIPLET_MINING),
             "use_labels": USE_LABELS, "mask_same_label": MASK_SAME_LABEL,
         },
-        lambda o, gather, dim: TwoViewTripletLoss(o["margin"], o["distance"], o["mining"], o["use_labels"], gather),
-        TripletMarginLoss,
+        lambda o, gather, dim: TWO_VIEW_TRIPLET(o["margin"], o["distance"], o["mining"], o["use_labels"], gather),
+        TRIPLET,
     ),
     Objective(
         "contrastive", {"image": "two_view"},
         {"margin": Option(0.5, gt=0.0), "distance": DISTANCE, "use_labels": USE_LABELS, "mask_same_label": MASK_SAME_LABEL},
-        lambda o, gather, dim: TwoViewContrastiveLoss(o["margin"], o["distance"], o["use_labels"], gather),
-        PairwiseContrastiveLoss,
+        lambda o, gather, dim: TWO_VIEW_CONTRASTIVE(o["margin"], o["distance"], o["use_labels"], gather),
+        PAIRWISE_CONTRASTIVE,
     ),
     Objective(
         "moco", {"image": "momentum"},
         {"temperature": TEMPERATURE, "momentum": MOMENTUM, "queue_size": QUEUE_SIZE},
-        lambda o, gather, dim: MoCoLoss(o["temperature"], o["queue_size"], dim, gather), MoCoLoss,
+        lambda o, gather, dim: MOCO(o["temperature"], o["queue_size"], dim, gather), MOCO,
     ),
     # SimCSE is MNRL with each sentence as its own positive: one direction is the whole loss.
     Objective(
         "simcse", {"text": "sentences"}, {"temperature": TEMPERATURE},
-        lambda o, gather, dim: MultipleNegativesRankingLoss(_scale(o), False, gather),
+        lambda o, gather, dim: MNRL(_scale(o), False, gather),
     ),
     Objective(
         "cosent", {"text": "scored_pairs"}, {"temperature": TEMPERATURE},
-        lambda o, gather, dim: CoSENTLoss(_scale(o), gather), CoSENTLoss,
+        lambda o, gather, dim: COSENT(_scale(o), gather), COSENT,
     ),
 )}
 

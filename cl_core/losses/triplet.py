@@ -10,8 +10,7 @@ from torch import nn
 
 from cl_core.losses.distances import check_distance, paired_distance, pairwise_distance
 from cl_core.losses.global_batch import two_view_batch
-
-MINING = (None, "batch_hard", "semi_hard")
+from cl_core.losses.margin_choices import MINING
 
 
 class TripletMarginLoss(nn.Module):
