@@ -67,12 +67,7 @@ def build_manifest(
     num_classes = len(class_names) if class_names is not None else (labels[-1] + 1 if labels else 0)
     (height, width), _ = stats.sizes.most_common(1)[0]
     return {
-        "name": name,
-        "version": version,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "source": source,
-        "rows": sum(stats.splits.values()),
-        "splits": {s: stats.splits[s] for s in SPLITS if stats.splits[s]},
+        **_identity(name, version, source, stats.splits),
         "num_classes": num_classes,
         "labels": labels,
         "unlabeled_rows": stats.unlabeled,
@@ -117,17 +112,24 @@ class TextStats:
         self.with_negatives += negatives > 0
 
 
-def build_text_manifest(
-    *, name: str, version: str, source: str, stats: TextStats, quarantined: int, files: list[str]
-) -> dict[str, Any]:
-    labels = sorted(stats.labels)
+def _identity(name: str, version: str, source: str, splits: Counter) -> dict[str, Any]:
+    """The fields every manifest starts with, image or text."""
     return {
         "name": name,
         "version": version,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": source,
-        "rows": sum(stats.splits.values()),
-        "splits": {s: stats.splits[s] for s in SPLITS if stats.splits[s]},
+        "rows": sum(splits.values()),
+        "splits": {s: splits[s] for s in SPLITS if splits[s]},
+    }
+
+
+def build_text_manifest(
+    *, name: str, version: str, source: str, stats: TextStats, quarantined: int, files: list[str]
+) -> dict[str, Any]:
+    labels = sorted(stats.labels)
+    return {
+        **_identity(name, version, source, stats.splits),
         "pairs": stats.pairs,  # rows with a text2; the others are single sentences
         "scored_rows": stats.scored,
         "score_min": stats.score_min,  # None when no row has a score

@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 from cl_core.config import EvalConfig
 from cl_core.datasets import DatasetStore
 from flows.evaluate_flow import knn_score
-from tests.conftest import REPO, clpipe, last_json
+from tests.conftest import CLI_SERVICES, REPO, clpipe, last_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -72,6 +72,7 @@ def test_killed_worker_is_replaced_and_training_resumes_from_the_checkpoint(work
 def test_resume_continues_a_run_whose_driver_died(workspace):
     ws, config = workspace / "ws", str(workspace / "small.yaml")
     environment = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "RAY_ADDRESS")}
+    environment.update(CLI_SERVICES.environment(keep=set()))  # the session's Prefect server, as clpipe() uses
     driver = subprocess.Popen(
         [sys.executable, "-m", "flows.cli", "train", "--dataset", "digits", "--config", config, "--epochs", "6",
          "--model-name", "resumed", "--workspace", str(ws)],
