@@ -1,5 +1,8 @@
 """One reader per text format: the records of one file, in file order.
 
+The row iterators under them (`tsv_rows`, `csv_rows`, `parquet_rows`) know nothing of sentence
+pairs; interaction sources read their files with them too.
+
 Each reader yields a `TextPairRecord` per good row and a `BadRecord` per bad one, whose reason
 names the file, the 1-based line (Parquet: row) and what is wrong. Files are read as UTF-8 (a
 leading byte-order mark is dropped); an undecodable line is a bad row, not a failed ingest.
@@ -16,6 +19,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -29,6 +33,8 @@ _BOM = b"\xef\xbb\xbf"
 PARQUET_BATCH_ROWS = 4096
 
 Records = Iterator[TextPairRecord | BadRecord]
+# (1-based line, the row's cells or None, why the line is bad or None), from `tsv_rows` / `csv_rows`.
+Rows = Iterator[tuple[int, list[str] | None, str | None]]
 
 # What reading a damaged .gz raises: a bad header or checksum, a truncated stream, bad data.
 _GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
@@ -92,14 +98,18 @@ def _lines(path: Path, skip_first: bool) -> Iterator[tuple[int, str | None, str 
             yield number, text, why
 
 
+def tsv_rows(path: Path, header: bool) -> Rows:
+    """(number, cells, None) per data line of a tab-separated file, (number, None, why) per line
+    bad as a line. Split on tabs only, with no quoting: a quote character is part of the cell
+    (STS-B's sentences have them)."""
+    for number, text, why in _lines(path, skip_first=header):
+        yield (number, None, why) if text is None else (number, text.split("\t"), None)
+
+
 def read_tsv(plan: FilePlan) -> Records:
-    """Tab-separated, by position, with no quoting: a quote character is part of the sentence
-    (STS-B has them), and extra trailing columns are ignored."""
-    for number, text, why in _lines(plan.path, skip_first=plan.header):
-        if text is None:
-            yield plan.bad(number, why)
-        else:
-            yield build_record(plan, number, text.split("\t"), cell)
+    """Tab-separated, by position (see `tsv_rows`); extra trailing columns are ignored."""
+    for number, row, why in tsv_rows(plan.path, plan.header):
+        yield plan.bad(number, why) if row is None else build_record(plan, number, row, cell)
 
 
 def read_jsonl(plan: FilePlan) -> Records:
@@ -134,11 +144,12 @@ def _decoded_lines(path: Path, undecodable: dict[int, str]) -> Iterator[str]:
                 yield raw.decode("utf-8", errors="replace")
 
 
-def read_csv(plan: FilePlan) -> Records:
-    """Comma-separated with CSV quoting (commas occur in sentences); a row may span lines, and
-    is numbered by the line it starts on."""
+def csv_rows(path: Path, header: bool) -> Rows:
+    """(number, cells, None) per data row of a comma-separated file with CSV quoting (commas
+    occur in sentences), (number, None, why) per bad one; a row may span lines, and is numbered
+    by the line it starts on."""
     undecodable: dict[int, str] = {}
-    lines = _decoded_lines(plan.path, undecodable)
+    lines = _decoded_lines(path, undecodable)
     # strict: a quote left open at the end of the file is an error, not a silently merged row.
     reader = csv.reader(lines, strict=True)
     blank: list[int] = []
@@ -154,40 +165,51 @@ def read_csv(plan: FilePlan) -> Records:
             except csv.Error as error:
                 row, problem = None, f"not valid CSV ({error})"
             end = reader.line_num
-            if plan.header and start == 1:
+            if header and start == 1:
                 continue
             if row is not None and not any(c.strip() for c in row):
                 blank.append(start)
                 continue
             for line in blank:
-                yield plan.bad(line, "the line is blank")
+                yield line, None, "the line is blank"
             blank.clear()
             problem = problem or next(
                 (undecodable[n] for n in range(start, end + 1) if n in undecodable), None
             )
-            if problem is not None:
-                yield plan.bad(start, problem)
-            else:
-                yield build_record(plan, start, row, cell)
+            yield (start, None, problem) if problem is not None else (start, row, None)
     finally:
         lines.close()  # closes the file now, also when the caller stops early
 
 
-def read_parquet(plan: FilePlan) -> Records:
-    """Columns by name; rows numbered from 1. A damaged file fails the ingest, as it cannot
-    say how many rows it lost."""
-    names = list(dict.fromkeys(column.key for column in plan.columns))
+def read_csv(plan: FilePlan) -> Records:
+    """Comma-separated with CSV quoting, by position (see `csv_rows`)."""
+    rows = csv_rows(plan.path, plan.header)
+    try:
+        for number, row, why in rows:
+            yield plan.bad(number, why) if row is None else build_record(plan, number, row, cell)
+    finally:
+        rows.close()
+
+
+def parquet_rows(path: Path, names: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(number, {name: value}) per row of the columns `names`, numbered from 1. A damaged file
+    fails the ingest, as it cannot say how many rows it lost."""
     number = 0
     try:
-        with pq.ParquetFile(plan.path) as parquet:
+        with pq.ParquetFile(path) as parquet:
             for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=names):
                 for row in batch.to_pylist():
                     number += 1
-                    yield build_record(plan, number, row, field)
+                    yield number, row
     except pa.ArrowException as error:
-        raise IngestError(
-            f"cannot read Parquet file {plan.path} after row {number}: {error}"
-        ) from error
+        raise IngestError(f"cannot read Parquet file {path} after row {number}: {error}") from error
+
+
+def read_parquet(plan: FilePlan) -> Records:
+    """Columns by name (see `parquet_rows`)."""
+    names = list(dict.fromkeys(column.key for column in plan.columns))
+    for number, row in parquet_rows(plan.path, names):
+        yield build_record(plan, number, row, field)
 
 
 READERS = {"tsv": read_tsv, "csv": read_csv, "jsonl": read_jsonl, "parquet": read_parquet}
