@@ -1,4 +1,5 @@
-"""Image and text datasets: ingest a source into a versioned Parquet store, then read or stream it.
+"""Image, text and interaction datasets: ingest a source into a versioned Parquet store, then read
+or stream it.
 
     store = DatasetStore("workspace/datasets")
     result = store.ingest("digits", "digits")          # or a folder of tar shards / image folder
@@ -9,6 +10,9 @@
     spec = TextSourceSpec(text_columns=(5, 6), score_column=4)  # STS-B: tab-separated, by position
     store.ingest_text("../shared/data/stsb", "stsb", spec)
     pairs = store.resolve("stsb").read(split="val", columns=["text1", "text2", "score"])
+
+    store.ingest_interactions("ml-100k", "ml-100k", InteractionsSourceSpec())  # the recbole wheel's
+    data = load_interactions(store.resolve("ml-100k"))  # integer-coded splits, users, items
 
 The names below load on first use (PEP 562): looking a dataset up (`cl_core.datasets.layout`)
 then needs neither pyarrow's dataset reader nor torch.
@@ -29,6 +33,13 @@ _HOMES = {
     "IMAGE_SCHEMA": "records",
     "BadRecord": "records",
     "ImageRecord": "records",
+    "INTERACTIONS_SCHEMA": "sources.interactions",
+    "InteractionsSourceSpec": "sources.interactions",
+    "SideTableSpec": "sources.interactions",
+    "open_interactions_source": "sources.interactions",
+    "InteractionData": "sources.interactions.data",
+    "UnknownIdError": "sources.interactions.data",
+    "load_interactions": "sources.interactions.data",
     "TEXT_SCHEMA": "sources.text",
     "TextPairRecord": "sources.text",
     "TextSource": "sources.text",

@@ -1,6 +1,8 @@
 """One immutable, published dataset version: read whole or stream in batches.
 
-Its columns are IMAGE_SCHEMA's or TEXT_SCHEMA's, by the manifest's `kind`.
+Its columns are IMAGE_SCHEMA's, TEXT_SCHEMA's or INTERACTIONS_SCHEMA's, by the manifest's `kind`;
+an interactions version also holds a users and an items table (`entity_files`), which
+`cl_core.datasets.sources.interactions.data.read_interactions` reads with the interactions.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import pyarrow.parquet as pq
 
 from cl_core.datasets.manifest import manifest_kind, read_manifest
 from cl_core.datasets.records import IMAGE_SCHEMA, SPLITS
+from cl_core.datasets.sources.interactions.records import ENTITIES, INTERACTIONS_SCHEMA
 from cl_core.datasets.sources.text.records import TEXT_SCHEMA
 
-SCHEMAS = {"image": IMAGE_SCHEMA, "text": TEXT_SCHEMA}
+SCHEMAS = {"image": IMAGE_SCHEMA, "text": TEXT_SCHEMA, "interactions": INTERACTIONS_SCHEMA}
 
 
 def _check_split(split: str | None) -> None:
@@ -56,8 +59,22 @@ class DatasetVersion:
 
     @property
     def kind(self) -> str:
-        """The kind of rows: "image" (IMAGE_SCHEMA) or "text" (TEXT_SCHEMA)."""
+        """The kind of rows: "image" (IMAGE_SCHEMA), "text" (TEXT_SCHEMA) or "interactions"
+        (INTERACTIONS_SCHEMA)."""
         return manifest_kind(self.manifest)
+
+    def entity_files(self, entity: str) -> list[Path]:
+        """The Parquet parts of an interactions version's "users" or "items" table.
+
+        Raises:
+            TypeError: this is not an interactions version.
+            ValueError: `entity` is neither "users" nor "items".
+        """
+        if self.kind != "interactions":
+            raise TypeError(f"{self!r} is a {self.kind} dataset: it has no users or items table")
+        if entity not in ENTITIES:
+            raise ValueError(f"entity must be one of {ENTITIES}, got {entity!r}")
+        return [self.path / f for f in self.manifest["entities"][entity]["files"]]
 
     @property
     def class_names(self) -> list[str] | None:

@@ -1,7 +1,7 @@
 """`manifest.json`: what a dataset version holds, readable without opening the Parquet files.
 
-Every manifest has `"kind"`: "image" or "text". Manifests written before text datasets existed
-have no "kind" and are image manifests; `manifest_kind` reads both.
+Every manifest has `"kind"`: "image", "text" or "interactions". Manifests written before text
+datasets existed have no "kind" and are image manifests; `manifest_kind` reads both.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from cl_core.datasets.records import SPLITS
 from cl_core.durable_files import write_durably
 
 SCHEMA_VERSION = 1  # "kind" was added without a bump: old manifests stay readable as images
-KINDS = ("image", "text")
+KINDS = ("image", "text", "interactions")
 
 
 def manifest_kind(manifest: dict[str, Any]) -> str:
@@ -143,6 +143,40 @@ def build_text_manifest(
         "quarantined": quarantined,
         "files": files,
         "kind": "text",
+        "schema_version": SCHEMA_VERSION,
+    }
+
+
+def build_interactions_manifest(
+    *,
+    name: str,
+    version: str,
+    source: str,
+    splits: Counter,
+    entities: dict[str, dict[str, Any]],
+    split_rule: dict[str, Any],
+    rated_rows: int,
+    timestamps: tuple[float, float],
+    quarantined: dict[str, int],
+    quarantined_by_cause: dict[str, dict[str, int]],
+    files: list[str],
+) -> dict[str, Any]:
+    """`entities`: {"users": {"rows", "files", "features" ({name: type}), "with_side_row",
+    "titles"}, "items": {...}}; `split_rule`: the `data.interactions.split` section."""
+    return {
+        **_identity(name, version, source, splits),
+        "users": entities["users"]["rows"],
+        "items": entities["items"]["rows"],
+        "entities": entities,
+        "split_rule": split_rule,
+        "rated_rows": rated_rows,  # interactions with a rating; 0 when the source has no rating column
+        "timestamp_min": timestamps[0],
+        "timestamp_max": timestamps[1],
+        "quarantined": sum(quarantined.values()),
+        "quarantined_by_table": quarantined,  # interactions, users, items
+        "quarantined_by_cause": quarantined_by_cause,  # {table: {"bad timestamp": 2, ...}}
+        "files": files,  # the interactions; the users and items tables are under "entities"
+        "kind": "interactions",
         "schema_version": SCHEMA_VERSION,
     }
 

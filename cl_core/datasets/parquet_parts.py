@@ -24,9 +24,10 @@ def _compression(table: pa.Table) -> str | dict[str, str]:
 
 
 def write_parts(
-    table: pa.Table, folder: Path, *, rows_per_file: int, row_group_rows: int
+    table: pa.Table, folder: Path, *, rows_per_file: int, row_group_rows: int, prefix: str = "part"
 ) -> list[str]:
-    """Write `table` as `part-00000.parquet`, ... into `folder`; return the file names.
+    """Write `table` as `part-00000.parquet`, ... (`<prefix>-00000.parquet`) into `folder`; return
+    the file names.
 
     Each file holds at most `rows_per_file` rows in row groups of `row_group_rows`, so a reader
     streaming one row group at a time holds a bounded number of images. Files are fsynced so that
@@ -34,7 +35,7 @@ def write_parts(
     """
     names = []
     for part, start in enumerate(range(0, max(table.num_rows, 1), rows_per_file)):
-        name = f"part-{part:05d}.parquet"
+        name = f"{prefix}-{part:05d}.parquet"
         path = folder / name
         pq.write_table(
             table.slice(start, rows_per_file),

@@ -4,12 +4,15 @@
     root/<name>/LATEST                                             the latest version id
     root/<name>/quarantine/<timestamp>-<version|failed>.jsonl      records that did not ingest
 
-A dataset holds images (`ingest`, `ingest_records`) or text pairs (`ingest_text`,
-`ingest_text_records`); both run the same pipeline, only the per-row checks and the table differ
-(`ImageRows`, `TextRows`). The version id is a hash of the content in id order, so the same rows
-give the same version whatever the file order or names, and re-ingesting writes nothing. A version
-becomes visible through a single rename of a fully written folder, so a crash never shows half a
-dataset, and a failed ingest leaves every existing version and LATEST as they were.
+A dataset holds images (`ingest`, `ingest_records`), text pairs (`ingest_text`,
+`ingest_text_records`) or user-item interactions (`ingest_interactions`). Images and text run the
+same pipeline, only the per-row checks and the table differ (`ImageRows`, `TextRows`);
+interactions are split by time once all are read, and a version holds their users and items
+tables beside them (`cl_core.datasets.sources.interactions.rows`). The version id is a hash of
+the content in id order, so the same rows give the same version whatever the file order or
+names, and re-ingesting writes nothing. A version becomes visible through a single rename of a
+fully written folder, so a crash never shows half a dataset, and a failed ingest leaves every
+existing version and LATEST as they were.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cl_core.datasets.dataset_version import DatasetVersion
 from cl_core.datasets.errors import IngestError
@@ -41,6 +45,8 @@ from cl_core.datasets.manifest import manifest_kind, read_manifest, write_manife
 from cl_core.datasets.parquet_parts import write_parts
 from cl_core.datasets.records import SPLITS, BadRecord, ImageRecord
 from cl_core.datasets.sources import open_source
+from cl_core.datasets.sources.interactions import InteractionsSourceSpec, open_interactions_source
+from cl_core.datasets.sources.interactions.rows import InteractionRows, read_source, write_version
 from cl_core.datasets.sources.text import TextPairRecord, TextSourceSpec, open_text_source
 from cl_core.datasets.sources.text.rows import TextRows
 from cl_core.durable_files import fsync_dir, replace_atomically
@@ -79,7 +85,9 @@ class IngestResult:
     quarantine_path: Path | None
     created: bool  # False when this exact content was already stored
     elapsed_s: float
-    channels: int | None  # 1 (all gray) or 3 for images; None for text
+    channels: int | None  # 1 (all gray) or 3 for images; None for text and interactions
+    # Counts of a kind's own: interactions give users, items, side rows, rejected rows by cause.
+    details: dict[str, Any] | None = None
 
 
 class DatasetStore:
@@ -301,6 +309,86 @@ class DatasetStore:
             time.perf_counter(),
         )
 
+    def ingest_interactions(
+        self,
+        source: str | Path,
+        name: str,
+        spec: InteractionsSourceSpec,
+        *,
+        limit: int | None = None,
+        max_bad_fraction: float = 0.05,
+        progress: Callable[[int], None] | None = None,
+    ) -> IngestResult:
+        """Read user-item interactions and their side tables from `source` as `spec` says, split
+        them by time, and publish the good rows as a version of `name` (kind "interactions").
+
+        Quarantined with file, line and reason: rows with a missing or non-numeric field
+        (user, item, timestamp, rating), duplicate (user, item, timestamp) rows (the first is
+        kept), side-table rows with a bad feature, a duplicate id or an id no interaction has
+        (with `limit`, those are passed over instead: the slice dropped their interactions).
+        `max_bad_fraction` bounds each table (interactions, users, items) on its own. The version
+        id hashes every stored row (`InteractionRows.tables`): the same rows in any file order
+        give the same version, and re-ingesting them writes nothing (`created=False`).
+        `IngestResult.details` holds the counts of users, items, side rows and rejected rows by
+        table and cause.
+
+        Args:
+            source: a .csv/.tsv/.parquet/.inter file or a folder of them, or "ml-100k" (see
+                `open_interactions_source`).
+            name: the dataset name, `^[A-Za-z0-9][A-Za-z0-9._-]*$`.
+            spec: the columns, side tables and split (`data.interactions`).
+            limit: ingest only the first `limit` good interactions.
+            max_bad_fraction: fail when a table's bad / (good + bad) exceeds this.
+            progress: called with the number of interaction rows seen, every few thousand.
+
+        Raises:
+            ValueError: invalid name, limit or max_bad_fraction.
+            TypeError: `spec` is not an `InteractionsSourceSpec`.
+            IngestError: missing, unreadable or empty source, a spec the files cannot be read
+                with, too many bad rows, or `name` holds another kind of versions. Existing
+                versions and LATEST are untouched; the quarantine file is written when there
+                were bad rows, and the message gives its path.
+        """
+        _check_ingest_args(name, max_bad_fraction)
+        if not isinstance(spec, InteractionsSourceSpec):
+            raise TypeError(f"spec must be an InteractionsSourceSpec, got {type(spec).__name__}")
+        started = time.perf_counter()
+        opened = open_interactions_source(source, spec, limit=limit)
+        self._check_kind(name, InteractionRows.kind)
+        rows = InteractionRows(opened.spec, limited=limit is not None)
+        read_source(opened, rows, progress, PROGRESS_EVERY)
+        bad = [rejected.bad_record() for rejected in rows.rejected]
+        too_many = "no good interaction" if len(rows) == 0 else rows.too_many_bad(max_bad_fraction)
+        if too_many:
+            quarantine = self._write_quarantine(name, "failed", bad)
+            where = f"; see {quarantine}" if quarantine else ""
+            raise IngestError(f"source {opened.description}: {too_many}; nothing was published{where}")
+
+        interactions, entities, version = rows.tables()
+        target = self.root / name / version
+        created = False
+        if not (target / MANIFEST_FILE).is_file():
+            created = self._publish_folder(target, lambda staging: write_version(
+                staging, rows, interactions, entities, name=name, version=version, source=opened.description,
+                rows_per_file=self.rows_per_file, row_group_rows=self.row_group_rows,
+            ))
+        quarantine = self._write_quarantine(name, version, bad)
+        self._write_latest(name, version)
+        splits = rows.split_counts(interactions)
+        return IngestResult(
+            name=name,
+            version=version,
+            path=target,
+            rows=len(rows),
+            splits={s: splits[s] for s in SPLITS if splits[s]},
+            quarantined=len(bad),
+            quarantine_path=quarantine,
+            created=created,
+            elapsed_s=time.perf_counter() - started,
+            channels=None,
+            details=rows.summary(entities),
+        )
+
     def _ingest(
         self, records, rows, name, description, max_bad_fraction, progress, started
     ) -> IngestResult:
@@ -399,7 +487,22 @@ class DatasetStore:
     def _publish(
         self, table, target: Path, rows, name, version, description, quarantined
     ) -> bool:
-        """Write the version into a temporary folder, then rename it into place.
+        """Publish an image or text version: its table as Parquet parts, and its manifest."""
+
+        def write(staging: Path) -> dict:
+            files = write_parts(
+                table, staging, rows_per_file=self.rows_per_file, row_group_rows=self.row_group_rows
+            )
+            return rows.manifest(
+                name=name, version=version, source=description, quarantined=quarantined,
+                files=files,
+            )
+
+        return self._publish_folder(target, write)
+
+    def _publish_folder(self, target: Path, write: Callable[[Path], dict]) -> bool:
+        """Have `write(folder)` write the version's files into a temporary folder and return its
+        manifest, then rename the folder into place.
 
         Returns False when another ingest published the same version first.
         """
@@ -407,13 +510,7 @@ class DatasetStore:
         staging = target.parent / f".tmp-{uuid.uuid4().hex}"
         try:
             staging.mkdir()
-            files = write_parts(
-                table, staging, rows_per_file=self.rows_per_file, row_group_rows=self.row_group_rows
-            )
-            manifest = rows.manifest(
-                name=name, version=version, source=description, quarantined=quarantined,
-                files=files,
-            )
+            manifest = write(staging)
             write_manifest(staging, manifest)  # last: a folder with a manifest is complete
             try:
                 os.rename(staging, target)
