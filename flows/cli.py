@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cl_core.config import ConfigError, PipelineConfig, load_config, read_config_file
+from cl_core.datasets.movielens import NAME as ML_100K
 from flows.workspace import Workspace, configure_environment
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
@@ -49,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Read SOURCE into a content-versioned Parquet dataset. Images: 'digits', "
                                  "a folder of WebDataset tar shards, or an image folder with one subfolder per class. "
                                  "Text (with --text-columns or a config whose data.modality is text): a TSV/CSV/JSONL/"
-                                 "Parquet file of sentence pairs, or a folder of them (split from the file names).")
+                                 "Parquet file of sentence pairs, or a folder of them (split from the file names). "
+                                 "Interactions: 'ml-100k' (MovieLens 100k from the recbole wheel), or with a config whose "
+                                 "data.modality is interactions a CSV/TSV/Parquet file of user-item interactions.")
     ingest.add_argument("source", nargs="?", help="default: the config's data.source")
     ingest.add_argument("--name", help="dataset name (default: the config's data.name)")
     ingest.add_argument("--config", type=Path, help="YAML config whose data section applies (modality, text columns)")
@@ -204,8 +207,10 @@ def _config(args: argparse.Namespace, workspace: Workspace | None = None) -> Pip
     takes the modality from its dataset unless the config or a flag sets it, so
     `clpipe train --dataset faq` on ingested pairs trains text without a config file."""
     text_columns = _columns(getattr(args, "text_columns", None))
+    source = getattr(args, "source", None)
     overrides: dict[str, Any] = {
-        "data.modality": "text" if text_columns else None,
+        # "ml-100k" names the built-in MovieLens interactions, as "digits" names images.
+        "data.modality": "text" if text_columns else "interactions" if source == ML_100K else None,
         "data.text.text_columns": text_columns,
         "data.text.score_column": getattr(args, "score_column", None),
         "data.text.label_column": getattr(args, "label_column", None),
@@ -217,7 +222,7 @@ def _config(args: argparse.Namespace, workspace: Workspace | None = None) -> Pip
         "data.max_bad_fraction": getattr(args, "max_bad_fraction", None),
         "data.name": getattr(args, "dataset", None) or getattr(args, "name", None),
         "data.version": getattr(args, "dataset_version", None),
-        "data.source": getattr(args, "source", None),
+        "data.source": source,
         "data.limit": getattr(args, "limit", None),
         "data.image_size": getattr(args, "image_size", None),
         "train.workers": getattr(args, "workers", None),
@@ -303,7 +308,9 @@ def _check_before_services(args: argparse.Namespace, workspace: Workspace, cfg: 
     from flows import preflight
 
     command = args.command
-    if command in ("ingest", "run", "refresh"):
+    if command in ("ingest", "run", "refresh") and cfg.data.modality == "interactions":
+        preflight.check_interactions_source(cfg.data.source, cfg.data.interactions)
+    elif command in ("ingest", "run", "refresh"):
         preflight.check_source(cfg.data.source, cfg.data.modality == "text")
     elif command == "train" and cfg is not None:
         preflight.check_dataset(workspace.datasets, cfg.data.name, cfg.data.version)
@@ -319,12 +326,11 @@ def _check_before_services(args: argparse.Namespace, workspace: Workspace, cfg: 
 def _execute(args: argparse.Namespace, workspace: Workspace, cfg: PipelineConfig | None) -> dict[str, Any]:
     root = str(workspace.root)
     if args.command == "ingest":
-        from flows.ingest_flow import ingest_flow
+        from flows.ingest_flow import ingest_flow, source_specs
 
         data = cfg.data
-        text_spec = data.text.model_dump(mode="json") if data.modality == "text" else None
         return ingest_flow(data.source, data.name, root, limit=data.limit, max_bad_fraction=data.max_bad_fraction,
-                           text_spec=text_spec)
+                           **source_specs(data))
     if args.command == "evaluate":
         from flows.evaluate_flow import evaluate_flow
 

@@ -8,14 +8,25 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from cl_core.datasets import DatasetStore, TextSourceSpec
+from cl_core.config import DataConfig
+from cl_core.datasets import DatasetStore, InteractionsSourceSpec, TextSourceSpec
 from flows import progress
 from flows.workspace import Workspace
 
 
+def source_specs(data: DataConfig) -> dict[str, dict[str, Any] | None]:
+    """The `ingest_flow` arguments that say how to read `data.source`: its text or interactions
+    section as a plain dict, for the modality that reads one."""
+    return {
+        "text_spec": data.text.model_dump(mode="json") if data.modality == "text" else None,
+        "interactions_spec": data.interactions.model_dump(mode="json") if data.modality == "interactions" else None,
+    }
+
+
 @task(name="ingest-source")
 def ingest_source(source: str, name: str, datasets_root: str, limit: int | None, max_bad_fraction: float,
-                  text_spec: dict[str, Any] | None = None) -> dict[str, Any]:
+                  text_spec: dict[str, Any] | None = None,
+                  interactions_spec: dict[str, Any] | None = None) -> dict[str, Any]:
     logger = get_run_logger()
 
     def records_read(done: int) -> None:
@@ -27,6 +38,10 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
     if text_spec is not None:
         spec = TextSourceSpec.model_validate(text_spec)
         result = store.ingest_text(source, name, spec, limit=limit, max_bad_fraction=max_bad_fraction, progress=records_read)
+    elif interactions_spec is not None:
+        spec = InteractionsSourceSpec.model_validate(interactions_spec)
+        result = store.ingest_interactions(source, name, spec, limit=limit, max_bad_fraction=max_bad_fraction,
+                                           progress=records_read)
     else:
         result = store.ingest(source, name, limit=limit, max_bad_fraction=max_bad_fraction, progress=records_read)
     summary = {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(result).items()}
@@ -35,6 +50,8 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
         "dataset %s@%s: %d rows %s, %d quarantined, %s",
         name, result.version, result.rows, result.splits, result.quarantined, state,
     )
+    if result.details:
+        logger.info("dataset %s@%s: %s", name, result.version, result.details)
     if result.quarantined:
         logger.warning("%d bad records quarantined in %s", result.quarantined, result.quarantine_path)
     progress.finish("ingest", f"{name}@{result.version}: {result.rows} rows, {result.quarantined} quarantined, {state}")
@@ -43,9 +60,11 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
 
 @flow(name="ingest")
 def ingest_flow(source: str, name: str, workspace: str, limit: int | None = None, max_bad_fraction: float = 0.05,
-                text_spec: dict[str, Any] | None = None) -> dict[str, Any]:
+                text_spec: dict[str, Any] | None = None,
+                interactions_spec: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read `source` into dataset `name`: images from 'digits', a folder of tar shards or an
     image folder; with `text_spec` (the `data.text` section as a dict, `TextSourceSpec.model_dump()`),
-    sentence pairs from a TSV/CSV/JSONL/Parquet file or a folder of them."""
+    sentence pairs from a TSV/CSV/JSONL/Parquet file or a folder of them; with `interactions_spec`
+    (`data.interactions`), user-item interactions and their side tables, or 'ml-100k'."""
     ws = Workspace(Path(workspace)).create()
-    return ingest_source(source, name, str(ws.datasets), limit, max_bad_fraction, text_spec)
+    return ingest_source(source, name, str(ws.datasets), limit, max_bad_fraction, text_spec, interactions_spec)

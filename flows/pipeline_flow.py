@@ -9,7 +9,7 @@ from prefect import flow
 from cl_core.config import PipelineConfig, load_config
 from flows.evaluate_flow import evaluate_flow
 from flows.export_flow import export_flow
-from flows.ingest_flow import ingest_flow
+from flows.ingest_flow import ingest_flow, source_specs
 from flows.registry import CHAMPION
 from flows.train_flow import train_flow
 
@@ -20,9 +20,8 @@ def pipeline_flow(
 ) -> dict[str, Any]:
     cfg = PipelineConfig.model_validate(config)
     data = cfg.data
-    text_spec = data.text.model_dump(mode="json") if data.modality == "text" else None
     ingested = ingest_flow(data.source, data.name, workspace, limit=data.limit, max_bad_fraction=data.max_bad_fraction,
-                           text_spec=text_spec)
+                           **source_specs(data))
     # Train on exactly the version this run ingested, not whatever is latest by then.
     pinned = cfg.model_copy(update={"data": data.model_copy(update={"version": ingested["version"]})})
     trained = train_flow(pinned.model_dump(mode="json"), workspace, ray_address, config_file)

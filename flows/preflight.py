@@ -17,8 +17,11 @@ from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cl_core.config import InteractionsSourceSpec
 from cl_core.datasets.errors import IngestError
 from cl_core.datasets.layout import version_folder
+from cl_core.datasets.movielens import NAME as ML_100K
+from cl_core.datasets.movielens import movielens_files
 
 if TYPE_CHECKING:
     from cl_core.datasets.dataset_version import DatasetVersion
@@ -37,6 +40,20 @@ def check_source(source: str, text: bool) -> None:
     if not path.exists():
         raise IngestError(f"text source {str(path)!r} does not exist" if text
                           else f"source {str(path)!r} does not exist (and is not 'digits')")
+
+
+def check_interactions_source(source: str, spec: InteractionsSourceSpec) -> None:
+    """The interactions source and its side tables exist; "ml-100k" needs the recbole wheel."""
+    if source == ML_100K:
+        movielens_files()
+        return
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise IngestError(f"interactions source {str(path)!r} does not exist")
+    for entity, table in spec.side_tables().items():
+        side = Path(table.path).expanduser()
+        if not side.is_file():
+            raise IngestError(f"the {entity} side table {str(side)!r} (data.interactions.{entity}.path) is not a file")
 
 
 def check_dataset(datasets_root: Path, name: str, version: str | None = None) -> DatasetVersion:

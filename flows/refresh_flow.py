@@ -13,7 +13,7 @@ from typing import Any
 from prefect import flow
 
 from cl_core.config import load_config
-from flows.ingest_flow import ingest_flow
+from flows.ingest_flow import ingest_flow, source_specs
 from flows.reembed_flow import default_champion, reembed_flow
 
 
@@ -25,9 +25,8 @@ def refresh_flow(workspace: str, config_file: str | None = None, source: str | N
     model name (registry.model_name, else "<dataset>-<loss>") at alias champion."""
     cfg = load_config(config_file, {"data.source": source, "data.name": name})
     data = cfg.data
-    text_spec = data.text.model_dump(mode="json") if data.modality == "text" else None
     ingested = ingest_flow(data.source, data.name, workspace, limit=data.limit, max_bad_fraction=data.max_bad_fraction,
-                           text_spec=text_spec)
+                           **source_specs(data))
     reembedded = reembed_flow(default_champion(model or cfg.model_name), data.name, workspace,
                               cfg.export.batch_size, cfg.export.keep_snapshots)
     return {"ingest": ingested, "reembed": reembedded}

@@ -65,6 +65,35 @@ def test_a_new_source_without_a_name_gets_its_folder_name(tmp_path):
     assert _config(build_parser().parse_args(["run"])).data.name == "digits"
 
 
+def test_ml_100k_is_an_interactions_source_of_its_own_name():
+    from cl_core.config import InteractionsSourceSpec
+    from flows.cli import _config
+    from flows.ingest_flow import source_specs
+
+    data = _config(build_parser().parse_args(["ingest", "ml-100k"])).data
+    assert (data.modality, data.name, data.source) == ("interactions", "ml-100k", "ml-100k")
+    specs = source_specs(data)
+    assert specs["text_spec"] is None and InteractionsSourceSpec.model_validate(specs["interactions_spec"]) == data.interactions
+    digits = _config(build_parser().parse_args(["ingest", "digits"])).data
+    assert digits.modality == "image" and source_specs(digits) == {"text_spec": None, "interactions_spec": None}
+
+
+@pytest.mark.slow
+def test_ingest_cli_reads_movielens_100k_from_the_wheel(tmp_path):
+    from cl_core.datasets import IngestError
+    from cl_core.datasets.movielens import movielens_files
+
+    try:
+        movielens_files()
+    except IngestError as error:
+        pytest.skip(f"MovieLens 100k unavailable: {error}")
+    summary = last_json(clpipe("ingest", "ml-100k", "--json", workspace=tmp_path / "ws"))
+    assert (summary["name"], summary["rows"], summary["details"]["users"], summary["details"]["items"]) == (
+        "ml-100k", 100_000, 943, 1_682)
+    assert summary["splits"] == {"train": 98_114, "val": 943, "test": 943}
+    assert summary["quarantined"] == 1 and summary["details"]["quarantined_by_table"]["items"] == 1
+
+
 def test_text_column_flags_reach_the_config():
     from flows.cli import _config
 

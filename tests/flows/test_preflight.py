@@ -73,6 +73,32 @@ def test_sources_and_datasets(workspace, tmp_path):
         preflight.check_dataset(workspace / "datasets", "nosuch")
 
 
+def test_interaction_sources(tmp_path):
+    from cl_core.config import InteractionsSourceSpec, SideTableSpec
+
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("user,item,timestamp\n1,2,3\n")
+    preflight.check_interactions_source(str(ratings), InteractionsSourceSpec())
+    with pytest.raises(IngestError, match="interactions source .* does not exist"):
+        preflight.check_interactions_source(str(tmp_path / "nope.csv"), InteractionsSourceSpec())
+    with_items = InteractionsSourceSpec(items=SideTableSpec(path=str(tmp_path / "items.csv"), id_column="id"))
+    with pytest.raises(IngestError, match=r"the items side table .*items.csv' \(data.interactions.items.path\) is not a file"):
+        preflight.check_interactions_source(str(ratings), with_items)
+
+
+def test_a_missing_side_table_fails_in_one_line_before_prefect_starts(tmp_path):
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("user,item,timestamp\n1,2,3\n")
+    config = tmp_path / "interactions.yaml"
+    config.write_text(f"data:\n  modality: interactions\n  interactions:\n    users:\n      path: {tmp_path / 'users.csv'}\n"
+                      "      id_column: user\n")
+    result = clpipe("ingest", str(ratings), "--config", str(config), workspace=tmp_path / "ws", timeout=120,
+                    env={"PREFECT_API_URL": None})
+    assert result.returncode == 1
+    assert result.stderr.startswith("clpipe ingest failed: IngestError: the users side table"), result.stderr
+    assert not (tmp_path / "ws" / ".prefect").exists()
+
+
 @pytest.mark.parametrize("args,expected", [
     (["train", "--dataset", "nosuch"], "clpipe train failed: DatasetNotFoundError: no dataset 'nosuch'"),
     (["evaluate", "--model", "nosuch@champion", "--dataset", "digits"],
