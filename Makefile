@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The CPU build of torch lies on local disk; pinning it first keeps pip from pulling a CUDA build.
 TORCH_PIN := torch==2.13.0
+# MovieLens 100k (the `ml-100k` source) comes inside this wheel. Only its data files are read, never
+# its code, and its pinned dependencies conflict with ours: --no-deps, which pyproject cannot say.
+RECBOLE_PIN := recbole==1.2.1
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
@@ -14,6 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH_PIN)
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --no-deps $(RECBOLE_PIN)
 	@$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $(STAMP)
 
