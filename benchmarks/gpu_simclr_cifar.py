@@ -46,10 +46,10 @@ IMAGE_SIZE = 32
 
 # --- data ---------------------------------------------------------------------------------------
 
-def _decode_shard(path: str, cap: int | None) -> tuple[str, np.ndarray, np.ndarray, int]:
-    """Read one shard with cl_core's reader and decode up to `cap` images.
+def _decode_shard(path: str, cap: int | None, size: int = IMAGE_SIZE) -> tuple[str, np.ndarray, np.ndarray, int]:
+    """Read one shard with cl_core's reader and decode up to `cap` images at `size` x `size`.
 
-    Returns (split, uint8 (N, 3, 32, 32), int64 labels (N,), number of bad records)."""
+    Returns (split, uint8 (N, 3, size, size), int64 labels (N,), number of bad records)."""
     from cl_core.datasets import ImageRecord, decode_images
     from cl_core.datasets.sources.webdataset import read_shard, split_from_shard_name
 
@@ -69,12 +69,13 @@ def _decode_shard(path: str, cap: int | None) -> tuple[str, np.ndarray, np.ndarr
                 break
     finally:
         records.close()
-    images = decode_images(encoded, size=IMAGE_SIZE, channels=3).numpy()
+    images = decode_images(encoded, size=size, channels=3).numpy()
     return split, images, np.asarray(labels, dtype=np.int64), bad
 
 
-def load_cifar(folder: str, limit: int | None, test_limit: int | None, workers: int):
-    """Decode every shard of `folder` (in parallel when workers > 1) into uint8 tensors.
+def load_cifar(folder: str, limit: int | None, test_limit: int | None, workers: int, size: int = IMAGE_SIZE):
+    """Decode every shard of `folder` (in parallel when workers > 1) into uint8 tensors of
+    `size` x `size` images (CIFAR's own 32, or upsampled with PIL as the pipeline does).
 
     Returns {"train": (images, labels), "test": (images, labels)}, bad-record count."""
     from cl_core.datasets.sources.webdataset import list_shards, split_from_shard_name
@@ -92,7 +93,7 @@ def load_cifar(folder: str, limit: int | None, test_limit: int | None, workers: 
     # With a limit, take an equal share from every shard of the split (then trim), so a small run
     # still sees every shard and stops reading each one early.
     jobs = [
-        (str(shard), None if limits[split] is None else math.ceil(limits[split] / len(paths)))
+        (str(shard), None if limits[split] is None else math.ceil(limits[split] / len(paths)), size)
         for split, paths in by_split.items()
         for shard in paths
     ]

@@ -23,6 +23,7 @@ from cl_core.losses.objectives import (
     get_objective,
     objective_names,
 )
+from cl_core.models.backbones import BACKBONES, get_backbone
 
 
 class ConfigError(ValueError):
@@ -423,6 +424,13 @@ class DataConfig(_Section):
 
 
 class ModelConfig(_Section):
+    # Images: a backbone of cl_core/models/backbones.py by name. "resnet": the small ResNet below,
+    # from scratch; "efficientnet-lite0": ImageNet-pretrained, from an installed package.
+    backbone: str = "resnet"
+    pretrained: bool | None = None  # None: start from the backbone's pretrained weights when it has some
+    freeze_stages: int = Field(0, ge=0)  # N > 0: the stem and the first N stages keep their weights and BN statistics
+    freeze_bn: bool = False  # every BatchNorm of the backbone in eval mode (running statistics frozen)
+    # resnet only:
     depths: tuple[int, ...] = Field((1, 1, 1), min_length=1)
     widths: tuple[int, ...] = Field((32, 64, 128), min_length=1)
     stem_stride: Literal[1, 2] = 1  # 2 halves the resolution before the first stage
@@ -438,6 +446,12 @@ class ModelConfig(_Section):
     # training pairs (STS-B dev after training on STS-B train: see the README).
     finetuned_weight: float = Field(1.0, ge=0.0, le=1.0)
 
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, value: str) -> str:
+        get_backbone(value)  # the message lists the known backbones
+        return value
+
     @model_validator(mode="after")
     def _stages_match(self) -> ModelConfig:
         if len(self.depths) != len(self.widths):
@@ -445,6 +459,32 @@ class ModelConfig(_Section):
         if min(self.depths) < 1 or min(self.widths) < 1:
             raise ValueError("depths and widths must be >= 1")
         return self
+
+    @model_validator(mode="after")
+    def _fine_tuning_fits_the_backbone(self) -> ModelConfig:
+        backbone = get_backbone(self.backbone)
+        if self.pretrained and not backbone.has_weights:
+            with_weights = [name for name, row in BACKBONES.items() if row.has_weights]
+            raise ValueError(
+                f"model.pretrained is true, but backbone {self.backbone!r} has no pretrained weights "
+                f"(backbones with weights: {', '.join(with_weights)}); leave it out or set it to false"
+            )
+        stages = backbone.stages or len(self.depths)
+        if self.freeze_stages > stages:
+            raise ValueError(
+                f"model.freeze_stages {self.freeze_stages} exceeds the {stages} stages of backbone {self.backbone!r}"
+            )
+        if self.freeze_stages and not self.uses_pretrained_weights:
+            raise ValueError(
+                f"model.freeze_stages {self.freeze_stages} would freeze randomly initialised weights: backbone "
+                f"{self.backbone!r} trains from scratch here (model.pretrained false or no weights)"
+            )
+        return self
+
+    @property
+    def uses_pretrained_weights(self) -> bool:
+        """Training starts from the backbone's pretrained weights: `pretrained`, else whether it has any."""
+        return get_backbone(self.backbone).has_weights if self.pretrained is None else self.pretrained
 
 
 class ViewsConfig(_Section):
@@ -510,6 +550,9 @@ class TrainConfig(_Section):
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(256, ge=2)  # global: split evenly over the workers
     lr: float = Field(2e-3, gt=0.0)
+    # The pretrained part (image backbone, text encoder) learns at lr * backbone_lr_mult, the
+    # projection head (and a loss's own parameters) at lr.
+    backbone_lr_mult: float = Field(1.0, gt=0.0)
     weight_decay: float = Field(1e-4, ge=0.0)
     warmup_epochs: int = Field(1, ge=0)
     workers: int = Field(2, ge=1)
@@ -596,7 +639,23 @@ class PipelineConfig(_Section):
             raise ValueError(f"loss.name {self.loss.name!r} does not train {self.data.modality} data; use one of {allowed}")
         objective.settle(self.loss.options, self.data.modality)
         if self.data.modality == "image" and self.model.finetuned_weight != 1.0:
-            raise ValueError("model.finetuned_weight applies to pretrained text encoders; image encoders train from scratch")
+            raise ValueError("model.finetuned_weight applies to pretrained text encoders, not to image backbones")
+        return self
+
+    @model_validator(mode="after")
+    def _image_size_fits_the_backbone(self) -> PipelineConfig:
+        if self.data.modality == "text":
+            image_only = {"backbone": "resnet", "pretrained": None, "freeze_stages": 0, "freeze_bn": False}
+            given = [f"model.{key}" for key, default in image_only.items() if getattr(self.model, key) != default]
+            if given:
+                raise ValueError(f"{', '.join(given)} applies to image backbones; text fine-tunes model.text_encoder")
+            return self
+        backbone = get_backbone(self.model.backbone)
+        if self.data.image_size < backbone.min_image_size:
+            raise ValueError(
+                f"data.image_size {self.data.image_size} is below the minimum {backbone.min_image_size} of backbone "
+                f"{backbone.name!r} (model.backbone)"
+            )
         return self
 
     @property

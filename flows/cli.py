@@ -268,9 +268,14 @@ def _print_run_summary(summary: dict[str, Any], workspace: Workspace) -> None:
 
 def _metric_lines(metrics: dict[str, float], baseline: dict[str, float], split: str) -> list[str]:
     if "knn_top1" in metrics:
+        def line(label: str, key: str) -> str:
+            before = baseline.get(f"pretrained_{key}")
+            pretrained = f"   pretrained {before:.4f}" if before is not None else ""
+            return f"  {label:<14} {metrics[key]:.4f}{pretrained}   raw pixels {baseline[f'raw_{key}']:.4f}"
+
         return [
-            f"  kNN top-1      {metrics['knn_top1']:.4f}   raw pixels {baseline['raw_knn_top1']:.4f}",
-            f"  linear probe   {metrics['linear_probe']:.4f}   raw pixels {baseline['raw_linear_probe']:.4f}",
+            line("kNN top-1", "knn_top1"),
+            line("linear probe", "linear_probe"),
             f"  alignment      {metrics['alignment']:.4f}   uniformity {metrics['uniformity']:.4f}",
         ]
     lines = []

@@ -5,7 +5,9 @@ On a training run:
 - `eval.<metric>`: the evaluated model, e.g. `eval.knn_top1`, `eval.linear_probe` (images),
   `eval.sts_spearman`, `eval.mrr_at_10` (text);
 - `eval.baseline.<metric>`: images, the same scores on raw pixels;
-- `eval.pretrained.<metric>`: text, the same scores of the pretrained encoder before fine-tuning;
+- `eval.pretrained.<metric>`: the same scores of the pretrained model before fine-tuning: the
+  text encoder, or an image backbone's pooled features (`eval.pretrained.knn_top1`,
+  `eval.pretrained.linear_probe`; only for models fine-tuned from pretrained weights);
 - `train.seconds` (wall time of the Ray Train fit) and `train.samples_per_s` (mean over epochs).
 Per-epoch history stays under `loss`, `lr`, `samples_per_s` (step = epoch).
 """
@@ -22,7 +24,8 @@ _BASELINE_PREFIXES = {"raw_": "eval.baseline.", "pretrained_": "eval.pretrained.
 PRIMARY = {"image": "eval.knn_top1", "text": "eval.sts_spearman"}
 # Columns of `clpipe compare`, in order; a column shows when any run has it.
 COLUMNS = (
-    "eval.knn_top1", "eval.baseline.knn_top1", "eval.linear_probe", "eval.baseline.linear_probe",
+    "eval.knn_top1", "eval.pretrained.knn_top1", "eval.baseline.knn_top1",
+    "eval.linear_probe", "eval.pretrained.linear_probe", "eval.baseline.linear_probe",
     "eval.sts_spearman", "eval.pretrained.sts_spearman", "eval.mrr_at_10", "eval.pretrained.mrr_at_10",
     TRAIN_SECONDS, TRAIN_SAMPLES_PER_S,
 )

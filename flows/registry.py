@@ -23,6 +23,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 import cl_core
+from cl_core.models.backbones import get_backbone
 from cl_core.models.spec import ImageModelSpec, TextModelSpec, model_spec_from_dict
 
 CHALLENGER = "challenger"
@@ -107,6 +108,7 @@ def log_image_embedder(training_state: dict[str, Any], name: str = "model") -> A
                 "scikit-learn",
                 "pydantic",
                 "pyyaml",
+                *(f"{package}=={_version(package)}" for package in get_backbone(spec.backbone).requirements),
             ],
         )
 

@@ -17,9 +17,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def architecture(config: PipelineConfig) -> str:
-    """The image backbone (ResNet-style stages) or the pretrained text encoder, in one word."""
+    """The image backbone (ResNet-style stages, or a pretrained backbone's name) or the pretrained
+    text encoder, in one word."""
     if config.data.modality == "text":
         return config.model.text_encoder
+    if config.model.backbone != "resnet":
+        start = "pretrained" if config.model.uses_pretrained_weights else "scratch"
+        return f"{config.model.backbone}-{start}"
     depths = "-".join(map(str, config.model.depths))
     widths = "-".join(map(str, config.model.widths))
     return f"resnet-d{depths}-w{widths}"
@@ -34,11 +38,16 @@ def training_run_name(config: PipelineConfig, dataset_name: str, now: datetime |
 def training_description(config: PipelineConfig, dataset_name: str, dataset_version: str) -> str:
     """A few Markdown lines summarising the config, for the run page's description."""
     what = "text encoder" if config.data.modality == "text" else "backbone"
-    train = config.train
+    train, model = config.train, config.model
+    fine_tuning = []
+    if config.data.modality == "image" and model.uses_pretrained_weights:
+        fine_tuning = [f"- fine-tuning: freeze_stages {model.freeze_stages}, freeze_bn {str(model.freeze_bn).lower()}, "
+                       f"backbone lr x{train.backbone_lr_mult:g}, image size {config.data.image_size}"]
     return "\n".join([
         f"**{config.loss.name}** on **{dataset_name}@{dataset_version}** ({config.data.modality})",
         "",
         f"- {what}: {architecture(config)}",
+        *fine_tuning,
         f"- epochs {train.epochs}, global batch {train.batch_size}, lr {train.lr:g}, {train.workers} worker(s)",
         f"- temperature {config.loss.temperature:g}",
         f"- registered as {config.model_name}",

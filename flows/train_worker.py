@@ -23,7 +23,7 @@ import torch
 
 from cl_core import distributed
 from cl_core.config import PipelineConfig
-from cl_core.tasks import build_task, warmup_cosine
+from cl_core.tasks import build_optimizer, build_task, warmup_cosine
 
 CHECKPOINT_FILE = "state.pt"
 
@@ -112,8 +112,7 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
     # gradients are averaged over the workers by a hook.
     for parameter in loss_fn.parameters():
         parameter.register_hook(distributed.average_across_workers)
-    parameters = [p for p in [*model.parameters(), *loss_fn.parameters()] if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    optimizer = build_optimizer(model, loss_fn, task.backbone, cfg.train)
     total_steps = steps_per_epoch * cfg.train.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(total_steps, steps_per_epoch * cfg.train.warmup_epochs)

@@ -1,40 +1,36 @@
 """Image and text encoders and projection heads, built from a `ModelConfig`.
 
-The text side (`cl_core.models.text`) imports transformers only when a model or tokenizer is
-built, so importing this package stays as light as torch."""
+The image backbones a run can pick by name are the table in `cl_core.models.backbones`. The
+names below load on first use (PEP 562), so that the table, which the config validation reads,
+can be imported without torch; the text side (`cl_core.models.text`) imports transformers only
+when a model or tokenizer is built.
+"""
 
 from __future__ import annotations
 
-from cl_core.models.projection import ProjectionHead
-from cl_core.models.resnet import BasicBlock, ResNetEncoder
-from cl_core.models.simclr import ImageEmbedder, SimCLRModel, normalize_pixels
-from cl_core.models.text import TextEmbedder, TextTokenizer, embed_texts, mean_pool, resolve_text_encoder
+from cl_core.lazy_names import lazy_names
 
+# Each public name -> the module of this package that defines it.
+_HOMES = {
+    "BACKBONES": "backbones",
+    "Backbone": "backbones",
+    "backbone_names": "backbones",
+    "get_backbone": "backbones",
+    "ProjectionHead": "projection",
+    "BasicBlock": "resnet",
+    "ResNetEncoder": "resnet",
+    "ImageEmbedder": "simclr",
+    "SimCLRModel": "simclr",
+    "build_embedder": "simclr",
+    "build_simclr": "simclr",
+    "normalize_pixels": "simclr",
+    "TextEmbedder": "text",
+    "TextTokenizer": "text",
+    "embed_texts": "text",
+    "mean_pool": "text",
+    "resolve_text_encoder": "text",
+}
 
-def build_embedder(channels: int, image_size: int, depths, widths, stem_stride: int = 1) -> ImageEmbedder:
-    encoder = ResNetEncoder(channels, depths, widths, stem_stride)
-    return ImageEmbedder(encoder, image_size=image_size, channels=channels)
+__all__ = sorted(_HOMES)
 
-
-def build_simclr(
-    channels: int, image_size: int, depths, widths, proj_hidden: int, proj_dim: int, stem_stride: int = 1
-) -> SimCLRModel:
-    embedder = build_embedder(channels, image_size, depths, widths, stem_stride)
-    return SimCLRModel(embedder, ProjectionHead(embedder.embedding_dim, proj_hidden, proj_dim))
-
-
-__all__ = [
-    "BasicBlock",
-    "ImageEmbedder",
-    "ProjectionHead",
-    "ResNetEncoder",
-    "SimCLRModel",
-    "TextEmbedder",
-    "TextTokenizer",
-    "build_embedder",
-    "build_simclr",
-    "embed_texts",
-    "mean_pool",
-    "normalize_pixels",
-    "resolve_text_encoder",
-]
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)

@@ -9,6 +9,7 @@ the compute of every later layer by four (what makes 28x28 training affordable o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -61,3 +62,13 @@ class ResNetEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stages(self.stem(x))
         return torch.flatten(self.pool(x), 1)  # (B, feature_dim)
+
+    def stage_modules(self) -> list[nn.Module]:
+        """The stem, then each stage, in input order (what `freeze_stages` counts)."""
+        return [self.stem, *self.stages]
+
+
+def build_resnet_encoder(spec: Any, pretrained_weights: bool) -> ResNetEncoder:
+    """The `resnet` backbone of an `ImageModelSpec` (cl_core/models/backbones.py); it has no
+    pretrained weights, the table refuses `pretrained_weights` before this is called."""
+    return ResNetEncoder(spec.channels, spec.depths, spec.widths, spec.stem_stride)

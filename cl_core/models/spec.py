@@ -13,7 +13,9 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
 from cl_core.config import PipelineConfig
-from cl_core.models import ImageEmbedder, SimCLRModel, build_embedder, build_simclr
+from cl_core.models.backbones import SCRATCH_MEAN, SCRATCH_STD, get_backbone
+from cl_core.models.projection import ProjectionHead
+from cl_core.models.simclr import ImageEmbedder, SimCLRModel
 from cl_core.models.text import TextEmbedder, TextTokenizer, resolve_text_encoder
 
 
@@ -24,12 +26,23 @@ def _known_fields(cls: type, meta: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in meta.items() if key in names}
 
 
+# Fields added after the first registered models; `to_dict` leaves each out while it holds its
+# default, so a from-scratch ResNet is described by exactly the keys it always was.
+_LATER_FIELDS = ("backbone", "pretrained", "freeze_stages", "freeze_bn", "pixel_mean", "pixel_std")
+# What the registered pyfunc needs to rebuild the encoder and feed it (no head, no fine-tuning controls).
+_PYFUNC_KEYS = ("channels", "image_size", "depths", "widths", "stem_stride", "backbone", "pretrained", "pixel_mean",
+                "pixel_std")
+
+
 @dataclass(frozen=True)
 class ImageModelSpec:
-    """A ResNet-style image encoder and, for training, its projection head.
+    """An image encoder (a backbone of `cl_core.models.backbones`) with its input size and pixel
+    normalisation and, for training, its projection head and fine-tuning controls.
 
     `proj_hidden` and `proj_dim` are None where only the encoder is described: the registered
-    pyfunc's model config carries no head, since the head never leaves training."""
+    pyfunc's model config carries no head, since the head never leaves training. `depths`,
+    `widths` and `stem_stride` shape the `resnet` backbone only. `pretrained`: training starts
+    from the backbone's pretrained weights (and evaluation scores those weights too)."""
 
     modality: ClassVar[str] = "image"
 
@@ -40,17 +53,32 @@ class ImageModelSpec:
     stem_stride: int = 1  # models registered before it existed use 1
     proj_hidden: int | None = None
     proj_dim: int | None = None
+    # The defaults below are what every model registered before them was.
+    backbone: str = "resnet"
+    pretrained: bool = False
+    freeze_stages: int = 0
+    freeze_bn: bool = False
+    pixel_mean: tuple[float, ...] = SCRATCH_MEAN
+    pixel_std: tuple[float, ...] = SCRATCH_STD
 
     def __post_init__(self) -> None:
         # Lists come back from JSON and torch.load; tuples keep the spec hashable.
         object.__setattr__(self, "depths", tuple(int(d) for d in self.depths))
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        object.__setattr__(self, "pixel_mean", tuple(float(v) for v in self.pixel_mean))
+        object.__setattr__(self, "pixel_std", tuple(float(v) for v in self.pixel_std))
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig, channels: int) -> ImageModelSpec:
+        """The model `cfg` trains on images of `channels` channels (the dataset's; a backbone
+        that needs RGB gets 3, and grayscale images are replicated to fill them)."""
         model = cfg.model
+        backbone = get_backbone(model.backbone)
         return cls(
-            channels, cfg.data.image_size, model.depths, model.widths, model.stem_stride, model.proj_hidden, model.proj_dim
+            backbone.channels or channels, cfg.data.image_size, model.depths, model.widths, model.stem_stride,
+            model.proj_hidden, model.proj_dim, backbone=backbone.name, pretrained=model.uses_pretrained_weights,
+            freeze_stages=model.freeze_stages, freeze_bn=model.freeze_bn, pixel_mean=backbone.pixel_mean,
+            pixel_std=backbone.pixel_std,
         )
 
     @classmethod
@@ -59,28 +87,39 @@ class ImageModelSpec:
 
     @property
     def embedding_dim(self) -> int:
-        return self.widths[-1]
+        return get_backbone(self.backbone).feature_dim or self.widths[-1]
 
-    def build(self) -> ImageEmbedder:
-        """The encoder that is registered and embeds images."""
-        return build_embedder(self.channels, self.image_size, self.depths, self.widths, self.stem_stride)
+    def _embedder(self, pretrained_weights: bool, freeze_stages: int = 0, freeze_bn: bool = False) -> ImageEmbedder:
+        encoder = get_backbone(self.backbone).build(self, pretrained_weights)
+        return ImageEmbedder(encoder, self.image_size, self.channels, self.pixel_mean, self.pixel_std,
+                             freeze_stages=freeze_stages, freeze_bn=freeze_bn)
+
+    def build(self, pretrained_weights: bool = False) -> ImageEmbedder:
+        """The encoder that is registered and embeds images: freshly initialised, for weights to
+        be loaded into, or with the backbone's pretrained weights (`pretrained_weights`)."""
+        return self._embedder(pretrained_weights)
 
     def build_training_model(self) -> SimCLRModel:
-        """The encoder with its projection head, as trained."""
+        """The encoder with its projection head, as trained: from the pretrained weights when
+        `pretrained`, with the stages and BatchNorm statistics the spec freezes frozen."""
         if self.proj_hidden is None or self.proj_dim is None:
             raise ValueError(f"{self} describes no projection head to train with")
-        return build_simclr(
-            self.channels, self.image_size, self.depths, self.widths, self.proj_hidden, self.proj_dim, self.stem_stride
-        )
+        embedder = self._embedder(self.pretrained, self.freeze_stages, self.freeze_bn)
+        return SimCLRModel(embedder, ProjectionHead(embedder.embedding_dim, self.proj_hidden, self.proj_dim))
 
     def pyfunc_config(self) -> dict[str, Any]:
-        """The registered pyfunc's model config: the encoder only."""
-        keys = ("channels", "image_size", "depths", "widths", "stem_stride")
-        return {key: value for key, value in self.to_dict().items() if key in keys}
+        """The registered pyfunc's model config: the encoder and its input only."""
+        return {key: value for key, value in self.to_dict().items() if key in _PYFUNC_KEYS}
 
     def to_dict(self) -> dict[str, Any]:
         # Lists, as JSON and the checkpoints written before this class hold them.
-        return {"modality": self.modality, **asdict(self), "depths": list(self.depths), "widths": list(self.widths)}
+        described = {"modality": self.modality, **asdict(self), "depths": list(self.depths), "widths": list(self.widths),
+                     "pixel_mean": list(self.pixel_mean), "pixel_std": list(self.pixel_std)}
+        defaults = {field.name: field.default for field in fields(self)}
+        for key in _LATER_FIELDS:
+            if getattr(self, key) == defaults[key]:
+                del described[key]
+        return described
 
 
 @dataclass(frozen=True)

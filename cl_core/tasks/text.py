@@ -40,6 +40,7 @@ class TextTask:
         self.num_rows = len(self.examples)
         self.spec = TextModelSpec.from_config(cfg)
         self.model: nn.Module = self.spec.build()
+        self.backbone: nn.Module = self.model.encoder  # learns at train.lr * train.backbone_lr_mult
         self.tokenizer = self.spec.build_tokenizer()
         self.loss_fn = build_objective(cfg.loss, "text").to(device)
         self.autocast_dtype = torch.bfloat16 if device.type == "cuda" else None

@@ -16,6 +16,7 @@ class WorkerTask(Protocol):
     rows and one optimisation step over some of them."""
 
     model: nn.Module  # before the loop wraps it (DDP)
+    backbone: nn.Module  # the part of `model` that learns at train.lr * train.backbone_lr_mult
     loss_fn: nn.Module
     num_rows: int  # this worker's training examples
     spec: ModelSpec  # what the registry needs to rebuild the model

@@ -131,3 +131,43 @@ def test_an_image_loss_named_for_text_data_is_still_refused():
 
     with pytest.raises(ConfigError, match="does not train text data"):
         build_config({"data": {"modality": "text"}, "loss": {"name": "ntxent"}})
+
+
+LITE0 = {"model": {"backbone": "efficientnet-lite0"}, "data": {"image_size": 64}}
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({"model": {"backbone": "vgg16"}},
+     r"model\.backbone: .*unknown backbone 'vgg16'; known backbones: resnet, efficientnet-lite0"),
+    ({"model": {"backbone": "efficientnet-lite0"}, "data": {"image_size": 28}},
+     r"data\.image_size 28 is below the minimum 32 of backbone 'efficientnet-lite0'"),
+    ({"model": {"pretrained": True}}, r"model\.pretrained is true, but backbone 'resnet' has no pretrained weights"),
+    ({**LITE0, "model": {"backbone": "efficientnet-lite0", "freeze_stages": 8}},
+     r"model\.freeze_stages 8 exceeds the 7 stages"),
+    ({**LITE0, "model": {"backbone": "efficientnet-lite0", "pretrained": False, "freeze_stages": 2}},
+     r"model\.freeze_stages 2 would freeze randomly initialised weights"),
+    ({"model": {"freeze_stages": -1}}, r"model\.freeze_stages"),
+    ({"train": {"backbone_lr_mult": 0}}, r"train\.backbone_lr_mult"),
+    ({"data": {"modality": "text"}, "model": {"backbone": "efficientnet-lite0"}},
+     r"model\.backbone applies to image backbones"),
+])
+def test_backbone_and_fine_tuning_errors_name_the_field(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(raw)
+
+
+def test_a_pretrained_backbone_starts_from_its_weights_unless_told_not_to():
+    assert build_config(LITE0).model.uses_pretrained_weights
+    scratch = build_config({**LITE0, "model": {"backbone": "efficientnet-lite0", "pretrained": False}})
+    assert not scratch.model.uses_pretrained_weights
+    assert not build_config().model.uses_pretrained_weights  # resnet: from scratch
+    assert build_config({"model": {"pretrained": False}}).model.backbone == "resnet"
+
+
+def test_the_cifar10_configs_train_the_two_backbones():
+    scratch = load_config(Path(__file__).parents[2] / "configs" / "cifar10.yaml")
+    assert (scratch.model.backbone, scratch.model.uses_pretrained_weights, scratch.loss.name) == ("resnet", False, "ntxent")
+    tuned = load_config(Path(__file__).parents[2] / "configs" / "cifar10-efficientnet.yaml")
+    assert (tuned.model.backbone, tuned.model.uses_pretrained_weights) == ("efficientnet-lite0", True)
+    assert tuned.train.backbone_lr_mult < 1 and tuned.data.name == scratch.data.name == "cifar10"
+    assert scratch.data.source == tuned.data.source == "../shared/data/cifar10"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.cli import build_parser, main
+from flows.cli import _metric_lines, build_parser, main
 from tests.conftest import clpipe, last_json
 
 
@@ -156,3 +156,12 @@ def test_train_takes_the_modality_of_the_ingested_dataset(tmp_path):
     assert config(yaml_text="data:\n  modality: image\n").data.modality == "image"
     unknown = _config(build_parser().parse_args(["train", "--dataset", "nothing-here"]), workspace)
     assert unknown.data.modality == "image"
+
+
+def test_the_run_summary_shows_the_pretrained_backbone_beside_the_fine_tuned_model():
+    metrics = {"knn_top1": 0.91, "linear_probe": 0.93, "alignment": 0.5, "uniformity": -2.0}
+    scratch = {"raw_knn_top1": 0.37, "raw_linear_probe": 0.39}
+    lines = _metric_lines(metrics, {**scratch, "pretrained_knn_top1": 0.78, "pretrained_linear_probe": 0.85}, "test")
+    assert lines[0].split() == ["kNN", "top-1", "0.9100", "pretrained", "0.7800", "raw", "pixels", "0.3700"]
+    assert lines[1].split() == ["linear", "probe", "0.9300", "pretrained", "0.8500", "raw", "pixels", "0.3900"]
+    assert "pretrained" not in "".join(_metric_lines(metrics, scratch, "test"))  # trained from scratch

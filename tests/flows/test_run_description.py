@@ -32,6 +32,16 @@ def test_image_tags_name_the_backbone_dataset_and_links():
         assert part in note, part
 
 
+@pytest.mark.parametrize("pretrained,backbone", [(None, "efficientnet-lite0-pretrained"), (False, "efficientnet-lite0-scratch")])
+def test_a_pretrained_backbone_is_named_with_where_it_started_and_its_fine_tuning_controls(pretrained, backbone):
+    config = load_config(None, {"model.backbone": "efficientnet-lite0", "model.pretrained": pretrained,
+                                "data.image_size": 64, "train.backbone_lr_mult": 0.1})
+    tags = run_description.training_tags(config, "cifar10", "v1", None, None, None)
+    assert tags["backbone"] == backbone
+    controls = "fine-tuning: freeze_stages 0, freeze_bn false, backbone lr x0.1, image size 64"
+    assert (controls in tags["mlflow.note.content"]) == (pretrained is None)
+
+
 def test_text_tags_name_the_encoder_and_leave_unknown_links_out():
     config = load_config(None, {"data.modality": "text", "loss.name": "mnrl"})
     tags = run_description.training_tags(config, "faq", "v1", None, None, None)
@@ -53,6 +63,9 @@ def test_evaluation_metrics_get_stable_names():
                      "eval.baseline.linear_probe": 0.6}
     text = headline_metrics.evaluation_metrics({"sts_spearman": 0.8}, {"pretrained_sts_spearman": 0.7})
     assert text == {"eval.sts_spearman": 0.8, "eval.pretrained.sts_spearman": 0.7}
+    finetuned = headline_metrics.evaluation_metrics({"knn_top1": 0.9}, {"raw_knn_top1": 0.4, "pretrained_knn_top1": 0.8})
+    assert finetuned == {"eval.knn_top1": 0.9, "eval.baseline.knn_top1": 0.4, "eval.pretrained.knn_top1": 0.8}
+    assert {"eval.pretrained.knn_top1", "eval.pretrained.linear_probe"} <= set(headline_metrics.COLUMNS)
     with pytest.raises(ValueError, match="prefixes"):
         headline_metrics.evaluation_metrics({}, {"other": 1.0})
 

