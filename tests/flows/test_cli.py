@@ -30,6 +30,19 @@ def test_bad_config_fails_before_any_service_starts(flags, field, tmp_path, caps
     assert not (tmp_path / "ws").exists()  # nothing was created, nothing started
 
 
+@pytest.mark.parametrize("model,field", [
+    ("{backbone: vgg16}", "known backbones: resnet, efficientnet-lite0"),
+    ("{backbone: efficientnet-lite0}", "data.image_size 8 is below the minimum 32"),
+    ("{pretrained: true}", "model.pretrained is true, but backbone 'resnet' has no pretrained weights"),
+])
+def test_a_backbone_the_config_cannot_train_fails_before_any_service_starts(model, field, tmp_path, capsys):
+    config = tmp_path / "backbone.yaml"
+    config.write_text(f"model: {model}\n")
+    assert main(["run", "--config", str(config), "--workspace", str(tmp_path / "ws")]) == 2
+    assert field in capsys.readouterr().err
+    assert not (tmp_path / "ws").exists()
+
+
 def test_unknown_config_key_names_the_file_and_field(tmp_path, capsys):
     config = tmp_path / "typo.yaml"
     config.write_text("train:\n  epoch: 3\n")
