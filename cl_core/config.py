@@ -170,7 +170,7 @@ class TextSourceSpec(_Section):
 
 
 class DataConfig(_Section):
-    modality: Literal["image", "text"] = "image"
+    modality: Literal["image", "text", "interactions"] = "image"
     source: str = "digits"
     name: str = Field("digits", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     version: str | None = None  # None = the latest ingested version
