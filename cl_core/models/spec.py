@@ -127,7 +127,9 @@ class TwoTowerModelSpec:
     """A two-tower recommender (`cl_core.models.two_tower`): the users, items and side features
     it was built for and its widths: `feature_dim` of the id and side-feature embeddings, the
     towers' `hidden` layers and their output, `embedding_dim`. The outputs are L2-normalised; a
-    score is their dot product."""
+    score is their dot product. `history_length`: how many of a user's latest items the user
+    tower averages (the model takes any length; this is the one it was trained and is served
+    with)."""
 
     modality: ClassVar[str] = "interactions"
 
@@ -136,19 +138,26 @@ class TwoTowerModelSpec:
     hidden: tuple[int, ...] = (128,)
     embedding_dim: int = 64
     dropout: float = 0.0
+    history_length: int = 20
 
     def __post_init__(self) -> None:
         # A nested dict and a list come back from JSON and torch.load.
         if isinstance(self.sizes, Mapping):
             object.__setattr__(self, "sizes", TwoTowerSizes.from_dict(self.sizes))
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        if min(self.feature_dim, self.embedding_dim, *self.hidden) < 1:
+        if min(self.feature_dim, self.embedding_dim, self.history_length, *self.hidden) < 1:
             raise ValueError(
-                f"feature_dim, hidden and embedding_dim must be >= 1, got {self.feature_dim}, {self.hidden}, "
-                f"{self.embedding_dim}"
+                f"feature_dim, hidden, embedding_dim and history_length must be >= 1, got {self.feature_dim}, "
+                f"{self.hidden}, {self.embedding_dim}, {self.history_length}"
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @classmethod
+    def from_config(cls, cfg: PipelineConfig, sizes: TwoTowerSizes) -> TwoTowerModelSpec:
+        """The widths of `model.two_tower` for data of `sizes`."""
+        tower = cfg.model.two_tower
+        return cls(sizes, tower.feature_dim, tower.hidden, tower.embedding_dim, tower.dropout, tower.history_length)
 
     @classmethod
     def from_dict(cls, meta: Mapping[str, Any]) -> TwoTowerModelSpec:
@@ -166,6 +175,7 @@ class TwoTowerModelSpec:
         return {
             "modality": self.modality, "sizes": self.sizes.to_dict(), "feature_dim": self.feature_dim,
             "hidden": list(self.hidden), "embedding_dim": self.embedding_dim, "dropout": self.dropout,
+            "history_length": self.history_length,
         }
 
 

@@ -114,8 +114,9 @@ class SideFeatureBatch:
 
 @dataclass(frozen=True)
 class UserBatch:
-    """B users: index (B,) long, history (B, L) long item indices (PAD where the user has fewer
-    than L earlier items; any order, the mean ignores it), and their side features."""
+    """B users: index (B,) long (PAD for a user unknown to the model, in eval mode), history (B, L)
+    long item indices (PAD where the user has fewer than L earlier items; any order, the mean
+    ignores it), and their side features."""
 
     user: torch.Tensor
     history: torch.Tensor
@@ -128,13 +129,24 @@ class UserBatch:
 
 @dataclass(frozen=True)
 class ItemBatch:
-    """B items: index (B,) long and their side features."""
+    """B items: index (B,) long (PAD for an item unknown to the model, in eval mode) and their
+    side features."""
 
     item: torch.Tensor
     features: SideFeatureBatch = field(default_factory=SideFeatureBatch)
 
     def to(self, device: torch.device) -> ItemBatch:
         return ItemBatch(self.item.to(device, non_blocking=True), self.features.to(device))
+
+
+def id_embedding(table: nn.Embedding, index: torch.Tensor, cold_start: bool) -> torch.Tensor:
+    """The rows of `index` (B,): (B, E). With `cold_start`, an index PAD (an id the model was not
+    trained on, embedded from its history and side features alone) gets the table's mean row;
+    training never passes PAD, and skips the check."""
+    if not cold_start:
+        return table(index)
+    unknown = (index == PAD).unsqueeze(-1)  # (B, 1)
+    return torch.where(unknown, table.weight.mean(dim=0), table(index.clamp(min=0)))
 
 
 def masked_mean_embedding(table: nn.Embedding, indices: torch.Tensor) -> torch.Tensor:
@@ -197,8 +209,10 @@ class TwoTowerModel(nn.Module):
 
     `forward(users, items)` embeds B (user, item) pairs in one call, so that DDP sees every
     parameter used in the call it wraps; `embed_users` / `embed_items` embed one side (serving,
-    evaluation). A score is the dot product of the two normalised outputs (a cosine); the
-    training loss divides it by its temperature.
+    evaluation). In eval mode an index PAD stands for an id unknown to the model: its id
+    embedding is the mean one (`id_embedding`), the rest comes from its history and features.
+    A score is the dot product of the two normalised outputs (a cosine); the training loss
+    divides it by its temperature.
     """
 
     def __init__(
@@ -223,14 +237,14 @@ class TwoTowerModel(nn.Module):
         batch = users.user.shape[0]
         if users.history.dim() != 2 or users.history.shape[0] != batch:
             raise ValueError(f"history must be ({batch}, L), got {tuple(users.history.shape)}")
-        ids = self.user_id(users.user)  # (B, E)
+        ids = id_embedding(self.user_id, users.user, cold_start=not self.training)  # (B, E)
         history = masked_mean_embedding(self.item_id, users.history)  # (B, E)
         parts = [ids, history, self.user_features(users.features, ids)]  # + (B, F_u)
         return F.normalize(self.user_tower(torch.cat(parts, dim=1)), dim=-1)
 
     def embed_items(self, items: ItemBatch) -> torch.Tensor:
         """(B, embedding_dim) unit vectors."""
-        ids = self.item_id(items.item)  # (B, E)
+        ids = id_embedding(self.item_id, items.item, cold_start=not self.training)  # (B, E)
         parts = [ids, self.item_features(items.features, ids)]  # + (B, F_i)
         return F.normalize(self.item_tower(torch.cat(parts, dim=1)), dim=-1)
 

@@ -17,6 +17,7 @@ from cl_core.models.two_tower import (
     TwoTowerModel,
     TwoTowerSizes,
     UserBatch,
+    id_embedding,
     masked_mean_embedding,
 )
 
@@ -29,7 +30,7 @@ META = {
     "modality": "interactions",
     "sizes": {"num_users": 6, "num_items": 9, "user": {"categorical": [3, 2], "multi_valued": [4], "numeric": 2},
               "item": {"categorical": [], "multi_valued": [5], "numeric": 1}},
-    "feature_dim": 8, "hidden": [16, 12], "embedding_dim": 5, "dropout": 0.1,
+    "feature_dim": 8, "hidden": [16, 12], "embedding_dim": 5, "dropout": 0.1, "history_length": 7,
 }
 
 
@@ -85,6 +86,17 @@ def test_a_user_vector_depends_on_its_history_but_not_on_where_the_padding_is():
     assert not torch.allclose(vector([PAD, 2, 4]), vector([PAD, PAD, 4]))
 
 
+def test_an_unknown_id_gets_the_mean_id_embedding_in_eval_mode_only():
+    table = torch.nn.Embedding(4, 3)
+    got = id_embedding(table, torch.tensor([2, PAD]), cold_start=True)
+    assert torch.equal(got[0], table.weight[2]) and torch.allclose(got[1], table.weight.mean(dim=0))
+    model = TwoTowerModel(TwoTowerSizes(2, 5), feature_dim=4, hidden=(8,), embedding_dim=3)
+    unknown = UserBatch(torch.tensor([PAD]), torch.tensor([[1, 2]]))
+    assert torch.isfinite(model.eval().embed_users(unknown)).all()
+    with pytest.raises(IndexError):  # training never sees an unknown id
+        model.train().embed_users(unknown)
+
+
 def test_side_features_that_do_not_fit_the_sizes_are_refused():
     model = TwoTowerModel(SIZES, feature_dim=4, hidden=(), embedding_dim=3)
     users, items = _batches()
@@ -111,7 +123,8 @@ def test_the_spec_round_trips_through_json_and_builds_the_model_it_describes():
 
 
 @pytest.mark.parametrize("bad,match", [
-    ({"feature_dim": 0}, "feature_dim, hidden and embedding_dim must be >= 1"),
+    ({"feature_dim": 0}, "feature_dim, hidden, embedding_dim and history_length must be >= 1"),
+    ({"history_length": 0}, "history_length must be >= 1"),
     ({"dropout": 1.0}, "dropout must be in"),
     ({"sizes": {"num_users": 3, "num_items": 1}}, ">= 2 items"),
     ({"sizes": {"num_users": 3, "num_items": 4, "user": {"categorical": [0]}}}, "categorical cardinalities must be >= 1"),
