@@ -5,6 +5,7 @@ popular ones more often. For tests and small end-to-end runs; no real data invol
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -36,6 +37,32 @@ class SyntheticInteractions:
             self.train_users, self.train_items, self.train_timestamps, self.num_users, self.num_items,
             history_length, self.user_features, self.item_features,
         )
+
+    def write_csv(self, folder: str | Path) -> dict[str, Path]:
+        """The interactions as source files, as a user would bring them: `interactions.csv`
+        (user, item, timestamp; every interaction, the test one last in time), `users.csv`
+        (user_id, segment, score) and `items.csv` (item_id, title, genres "g1|g3", year). Ids
+        are the indices as text, so user "3" and item "3" both exist. Returns {"interactions",
+        "users", "items"} paths."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        users = np.concatenate([self.train_users, self.test_users])
+        items = np.concatenate([self.train_items, self.test_items])
+        times = np.concatenate([self.train_timestamps, np.full(self.num_users, self.train_timestamps.max() + 1)])
+        order = np.lexsort((times, users))
+        paths = {name: folder / f"{name}.csv" for name in ("interactions", "users", "items")}
+        lines = ["user,item,timestamp", *(f"{users[i]},{items[i]},{int(times[i])}" for i in order)]
+        paths["interactions"].write_text("\n".join(lines) + "\n", encoding="utf-8")
+        segment, score = self.user_features.categorical[:, 0], self.user_features.numeric[:, 0]
+        lines = ["user_id,segment,score", *(f"{u},s{segment[u]},{score[u]:.4f}" for u in range(self.num_users))]
+        paths["users"].write_text("\n".join(lines) + "\n", encoding="utf-8")
+        genres, year = self.item_features.multi_valued[0], self.item_features.numeric[:, 0]
+        lines = ["item_id,title,genres,year"]
+        for i in range(self.num_items):
+            names = "|".join(f"g{g}" for g in genres[i] if g != PAD)
+            lines.append(f"{i},Item {i} ({names}),{names},{1990 + 5 * year[i]:.1f}")
+        paths["items"].write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return paths
 
 
 def clustered_interactions(

@@ -7,13 +7,18 @@ with images and text.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from cl_core.config import PipelineConfig
+from cl_core.datasets import DatasetStore
+from cl_core.datasets.sources.interactions.data import load_interactions
 from cl_core.losses import build_objective
 from cl_core.models.spec import TwoTowerModelSpec
+from cl_core.recommender.dataset import training_arrays
 from cl_core.recommender.training_data import InteractionsData, TowerInputs
 from cl_core.tasks.sharding import shard_rows
 from cl_core.training_step import optimizer_step
@@ -78,3 +83,15 @@ class InteractionsTask:
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         pass
+
+
+def interactions_task(cfg: PipelineConfig, params: dict[str, Any], rank: int, world: int,
+                      device: torch.device) -> InteractionsTask:
+    """The task of a training run: the seen (train and val) interactions of the dataset version
+    `params` names ("dataset_root", "dataset_name", "dataset_version"), the towers of
+    `model.two_tower`, the objective of `loss`. Every worker reads the whole version (the
+    popularity and the histories need every interaction) and keeps its shard."""
+    dataset = DatasetStore(Path(params["dataset_root"])).resolve(params["dataset_name"], params["dataset_version"])
+    data = training_arrays(load_interactions(dataset), cfg.model.two_tower.history_length)
+    spec = TwoTowerModelSpec.from_config(cfg, data.sizes)  # the history length travels with the model
+    return InteractionsTask(data, spec, cfg.loss, rank, world, cfg.train.seed, device)
