@@ -17,9 +17,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def architecture(config: PipelineConfig) -> str:
-    """The image backbone (ResNet-style stages) or the pretrained text encoder, in one word."""
+    """The image backbone (ResNet-style stages), the pretrained text encoder or the two towers'
+    widths, in one word."""
     if config.data.modality == "text":
         return config.model.text_encoder
+    if config.data.modality == "interactions":
+        towers = config.model.two_tower
+        hidden = "-".join(map(str, towers.hidden)) or "0"
+        return f"two-tower-f{towers.feature_dim}-h{hidden}-d{towers.embedding_dim}-l{towers.history_length}"
     depths = "-".join(map(str, config.model.depths))
     widths = "-".join(map(str, config.model.widths))
     return f"resnet-d{depths}-w{widths}"
@@ -33,7 +38,7 @@ def training_run_name(config: PipelineConfig, dataset_name: str, now: datetime |
 
 def training_description(config: PipelineConfig, dataset_name: str, dataset_version: str) -> str:
     """A few Markdown lines summarising the config, for the run page's description."""
-    what = "text encoder" if config.data.modality == "text" else "backbone"
+    what = {"text": "text encoder", "interactions": "towers"}.get(config.data.modality, "backbone")
     train = config.train
     return "\n".join([
         f"**{config.loss.name}** on **{dataset_name}@{dataset_version}** ({config.data.modality})",
