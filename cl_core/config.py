@@ -423,6 +423,29 @@ class DataConfig(_Section):
     interactions: InteractionsSourceSpec = InteractionsSourceSpec()
 
 
+class TwoTowerConfig(_Section):
+    """The two-tower recommender trained on interactions (`model.two_tower`; the model is
+    `cl_core.models.two_tower`). Every id and side-feature embedding is `feature_dim` wide; each
+    tower is an MLP through `hidden` to `embedding_dim`, L2-normalised. A user's history is its
+    last `history_length` items of the splits the model is fitted on (train and val)."""
+
+    feature_dim: int = Field(64, ge=1)
+    hidden: tuple[int, ...] = (128,)
+    embedding_dim: int = Field(64, ge=1)
+    history_length: int = Field(20, ge=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @field_validator("hidden", mode="before")
+    @classmethod
+    def _widths(cls, value: object) -> tuple:
+        if not isinstance(value, (tuple, list)):
+            raise ValueError(f"hidden must be a list of layer widths, got {value!r}")
+        widths = tuple(value)
+        if not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths):
+            raise ValueError(f"hidden must be layer widths >= 1 (may be empty), got {value!r}")
+        return tuple(widths)
+
+
 class ModelConfig(_Section):
     # Images: a backbone of cl_core/models/backbones.py by name. "resnet": the small ResNet below,
     # from scratch; "efficientnet-lite0": ImageNet-pretrained, from an installed package.
@@ -445,6 +468,7 @@ class ModelConfig(_Section):
     # w * fine-tuned. 1.0 keeps the fine-tuned weights; ~0.5 holds up better on data unlike the
     # training pairs (STS-B dev after training on STS-B train: see the README).
     finetuned_weight: float = Field(1.0, ge=0.0, le=1.0)
+    two_tower: TwoTowerConfig = TwoTowerConfig()  # interactions
 
     @field_validator("backbone")
     @classmethod
@@ -505,11 +529,17 @@ class ViewsConfig(_Section):
         return self
 
 
-# What text data trains with when the config leaves a field out (PipelineConfig._text_defaults).
+# What text data trains with when the config leaves a field out (PipelineConfig._modality_defaults).
 TEXT_DEFAULTS = {
     "loss": {"name": "mnrl", "temperature": 0.05},  # scale 20
     "train": {"epochs": 1, "batch_size": 32, "lr": 2e-5, "weight_decay": 0.01, "warmup_epochs": 0},
 }
+# Interactions: the two towers train from scratch on (user, item) rows, many small steps per epoch.
+INTERACTIONS_DEFAULTS = {
+    "loss": {"name": "sampled_softmax", "temperature": 0.05},
+    "train": {"epochs": 10, "batch_size": 512, "lr": 2e-3, "weight_decay": 0.0, "warmup_epochs": 0},
+}
+MODALITY_DEFAULTS = {"text": TEXT_DEFAULTS, "interactions": INTERACTIONS_DEFAULTS}
 
 
 class LossConfig(_Section):
@@ -576,6 +606,17 @@ class TrainConfig(_Section):
         return self.batch_size // self.workers
 
 
+class MFBaselineConfig(_Section):
+    """The matrix-factorisation baseline a recommender is evaluated against (`eval.mf`; BPR-MF,
+    `cl_core.evaluation.recommender_baselines.BPRMF`)."""
+
+    dim: int = Field(64, ge=1)
+    epochs: int = Field(40, ge=1)
+    lr: float = Field(5e-3, gt=0.0)
+    reg: float = Field(1e-4, ge=0.0)
+    batch_size: int = Field(1024, ge=1)
+
+
 class EvalConfig(_Section):
     split: Literal["val", "test"] | None = None  # text: None = "test" when the dataset has one, else "val"
     retrieval_min_score: float | None = None  # text: pairs scoring below this are not retrieval queries
@@ -584,6 +625,7 @@ class EvalConfig(_Section):
     probe_max_iter: int = Field(1000, ge=10)
     map_method: Literal["pca", "tsne"] = "pca"
     batch_size: int = Field(1024, ge=1)
+    mf: MFBaselineConfig = MFBaselineConfig()  # interactions: the BPR-MF baseline
 
 
 class ExportConfig(_Section):
@@ -611,18 +653,19 @@ class PipelineConfig(_Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _text_defaults(cls, raw: Any) -> Any:
+    def _modality_defaults(cls, raw: Any) -> Any:
         # The defaults above are for training an image encoder from scratch (ntxent, lr 2e-3,
         # 30 epochs); they would wreck a pretrained sentence encoder. Text data gets the usual
-        # fine-tuning settings (sentence-transformers') for every field the config leaves out.
+        # fine-tuning settings (sentence-transformers') for every field the config leaves out,
+        # interactions the two-tower recommender's (MODALITY_DEFAULTS).
         if not isinstance(raw, dict):
             return raw
         data = raw.get("data")
         modality = data.get("modality") if isinstance(data, dict) else getattr(data, "modality", None)
-        if modality != "text":
+        if modality not in MODALITY_DEFAULTS:
             return raw
         filled = dict(raw)
-        for section, defaults in TEXT_DEFAULTS.items():
+        for section, defaults in MODALITY_DEFAULTS[modality].items():
             given = raw.get(section)
             if isinstance(given, BaseModel):
                 continue  # a validated section: its values were chosen already
@@ -631,8 +674,6 @@ class PipelineConfig(_Section):
 
     @model_validator(mode="after")
     def _loss_fits_the_modality(self) -> PipelineConfig:
-        if self.data.modality == "interactions" and not objective_names("interactions"):
-            return self  # interactions can be ingested before any objective trains them
         objective = get_objective(self.loss.name)
         if self.data.modality not in objective.modalities:
             allowed = objective_names(self.data.modality)

@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="score a registered model and gate the champion alias",
                                    description="Images: kNN top-1, linear probe, alignment and uniformity on the test "
                                    "split, next to the raw-pixel baseline. Text: STS correlation and pair retrieval, next "
-                                   "to the pretrained encoder. Moves 'champion' if the model beats it.")
+                                   "to the pretrained encoder. Interactions: recall, NDCG, MRR and coverage at 10 and 20 on the "
+                                   "test split, next to most-popular and BPR-MF. Moves 'champion' if the model beats it.")
     evaluate.add_argument("--model", required=True, help="MODEL, MODEL@ALIAS or MODEL/VERSION")
     evaluate.add_argument("--dataset", required=True)
     evaluate.add_argument("--dataset-version")
@@ -120,6 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--model", required=True, help="registered model name")
     table.add_argument("--dataset", required=True, help="dataset name")
     _common(table)
+
+    recommend = commands.add_parser("recommend", help="a user's top-k unseen items from a registered recommender",
+                                    description="Embed USER with a registered two-tower recommender (its history as of "
+                                    "training), leave out the items it had in training, and list the k best of the "
+                                    "other items by exact search over the item rows of the CURRENT embedding table "
+                                    "(embeddings/MODEL/DATASET/), with their titles. Exit 1 on an unknown user.")
+    recommend.add_argument("--model", required=True, help="MODEL@ALIAS or MODEL/VERSION, e.g. ml-100k-two-tower@champion")
+    recommend.add_argument("--user", required=True, help="the user's id, as the source writes it")
+    recommend.add_argument("-k", type=int, default=10, help="how many items (default 10)")
+    _common(recommend)
 
     compare = commands.add_parser("compare", help="the training runs of an experiment side by side, best first",
                                   description="Print the training runs of an MLflow experiment (not their nested "
@@ -267,6 +278,10 @@ def _print_run_summary(summary: dict[str, Any], workspace: Workspace) -> None:
 
 
 def _metric_lines(metrics: dict[str, float], baseline: dict[str, float], split: str) -> list[str]:
+    if "ndcg_at_10" in metrics:  # a recommender, next to its baselines
+        return [f"  {label:<14} {metrics[key]:.4f}   most-popular {baseline[f'popular_{key}']:.4f}   "
+                f"BPR-MF {baseline[f'mf_{key}']:.4f}   ({split} split)"
+                for key, label in (("ndcg_at_10", "NDCG@10"), ("recall_at_20", "recall@20"), ("mrr", "MRR"))]
     if "knn_top1" in metrics:
         def line(label: str, key: str) -> str:
             before = baseline.get(f"pretrained_{key}")
@@ -380,6 +395,10 @@ def main(argv: list[str] | None = None) -> int:
     workspace = Workspace.resolve(args.workspace)
     if args.command == "table":
         return _show_table(args, workspace)
+    if args.command == "recommend":
+        from flows.recommend import recommend_command
+
+        return recommend_command(workspace, args.model, args.user, args.k, args.json)
     if args.command == "compare":
         from flows.compare import compare_command
 

@@ -22,7 +22,7 @@ from cl_core.config import EvalConfig, ViewsConfig
 from cl_core.datasets import DatasetStore, DatasetVersion, decode_images
 from cl_core.evaluation import alignment, knn_top1, linear_probe_accuracy, project_2d, uniformity
 from cl_core.views import SimCLRViews
-from flows import headline_metrics, plots, progress, registry, text_evaluation, tracking
+from flows import headline_metrics, plots, progress, recommender_evaluation, registry, text_evaluation, tracking
 from flows.promotion_event import emit_promoted
 from flows.run_description import PARENT_TAG, STAGE_TAG
 from flows.workspace import Workspace
@@ -135,8 +135,18 @@ def score_text_model(
     return text_evaluation.score_text(model_ref, dataset, EvalConfig.model_validate(eval_cfg))
 
 
+@task(name="score-recommender")
+def score_recommender_model(
+    model_ref: str, datasets_root: str, dataset_name: str, dataset_version: str | None, eval_cfg: dict
+) -> dict[str, Any]:
+    dataset = DatasetStore(Path(datasets_root)).resolve(dataset_name, dataset_version)
+    return recommender_evaluation.score_recommender(model_ref, dataset, EvalConfig.model_validate(eval_cfg))
+
+
 def champion_score(model_ref: str, dataset: DatasetVersion, cfg: EvalConfig, metric: str) -> float:
     """The champion's value of `metric` on the same dataset version as the challenger."""
+    if dataset.kind == "interactions":
+        return recommender_evaluation.primary_score(model_ref, dataset)
     if dataset.kind == "text":
         name, value = text_evaluation.primary_score(model_ref, dataset, cfg)
         if name != metric:  # cannot happen on one dataset version: the split decides the metric
@@ -182,7 +192,8 @@ def log_evaluation(scored: dict[str, Any]) -> str:
 def promote_if_better(scored: dict[str, Any], datasets_root: str, eval_cfg: dict,
                       evaluation_run_id: str | None = None) -> dict[str, Any]:
     """Move `champion` to the evaluated version if there is none or it beats the champion on
-    the primary metric (kNN top-1 for images, STS Spearman for scored text pairs), with both
+    the primary metric (kNN top-1 for images, STS Spearman for scored text pairs, NDCG@10 for
+    recommenders), with both
     scored on the same dataset version. The decision is recorded either way."""
     client = MlflowClient()
     name, version = scored["model_name"], scored["model_version"]
@@ -230,6 +241,8 @@ def evaluate_flow(model_ref: str, dataset_name: str, workspace: str, dataset_ver
     progress.report("evaluate", 0, None, "steps", f"scoring {model_ref}")
     if dataset.kind == "text":
         scored = score_text_model(model_ref, str(ws.datasets), dataset_name, dataset.version, eval_cfg)
+    elif dataset.kind == "interactions":
+        scored = score_recommender_model(model_ref, str(ws.datasets), dataset_name, dataset.version, eval_cfg)
     else:
         scored = score_model(model_ref, str(ws.datasets), dataset_name, dataset.version, eval_cfg, views_cfg)
     evaluation_run_id = log_evaluation(scored)

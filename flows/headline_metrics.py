@@ -8,6 +8,8 @@ On a training run:
 - `eval.pretrained.<metric>`: the same scores of the pretrained model before fine-tuning: the
   text encoder, or an image backbone's pooled features (`eval.pretrained.knn_top1`,
   `eval.pretrained.linear_probe`; only for models fine-tuned from pretrained weights);
+- `eval.baseline_popular.<metric>`, `eval.baseline_mf.<metric>`: recommenders, the most-popular
+  and BPR-MF baselines on the same split (`eval.ndcg_at_10`, `eval.recall_at_20`, ...);
 - `train.seconds` (wall time of the Ray Train fit) and `train.samples_per_s` (mean over epochs).
 Per-epoch history stays under `loss`, `lr`, `samples_per_s` (step = epoch).
 """
@@ -19,14 +21,19 @@ from collections.abc import Mapping, Sequence
 TRAIN_SECONDS = "train.seconds"
 TRAIN_SAMPLES_PER_S = "train.samples_per_s"
 # Evaluation keys whose baseline is prefixed like this in the evaluate flow's output.
-_BASELINE_PREFIXES = {"raw_": "eval.baseline.", "pretrained_": "eval.pretrained."}
-# The promotion gate's metric per modality (flows/evaluate_flow.py, flows/text_evaluation.py).
-PRIMARY = {"image": "eval.knn_top1", "text": "eval.sts_spearman"}
+_BASELINE_PREFIXES = {
+    "raw_": "eval.baseline.", "pretrained_": "eval.pretrained.",
+    "popular_": "eval.baseline_popular.", "mf_": "eval.baseline_mf.",
+}
+# The promotion gate's metric per modality (flows/evaluate_flow.py, flows/text_evaluation.py,
+# flows/recommender_evaluation.py).
+PRIMARY = {"image": "eval.knn_top1", "text": "eval.sts_spearman", "interactions": "eval.ndcg_at_10"}
 # Columns of `clpipe compare`, in order; a column shows when any run has it.
 COLUMNS = (
     "eval.knn_top1", "eval.pretrained.knn_top1", "eval.baseline.knn_top1",
     "eval.linear_probe", "eval.pretrained.linear_probe", "eval.baseline.linear_probe",
     "eval.sts_spearman", "eval.pretrained.sts_spearman", "eval.mrr_at_10", "eval.pretrained.mrr_at_10",
+    "eval.ndcg_at_10", "eval.baseline_popular.ndcg_at_10", "eval.baseline_mf.ndcg_at_10", "eval.recall_at_20",
     TRAIN_SECONDS, TRAIN_SAMPLES_PER_S,
 )
 

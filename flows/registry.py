@@ -150,9 +150,16 @@ def log_text_embedder(training_state: dict[str, Any], name: str = "model") -> tu
     return info, embedder.embedding_dim
 
 
-def log_embedder(training_state: dict[str, Any]) -> tuple[Any, int]:
-    """Log the model of a training checkpoint, image or text; returns (ModelInfo, dimension)."""
+def log_embedder(training_state: dict[str, Any], dataset: Any = None) -> tuple[Any, int]:
+    """Log the model of a training checkpoint, image, text or (with the `DatasetVersion` it was
+    trained on) a recommender; returns (ModelInfo, dimension)."""
     spec = model_spec_from_dict(training_state["model_meta"])
+    if spec.modality == "interactions":
+        from flows.recommender_registry import log_recommender
+
+        if dataset is None:
+            raise ValueError("a recommender is logged with the dataset version it was trained on")
+        return log_recommender(training_state, dataset)
     if isinstance(spec, TextModelSpec):
         return log_text_embedder(training_state)
     return log_image_embedder(training_state), spec.embedding_dim

@@ -17,10 +17,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def architecture(config: PipelineConfig) -> str:
-    """The image backbone (ResNet-style stages, or a pretrained backbone's name) or the pretrained
-    text encoder, in one word."""
+    """The image backbone (ResNet-style stages, or a pretrained backbone's name), the pretrained
+    text encoder or the two towers' widths, in one word."""
     if config.data.modality == "text":
         return config.model.text_encoder
+    if config.data.modality == "interactions":
+        towers = config.model.two_tower
+        hidden = "-".join(map(str, towers.hidden)) or "0"
+        return f"two-tower-f{towers.feature_dim}-h{hidden}-d{towers.embedding_dim}-l{towers.history_length}"
     if config.model.backbone != "resnet":
         start = "pretrained" if config.model.uses_pretrained_weights else "scratch"
         return f"{config.model.backbone}-{start}"
@@ -37,7 +41,7 @@ def training_run_name(config: PipelineConfig, dataset_name: str, now: datetime |
 
 def training_description(config: PipelineConfig, dataset_name: str, dataset_version: str) -> str:
     """A few Markdown lines summarising the config, for the run page's description."""
-    what = "text encoder" if config.data.modality == "text" else "backbone"
+    what = {"text": "text encoder", "interactions": "towers"}.get(config.data.modality, "backbone")
     train, model = config.train, config.model
     fine_tuning = []
     if config.data.modality == "image" and model.uses_pretrained_weights:

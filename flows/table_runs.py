@@ -27,14 +27,19 @@ def resolve_model(model_ref: str) -> dict[str, str]:
 
 def load_embedder(model: dict[str, str]) -> tuple[Any, int, str]:
     """(embed function over a list of inputs, embedding dimension, modality) of a resolved
-    model; the modality is the input column its signature names: "image" or "text"."""
+    model; the modality is the input column its signature names: "image" or "text", or for a
+    recommender "interactions" (each input a dict, a row of the DataFrame it takes:
+    `cl_core.embeddings.interaction_rows`)."""
     loaded = mlflow.pyfunc.load_model(f"models:/{model['name']}/{model['version']}")
+    wrapped = loaded.unwrap_python_model()
+    if getattr(wrapped, "modality", None) == "interactions":
+        return (lambda rows: loaded.predict(pd.DataFrame(rows))), wrapped.embedding_dim, wrapped.modality
     column = loaded.metadata.get_input_schema().input_names()[0]
 
     def embed(inputs: list) -> np.ndarray:
         return loaded.predict(pd.DataFrame({column: inputs}))
 
-    return embed, loaded.unwrap_python_model().embedder.embedding_dim, column
+    return embed, wrapped.embedder.embedding_dim, column
 
 
 @task(name="start-table-run", retries=2, retry_delay_seconds=2)

@@ -49,7 +49,12 @@ def check_dataset(cfg: dict[str, Any], datasets_root: str) -> dict[str, Any]:
         )
     train_rows = dataset.num_rows("train")
     what = "train rows"
-    if kind == "text":
+    if kind == "interactions":
+        from cl_core.recommender.dataset import SEEN_SPLITS  # what the model is fitted on
+
+        train_rows = sum(dataset.num_rows(split) for split in SEEN_SPLITS)
+        what = f"{' and '.join(SEEN_SPLITS)} interactions"
+    elif kind == "text":
         from cl_core.tasks.text import training_examples
 
         train_rows = len(training_examples(dataset, config))
@@ -116,14 +121,17 @@ def train_on_ray(
 
 
 @task(name="register-model", retries=2, retry_delay_seconds=2)
-def register_model(cfg: dict[str, Any], run_id: str, checkpoint_dir: str, dataset: dict[str, Any]) -> dict[str, Any]:
+def register_model(cfg: dict[str, Any], run_id: str, checkpoint_dir: str, dataset: dict[str, Any],
+                   datasets_root: str | None = None) -> dict[str, Any]:
     import torch
 
     config = PipelineConfig.model_validate(cfg)
     state = torch.load(Path(checkpoint_dir) / train_launch.CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+    # A recommender carries its training version's ids, features and histories.
+    version = DatasetStore(Path(datasets_root)).resolve(dataset["name"], dataset["version"]) if datasets_root else None
     with mlflow.start_run(run_id=run_id):
         mlflow.log_param("checkpoint_dir", checkpoint_dir)
-        info, embedding_dim = registry.log_embedder(state)
+        info, embedding_dim = registry.log_embedder(state, version)
     version = registry.register(
         info.model_uri, config.model_name, run_id,
         tags={"dataset.name": dataset["name"], "dataset.version": dataset["version"], "objective": config.loss.name},
@@ -153,7 +161,7 @@ def train_flow(config: dict[str, Any] | None, workspace: str, ray_address: str |
     run_id = resume_run_id or start_run(config, str(ws.root), dataset, config_file)
     try:
         trained = train_on_ray(config, str(ws.root), dataset, run_id, ray_address)
-        registered = register_model(config, run_id, trained["checkpoint_dir"], dataset)
+        registered = register_model(config, run_id, trained["checkpoint_dir"], dataset, str(ws.datasets))
     except BaseException:
         MlflowClient().set_terminated(run_id, "FAILED")
         raise

@@ -13,6 +13,7 @@ from cl_core.embeddings.inputs import (
     input_batches,
     input_column,
     key_schema,
+    row_keys,
     table_rows,
 )
 from cl_core.embeddings.schema import embedding_schema
@@ -22,15 +23,16 @@ from cl_core.embeddings.writer import Embed, SnapshotWriter, write_embedded
 
 def _ids_seen(batches, ids: list[pa.Array]):
     for batch in batches:
-        ids.append(batch.column("id"))
+        ids.append(row_keys(batch))
         yield batch
 
 
 def deleted_since(parent: Snapshot | None, ids: pa.ChunkedArray | pa.Array) -> int:
-    """How many of the parent snapshot's ids are not among `ids`."""
+    """How many of the parent snapshot's rows are not among `ids` (row keys, `inputs.row_keys`)."""
     if parent is None:
         return 0
-    previous = parent.read(columns=["id"]).column("id")
+    columns = [name for name in ("entity", "id") if name in parent.dataset().schema.names]
+    previous = row_keys(parent.read(columns=columns))
     return int(pc.sum(pc.invert(pc.is_in(previous, value_set=ids))).as_py() or 0)
 
 

@@ -17,6 +17,7 @@ from cl_core.embeddings.inputs import (
     input_column,
     key_batches,
     key_schema,
+    row_keys,
     table_rows,
 )
 from cl_core.embeddings.manifest import SnapshotManifest
@@ -26,6 +27,7 @@ from cl_core.embeddings.writer import Embed, SnapshotWriter, write_embedded
 
 UP_TO_DATE, INCREMENTAL, BACKFILL = "up_to_date", "incremental", "backfill"
 _ROW = "__parent_row"
+_KEY = "__row_key"
 # Reused rows are copied in slices of this many, so the copy holds one slice of output at a time.
 COPY_ROWS = 65_536
 
@@ -41,7 +43,8 @@ def decide(current: SnapshotManifest | None, model_version: str, dataset_version
 @dataclass(frozen=True)
 class ReusePlan:
     """Which dataset rows keep their parent vector (`reused`: the dataset's key columns plus the
-    parent row to copy from) and which need the model (`to_embed`: their ids)."""
+    parent row to copy from) and which need the model (`to_embed`: their ids, or for users and
+    items their row keys, `inputs.row_keys`)."""
 
     reused: pa.Table
     to_embed: pa.Array
@@ -51,13 +54,16 @@ class ReusePlan:
 def plan_reuse(dataset_keys: pa.Table, parent_keys: pa.Table) -> ReusePlan:
     """Join the dataset's rows with the parent's on (id, content_sha256): a match is reused, a new
     id or a changed input is embedded, a parent id missing from the dataset is deleted."""
-    parent = parent_keys.select(["id", "content_sha256"]).append_column(_ROW, pa.array(np.arange(parent_keys.num_rows)))
-    joined = dataset_keys.join(parent, keys=["id", "content_sha256"], join_type="left outer")
+    parent_rows = row_keys(parent_keys)
+    parent = pa.table({_KEY: parent_rows, "content_sha256": parent_keys.column("content_sha256"),
+                       _ROW: pa.array(np.arange(parent_keys.num_rows))})
+    dataset_rows = row_keys(dataset_keys)
+    joined = dataset_keys.append_column(_KEY, dataset_rows).join(parent, keys=[_KEY, "content_sha256"], join_type="left outer")
     matched = pc.is_valid(joined.column(_ROW))
-    deleted = pc.sum(pc.invert(pc.is_in(parent_keys.column("id"), value_set=dataset_keys.column("id")))).as_py()
+    deleted = pc.sum(pc.invert(pc.is_in(parent_rows, value_set=dataset_rows))).as_py()
     return ReusePlan(
         reused=joined.filter(matched),
-        to_embed=joined.filter(pc.invert(matched)).column("id").combine_chunks(),
+        to_embed=joined.filter(pc.invert(matched)).column(_KEY).combine_chunks(),
         deleted=int(deleted or 0),
     )
 

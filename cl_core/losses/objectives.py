@@ -4,7 +4,8 @@
 A row says which modalities the objective trains and how ("two_view": the loss of two augmented
 views of each image, `cl_core.losses.two_view`; "momentum": MoCo, with a momentum key encoder,
 `cl_core.training_step.momentum_train_step`; "pairs", "scored_pairs", "sentences": the text
-batches of `cl_core.text_training`), the options of the `loss` config section it reads with their
+batches of `cl_core.text_training`; "user_item": (user, item) interactions scored by the two
+towers of `cl_core.models.two_tower`, `cl_core.tasks.interactions`), the options of the `loss` config section it reads with their
 defaults and allowed ranges, and how its training loss module is built from them.
 
 Adding a loss: its file in this package (the loss, and its two-view / global-batch form if it
@@ -27,7 +28,7 @@ from cl_core.losses.margin_choices import DISTANCES, MINING
 if TYPE_CHECKING:
     from torch import nn
 
-MODALITIES = ("image", "text")
+MODALITIES = ("image", "text", "interactions")
 TRIPLET_MINING = MINING[1:]  # the two-view form always mines
 
 # How a caller leaves each optional option out (the config's defaults). Setting one for an
@@ -116,6 +117,7 @@ MOCO = LossClass("moco:MoCoLoss")
 NTXENT = LossClass("ntxent:NTXentLoss")
 PAIRWISE_CONTRASTIVE = LossClass("contrastive:PairwiseContrastiveLoss")
 TWO_VIEW_CONTRASTIVE = LossClass("contrastive:TwoViewContrastiveLoss")
+SAMPLED_SOFTMAX = LossClass("sampled_softmax:SampledSoftmaxLoss")
 SUPCON = LossClass("supcon:SupConLoss")
 TRIPLET = LossClass("triplet:TripletMarginLoss")
 TWO_VIEW_TRIPLET = LossClass("triplet:TwoViewTripletLoss")
@@ -127,7 +129,7 @@ Build = Callable[[Mapping[str, Any], bool, int | None], "nn.Module"]
 @dataclass(frozen=True)
 class Objective:
     """One objective: its name, how it trains each modality it serves (modality -> "two_view",
-    "momentum", "pairs", "scored_pairs" or "sentences"), the options it reads, how its training
+    "momentum", "pairs", "scored_pairs", "sentences" or "user_item"), the options it reads, how its training
     loss module is built, and the loss class `build_loss(name)` instantiates (None when the
     objective is another loss used another way), imported when `loss` is first read."""
 
@@ -255,6 +257,11 @@ OBJECTIVES: dict[str, Objective] = {objective.name: objective for objective in (
     Objective(
         "cosent", {"text": "scored_pairs"}, {"temperature": TEMPERATURE},
         lambda o, gather, dim: COSENT(_scale(o), gather), COSENT,
+    ),
+    # In-batch softmax over the global batch's items with the logQ popularity correction.
+    Objective(
+        "sampled_softmax", {"interactions": "user_item"}, {"temperature": TEMPERATURE},
+        lambda o, gather, dim: SAMPLED_SOFTMAX(o["temperature"], gather), SAMPLED_SOFTMAX,
     ),
 )}
 

@@ -17,6 +17,7 @@ from cl_core.models.backbones import SCRATCH_MEAN, SCRATCH_STD, get_backbone
 from cl_core.models.projection import ProjectionHead
 from cl_core.models.simclr import ImageEmbedder, SimCLRModel
 from cl_core.models.text import TextEmbedder, TextTokenizer, resolve_text_encoder
+from cl_core.models.two_tower import TwoTowerModel, TwoTowerSizes
 
 
 def _known_fields(cls: type, meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -160,8 +161,67 @@ class TextModelSpec:
         return {"modality": self.modality, **asdict(self)}
 
 
-ModelSpec = ImageModelSpec | TextModelSpec
-_BY_MODALITY: dict[str, type[ImageModelSpec] | type[TextModelSpec]] = {"image": ImageModelSpec, "text": TextModelSpec}
+@dataclass(frozen=True)
+class TwoTowerModelSpec:
+    """A two-tower recommender (`cl_core.models.two_tower`): the users, items and side features
+    it was built for and its widths: `feature_dim` of the id and side-feature embeddings, the
+    towers' `hidden` layers and their output, `embedding_dim`. The outputs are L2-normalised; a
+    score is their dot product. `history_length`: how many of a user's latest items the user
+    tower averages (the model takes any length; this is the one it was trained and is served
+    with)."""
+
+    modality: ClassVar[str] = "interactions"
+
+    sizes: TwoTowerSizes
+    feature_dim: int = 64
+    hidden: tuple[int, ...] = (128,)
+    embedding_dim: int = 64
+    dropout: float = 0.0
+    history_length: int = 20
+
+    def __post_init__(self) -> None:
+        # A nested dict and a list come back from JSON and torch.load.
+        if isinstance(self.sizes, Mapping):
+            object.__setattr__(self, "sizes", TwoTowerSizes.from_dict(self.sizes))
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if min(self.feature_dim, self.embedding_dim, self.history_length, *self.hidden) < 1:
+            raise ValueError(
+                f"feature_dim, hidden, embedding_dim and history_length must be >= 1, got {self.feature_dim}, "
+                f"{self.hidden}, {self.embedding_dim}, {self.history_length}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @classmethod
+    def from_config(cls, cfg: PipelineConfig, sizes: TwoTowerSizes) -> TwoTowerModelSpec:
+        """The widths of `model.two_tower` for data of `sizes`."""
+        tower = cfg.model.two_tower
+        return cls(sizes, tower.feature_dim, tower.hidden, tower.embedding_dim, tower.dropout, tower.history_length)
+
+    @classmethod
+    def from_dict(cls, meta: Mapping[str, Any]) -> TwoTowerModelSpec:
+        return cls(**_known_fields(cls, meta))
+
+    def build(self) -> TwoTowerModel:
+        """Both towers: the model trained, registered and embedding users and items."""
+        return TwoTowerModel(self.sizes, self.feature_dim, self.hidden, self.embedding_dim, self.dropout)
+
+    def pyfunc_config(self) -> dict[str, Any]:
+        """The registered pyfunc's model config."""
+        return {key: value for key, value in self.to_dict().items() if key != "modality"}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "modality": self.modality, "sizes": self.sizes.to_dict(), "feature_dim": self.feature_dim,
+            "hidden": list(self.hidden), "embedding_dim": self.embedding_dim, "dropout": self.dropout,
+            "history_length": self.history_length,
+        }
+
+
+ModelSpec = ImageModelSpec | TextModelSpec | TwoTowerModelSpec
+_BY_MODALITY: dict[str, type[ModelSpec]] = {
+    "image": ImageModelSpec, "text": TextModelSpec, "interactions": TwoTowerModelSpec,
+}
 
 
 def model_spec_from_dict(meta: Mapping[str, Any]) -> ModelSpec:

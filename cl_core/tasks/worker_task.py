@@ -34,6 +34,10 @@ def build_task(cfg: PipelineConfig, params: dict[str, Any], rank: int, world: in
         from cl_core.tasks.text import TextTask  # transformers loads only for text runs
 
         return TextTask(cfg, params, rank, world, device)
+    if cfg.data.modality == "interactions":
+        from cl_core.tasks.interactions import interactions_task
+
+        return interactions_task(cfg, params, rank, world, device)
     from cl_core.tasks.image import ImageTask
 
     return ImageTask(cfg, params, rank, world, device)

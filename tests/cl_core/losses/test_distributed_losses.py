@@ -5,7 +5,15 @@ the concatenated batch. One spawn checks all of them, to keep the test fast."""
 import torch
 import torch.distributed as dist
 
-from cl_core.losses import CLIPLoss, CoSENTLoss, DCLLoss, MultipleNegativesRankingLoss, NTXentLoss, SupConLoss
+from cl_core.losses import (
+    CLIPLoss,
+    CoSENTLoss,
+    DCLLoss,
+    MultipleNegativesRankingLoss,
+    NTXentLoss,
+    SampledSoftmaxLoss,
+    SupConLoss,
+)
 
 WORLD, BATCH, DIM = 2, 4, 5
 
@@ -39,6 +47,11 @@ def _cases() -> dict[str, tuple]:
         # Every rank computes the global-batch loss; its gold scores pass as a keyword so that
         # `_run` does not ask for a gradient it never gets.
         "cosent": (lambda g: CoSENTLoss(5.0, gather_distributed=g), (randn(DIM), randn(DIM)), {"scores": gold}),
+        # Item 1 is in both ranks' halves, user 3 has items 3 and 6 on different ranks.
+        "sampled_softmax_logq_masked": (
+            lambda g: SampledSoftmaxLoss(0.2, gather_distributed=g), (randn(DIM), randn(DIM)),
+            {"log_q": torch.log(torch.rand(WORLD * BATCH, generator=generator, dtype=torch.float64)),
+             "item_ids": ids, "user_ids": torch.tensor([0, 1, 2, 3, 4, 5, 3, 7])}),
     }
 
 

@@ -63,7 +63,7 @@ def test_text_meta_without_finetuned_weight_keeps_the_finetuned_weights():
 
 
 def test_an_unknown_modality_names_the_known_ones():
-    with pytest.raises(ValueError, match=r"\['image', 'text'\].*'audio'"):
+    with pytest.raises(ValueError, match=r"\['image', 'interactions', 'text'\].*'audio'"):
         model_spec_from_dict({"modality": "audio"})
 
 

@@ -1,0 +1,131 @@
+"""End to end for recommendation: synthetic interaction files (with user and item side tables)
+-> `clpipe run` (the two towers on 2 Ray workers) -> registry -> evaluation against most-popular
+and BPR-MF -> the user/item embedding table; then the registered pyfunc against the table,
+`clpipe recommend` and `clpipe reembed`. One run, shared by every test of the module."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+import pytest
+from mlflow import MlflowClient
+
+from cl_core.embeddings import open_current
+from cl_core.recommender.synthetic import clustered_interactions
+from tests.conftest import clpipe, last_json
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+MODEL = "clusters-two-tower"
+CONFIG = """
+data:
+  modality: interactions
+  source: {interactions}
+  name: clusters
+  interactions:
+    users: {{path: {users}, id_column: user_id, categorical_columns: [segment], numeric_columns: [score]}}
+    items: {{path: {items}, id_column: item_id, title_column: title, multi_valued_columns: [genres],
+             numeric_columns: [year]}}
+model:
+  two_tower: {{feature_dim: 16, hidden: [32], embedding_dim: 16, history_length: 4}}
+loss: {{name: sampled_softmax, temperature: 0.1}}
+train: {{epochs: 3, batch_size: 64, lr: 0.01, workers: 2}}
+eval:
+  mf: {{epochs: 10, dim: 16}}
+registry: {{model_name: {model}}}
+"""
+USERS, ITEMS, PER_USER = 60, 40, 8
+
+
+@pytest.fixture(scope="module")
+def recommender_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("recommender")
+    paths = clustered_interactions(num_users=USERS, num_items=ITEMS, clusters=4, per_user=PER_USER, seed=3).write_csv(
+        root / "source")
+    config = root / "clusters.yaml"
+    config.write_text(CONFIG.format(model=MODEL, **{key: str(path) for key, path in paths.items()}))
+    workspace = root / "workspace"
+    summary = last_json(clpipe("run", "--config", str(config), "--json", workspace=workspace))
+    mlflow.set_tracking_uri(f"sqlite:///{workspace / 'mlflow.db'}")
+    table = open_current(workspace / "embeddings", MODEL, "clusters").to_table()
+    yield {"summary": summary, "workspace": workspace, "table": table}
+    mlflow.set_tracking_uri(None)
+
+
+def _rows(table, entity: str) -> tuple[list[str], np.ndarray, list[str | None]]:
+    rows = table.filter(pc.equal(table.column("entity"), entity))
+    vectors = np.stack(rows.column("embedding").to_numpy(zero_copy_only=False))  # (N, D)
+    return rows.column("id").to_pylist(), vectors, rows.column("title").to_pylist()
+
+
+def test_training_on_two_workers_registers_the_champion(recommender_run):
+    summary = recommender_run["summary"]
+    assert summary["ingest"]["splits"] == {"train": USERS * (PER_USER - 2), "val": USERS, "test": USERS}
+    train = summary["train"]
+    assert train["train_metrics"]["world_size"] == 2 and train["embedding_dim"] == 16
+    client = MlflowClient()
+    assert sorted(m.step for m in client.get_metric_history(train["run_id"], "loss")) == [0, 1, 2]
+    params = client.get_run(train["run_id"]).data.params
+    assert params["loss.name"] == "sampled_softmax" and params["model.two_tower.history_length"] == "4"
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == train["model_version"] == "1"
+
+
+def test_evaluation_logs_the_model_and_both_baselines_on_the_test_split(recommender_run):
+    evaluated = recommender_run["summary"]["evaluate"]
+    assert evaluated["split"] == "test" and evaluated["primary_metric"] == "ndcg_at_10"
+    metrics, baseline = evaluated["metrics"], evaluated["baseline"]
+    keys = ("recall_at_10", "recall_at_20", "ndcg_at_10", "ndcg_at_20", "mrr", "coverage_at_10", "coverage_at_20")
+    for key in keys:
+        assert 0.0 <= metrics[key] <= 1.0 and f"popular_{key}" in baseline and f"mf_{key}" in baseline, key
+    assert metrics["test_users"] == USERS
+    logged = MlflowClient().get_run(recommender_run["summary"]["train"]["run_id"]).data.metrics
+    assert logged["eval.ndcg_at_10"] == pytest.approx(metrics["ndcg_at_10"])
+    assert logged["eval.baseline_popular.ndcg_at_10"] == pytest.approx(baseline["popular_ndcg_at_10"])
+    assert logged["eval.baseline_mf.recall_at_20"] == pytest.approx(baseline["mf_recall_at_20"])
+    assert "ndcg_at_10" in evaluated["promotion"]["reason"] and evaluated["promotion"]["promoted"]
+
+
+def test_the_table_holds_every_user_and_item_and_the_pyfunc_gives_its_vectors(recommender_run):
+    table, exported = recommender_run["table"], recommender_run["summary"]["export"]
+    assert table.num_rows == exported["rows"] == USERS + ITEMS
+    user_ids, user_vectors, _ = _rows(table, "user")
+    item_ids, item_vectors, titles = _rows(table, "item")
+    assert len(user_ids) == USERS and len(item_ids) == ITEMS and set(user_ids) & set(item_ids)  # "0" is both
+    assert all(title.startswith("Item ") for title in titles)
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    np.testing.assert_allclose(model.predict(pd.DataFrame({"user": user_ids})), user_vectors, atol=1e-5)
+    np.testing.assert_allclose(model.predict(pd.DataFrame({"item": item_ids})), item_vectors, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(item_vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_recommend_lists_k_unseen_items_with_titles(recommender_run):
+    workspace = recommender_run["workspace"]
+    shown = clpipe("recommend", "--model", f"{MODEL}@champion", "--user", "7", "-k", "5", workspace=workspace)
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    listed = [line for line in shown.stdout.splitlines() if "Item " in line]
+    assert len(listed) == 5
+    result = last_json(clpipe("recommend", "--model", f"{MODEL}@champion", "--user", "7", "--json", workspace=workspace))
+    items = result["items"]
+    assert len(items) == 10 and [item["rank"] for item in items] == list(range(1, 11))
+    assert [item["score"] for item in items] == sorted((item["score"] for item in items), reverse=True)
+    assert all(item["title"] in line for item, line in zip(items, listed, strict=False))  # the same top 5
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    seen = set(model.unwrap_python_model().seen_item_ids("7"))
+    assert len(seen) == PER_USER - 1 and not seen & {item["id"] for item in items}
+
+
+def test_an_unknown_user_fails_in_one_line(recommender_run):
+    failed = clpipe("recommend", "--model", f"{MODEL}@champion", "--user", "nobody", workspace=recommender_run["workspace"])
+    assert failed.returncode == 1 and failed.stdout == ""
+    errors = [line for line in failed.stderr.splitlines() if line.strip()]
+    assert errors[-1].startswith("clpipe recommend failed: user id 'nobody' is not known to the model")
+    assert sum(line.startswith("clpipe recommend failed") for line in errors) == 1
+
+
+def test_reembed_finds_the_table_up_to_date(recommender_run):
+    reembedded = last_json(clpipe("reembed", "--model", MODEL, "--dataset", "clusters", "--json",
+                                  workspace=recommender_run["workspace"]))
+    assert reembedded["action"] == "up_to_date" and reembedded["rows"] == USERS + ITEMS
+    assert reembedded["rows_embedded"] == 0
