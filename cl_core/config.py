@@ -685,11 +685,14 @@ class PipelineConfig(_Section):
 
     @model_validator(mode="after")
     def _image_size_fits_the_backbone(self) -> PipelineConfig:
-        if self.data.modality == "text":
+        if self.data.modality != "image":
             image_only = {"backbone": "resnet", "pretrained": None, "freeze_stages": 0, "freeze_bn": False}
             given = [f"model.{key}" for key, default in image_only.items() if getattr(self.model, key) != default]
+            trains = "text fine-tunes model.text_encoder" if self.data.modality == "text" else "the two towers train from scratch"
             if given:
-                raise ValueError(f"{', '.join(given)} applies to image backbones; text fine-tunes model.text_encoder")
+                raise ValueError(f"{', '.join(given)} applies to image backbones; {trains}")
+            if self.data.modality == "interactions" and self.train.backbone_lr_mult != 1.0:
+                raise ValueError("train.backbone_lr_mult applies to a pretrained part; the two towers train from scratch")
             return self
         backbone = get_backbone(self.model.backbone)
         if self.data.image_size < backbone.min_image_size:

@@ -59,6 +59,9 @@ class InteractionsTask:
         self.num_rows = len(self.shard)
         self.spec = spec
         self.model: nn.Module = spec.build()
+        # Nothing here is pretrained: the config keeps train.backbone_lr_mult at 1, so the whole
+        # model learns at train.lr in one parameter group.
+        self.backbone: nn.Module = self.model
         self.loss_fn: nn.Module = build_objective(loss, "interactions").to(device)
 
     def attach(self, model: nn.Module) -> None:

@@ -150,6 +150,10 @@ LITE0 = {"model": {"backbone": "efficientnet-lite0"}, "data": {"image_size": 64}
     ({"train": {"backbone_lr_mult": 0}}, r"train\.backbone_lr_mult"),
     ({"data": {"modality": "text"}, "model": {"backbone": "efficientnet-lite0"}},
      r"model\.backbone applies to image backbones"),
+    ({"data": {"modality": "interactions"}, "model": {"freeze_bn": True}},
+     r"model\.freeze_bn applies to image backbones; the two towers train from scratch"),
+    ({"data": {"modality": "interactions"}, "train": {"backbone_lr_mult": 0.1}},
+     r"train\.backbone_lr_mult applies to a pretrained part"),
 ])
 def test_backbone_and_fine_tuning_errors_name_the_field(raw, message):
     with pytest.raises(ConfigError, match=message):
