@@ -1,6 +1,8 @@
 """Recommendation from user-item interactions: the two-tower model's training data as arrays
-(`training_data`), users' histories (`history`), the vectors of every user and item
-(`vectors`) and synthetic interactions (`synthetic`). The model is `cl_core.models.two_tower`,
+(`training_data`), built from a stored version (`dataset`: the seen splits, `features`: the
+codecs of side features), users' histories (`history`), the vectors of every user and item
+(`vectors`), the trained model embedding by source id (`encoder`) and synthetic interactions
+(`synthetic`). The model is `cl_core.models.two_tower`,
 its loss `cl_core.losses.sampled_softmax`, its training task `cl_core.tasks.interactions`, the
 ranking metrics and baselines `cl_core.evaluation.ranking` and
 `cl_core.evaluation.recommender_baselines`."""

@@ -8,7 +8,8 @@ from flows.cli import _metric_lines, build_parser, main
 from tests.conftest import clpipe, last_json
 
 
-@pytest.mark.parametrize("command", ["ingest", "train", "evaluate", "export", "reembed", "refresh", "table", "schedule", "run"])
+@pytest.mark.parametrize("command", ["ingest", "train", "evaluate", "export", "reembed", "refresh", "table", "recommend",
+                                     "schedule", "run"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([command, "--help"])
