@@ -1,13 +1,18 @@
-"""Shared test helpers: the real-data location, the `clpipe` command line, free ports and the
-two-process gloo harness."""
+"""Shared test helpers: the real-data location, the `clpipe` command line, free ports, the
+two-process gloo harness, and the session's one `clpipe run` on digits that the end-to-end tests
+read (a copy of its workspace for a test that changes it)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +53,11 @@ def clpipe(*args: str, workspace: Path, timeout: int = 900,
     server: the session's one. `env` adds variables, or with None removes them; an `env` that names
     PREFECT_API_URL keeps the call off the shared server."""
     command = [sys.executable, "-m", "flows.cli", *args, "--workspace", str(workspace)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=clpipe_environment(env))
+
+
+def clpipe_environment(env: dict[str, str | None] | None = None) -> dict[str, str]:
+    """The environment `clpipe` gives the CLI, for a test that starts the process itself."""
     overrides = env or {}
     # The user's own services stay out of tests unless a test passes them in `env`.
     environment = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "RAY_ADDRESS")}
@@ -57,13 +67,75 @@ def clpipe(*args: str, workspace: Path, timeout: int = 900,
             environment.pop(key, None)
         else:
             environment[key] = value
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=environment)
+    return environment
 
 
 def last_json(result: subprocess.CompletedProcess) -> dict:
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     assert result.returncode == 0, f"clpipe failed ({result.returncode}):\n{result.stderr[-4000:]}"
     return json.loads(lines[-1])
+
+
+# A `clpipe run` costs 1.5-3 minutes on 2 cores: the tests that only read what one produced (the
+# console output, the log, the registry, the evaluation, the embedding table) share this one.
+DIGITS_RUN_EPOCHS = 2
+DIGITS_RUN_CONFIG = f"""
+data: {{limit: 500, image_size: 16}}
+model: {{depths: [1, 1], widths: [16, 32], proj_hidden: 64, proj_dim: 32}}
+views: {{flip_p: 0.0, gray_p: 0.0}}
+train: {{epochs: {DIGITS_RUN_EPOCHS}, batch_size: 64, workers: 2}}
+eval: {{probe_max_iter: 200}}
+"""
+
+
+@dataclass(frozen=True)
+class DigitsRun:
+    """What `clpipe run --config CONFIG --json` left: its output (stdout the JSON line, stderr the
+    console's step lines), the parsed summary, and the workspace's log files right after it."""
+
+    result: subprocess.CompletedProcess
+    summary: dict
+    workspace: Path
+    config: Path
+    logs: list[Path]
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory) -> DigitsRun:
+    """500 digits, 2 epochs on 2 Ray workers, evaluated, registered as champion, exported. Read
+    it, never change it: a test that trains, promotes or exports copies it (`copy_workspace`)."""
+    root = tmp_path_factory.mktemp("digits-run")
+    config = root / "small.yaml"
+    config.write_text(DIGITS_RUN_CONFIG)
+    workspace = root / "workspace"
+    result = clpipe("run", "--config", str(config), "--json", workspace=workspace)
+    summary = last_json(result)
+    return DigitsRun(result, summary, workspace, config, sorted((workspace / "logs").glob("*.log")))
+
+
+def copy_workspace(source: Path, target: Path) -> Path:
+    """A copy of a workspace for a test that changes it. The copy's MLflow store still names the
+    source's artifact files for the runs and models already there (read only); its experiments
+    point at the copy, so that runs logged into it keep their artifacts out of the source."""
+    shutil.copytree(source, target)
+    with contextlib.closing(sqlite3.connect(target / "mlflow.db")) as store, store:
+        store.execute("UPDATE experiments SET artifact_location = replace(artifact_location, ?, ?)",
+                      (source.as_uri(), target.as_uri()))
+    return target
+
+
+@pytest.fixture(scope="session")
+def digits_challenger(digits_run, tmp_path_factory) -> dict:
+    """A copy of the digits run's workspace where `clpipe train` registered a second version (1
+    epoch, 1 worker) and `clpipe evaluate` scored it against the champion: two evaluated training
+    runs in experiment digits-ntxent. Their JSON summaries are `trained` and `evaluated`."""
+    workspace = copy_workspace(digits_run.workspace, tmp_path_factory.mktemp("digits-challenger") / "workspace")
+    config = str(digits_run.config)
+    trained = last_json(clpipe("train", "--dataset", "digits", "--config", config, "--epochs", "1", "--workers", "1",
+                               "--json", workspace=workspace))
+    evaluated = last_json(clpipe("evaluate", "--model", "digits-ntxent@challenger", "--dataset", "digits", "--config",
+                                 config, "--json", workspace=workspace))
+    return {"workspace": workspace, "trained": trained, "evaluated": evaluated}
 
 
 def _distributed_rank(rank: int, worker: Callable[[int], Any], world_size: int, port: int, results) -> None:

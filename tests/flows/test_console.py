@@ -10,16 +10,10 @@ from pathlib import Path
 import pytest
 
 from flows import progress
+from flows.cli import _print_run_summary
 from flows.console import quiet_run
-from tests.conftest import clpipe, last_json
-
-TINY = """
-data: {limit: 300, image_size: 16}
-model: {depths: [1, 1], widths: [16, 32], proj_hidden: 64, proj_dim: 32}
-views: {flip_p: 0.0, gray_p: 0.0}
-train: {epochs: 2, batch_size: 64, workers: 2}
-eval: {probe_max_iter: 100}
-"""
+from flows.workspace import Workspace
+from tests.conftest import DIGITS_RUN_EPOCHS, clpipe, last_json
 
 
 def test_output_goes_to_the_log_and_steps_to_the_console(tmp_path, capfd):
@@ -46,21 +40,28 @@ def test_nothing_is_reported_without_a_listener():
 
 
 @pytest.mark.slow
-def test_a_run_prints_a_few_lines_and_logs_the_rest(tmp_path):
-    config = tmp_path / "tiny.yaml"
-    config.write_text(TINY)
-    workspace = tmp_path / "ws"
-    result = clpipe("run", "--config", str(config), workspace=workspace)
-    assert result.returncode == 0, result.stderr[-4000:]
-    shown = result.stdout + result.stderr
+def test_a_run_prints_a_few_lines_and_logs_the_rest(digits_run, capsys):
+    """The session's `clpipe run --json` (tests/conftest.py): a plain run shows the same step lines on
+    stderr and prints the summary of `_print_run_summary` where --json prints its one JSON line."""
+    result = digits_run.result
+    printed = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(printed) == 1 and json.loads(printed[0]) == digits_run.summary
+    _print_run_summary(digits_run.summary, Workspace(digits_run.workspace))
+    summary = capsys.readouterr().out
+    shown = summary + result.stderr
     assert len(shown.splitlines()) <= 20, shown
-    assert "Reporting training result" not in shown
-    logs = list((workspace / "logs").glob("*.log"))
-    assert len(logs) == 1 and f"log            {logs[0]}" in result.stdout
+    assert "Reporting training result" not in result.stdout + result.stderr
+    logs = digits_run.logs  # right after the run, before any other command wrote to the workspace
+    assert len(logs) == 1 and f"log            {logs[0]}" in summary
     logged = logs[0].read_text()
     assert "Reporting training result" in logged
-    assert logged.count("epoch 2/2: loss") == 1  # the worker's line, forwarded once
+    epochs = DIGITS_RUN_EPOCHS
+    assert logged.count(f"epoch {epochs}/{epochs}: loss") == 1  # the worker's line, forwarded once
 
+
+@pytest.mark.slow
+def test_a_command_with_json_prints_one_line_and_logs_the_rest(tmp_path):
+    workspace = tmp_path / "ws"
     ingested = clpipe("ingest", "digits", "--name", "more", "--limit", "50", "--json", workspace=workspace)
     assert last_json(ingested)["rows"] == 50
     assert len([line for line in ingested.stdout.splitlines() if line.strip()]) == 1

@@ -1,4 +1,5 @@
-"""End to end: `clpipe run` with real Ray (2 workers), real Prefect, real MLflow, real Parquet."""
+"""End to end: `clpipe run` with real Ray (2 workers), real Prefect, real MLflow, real Parquet (the session's
+one run, `digits_run` in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -13,29 +14,18 @@ from mlflow import MlflowClient
 
 from cl_core.datasets import DatasetStore
 from cl_core.embeddings import open_current
-from tests.conftest import CLI_SERVICES, clpipe, last_json
+from tests.conftest import CLI_SERVICES, DIGITS_RUN_EPOCHS, clpipe, last_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-EPOCHS = 2
-SMALL = f"""
-data: {{limit: 500, image_size: 16}}
-model: {{depths: [1, 1], widths: [16, 32], proj_hidden: 64, proj_dim: 32}}
-views: {{flip_p: 0.0, gray_p: 0.0}}
-train: {{epochs: {EPOCHS}, batch_size: 64, workers: 2}}
-eval: {{probe_max_iter: 200}}
-"""
+EPOCHS = DIGITS_RUN_EPOCHS
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    config = root / "small.yaml"
-    config.write_text(SMALL)
-    workspace = root / "workspace"
-    summary = last_json(clpipe("run", "--config", str(config), "--json", workspace=workspace))
-    mlflow.set_tracking_uri(f"sqlite:///{workspace / 'mlflow.db'}")
-    yield {"summary": summary, "workspace": workspace, "config": config}
+def pipeline(digits_run):
+    """The session's `clpipe run` on 500 digits (tests/conftest.py), read through MLflow."""
+    mlflow.set_tracking_uri(f"sqlite:///{digits_run.workspace / 'mlflow.db'}")
+    yield {"summary": digits_run.summary, "workspace": digits_run.workspace, "config": digits_run.config}
     mlflow.set_tracking_uri(None)
 
 
@@ -143,17 +133,15 @@ def test_registered_pyfunc_embeds_encoded_images(pipeline):
     assert np.allclose(vectors, expected, atol=1e-5)
 
 
-def test_second_training_is_gated_against_the_champion(pipeline):
-    """A new challenger is scored next to the champion on the same data; the decision is recorded."""
-    workspace, config = pipeline["workspace"], pipeline["config"]
-    trained = last_json(clpipe("train", "--dataset", "digits", "--config", str(config), "--epochs", "1",
-                               "--workers", "1", "--json", workspace=workspace))
+def test_second_training_is_gated_against_the_champion(digits_challenger):
+    """A new challenger is scored next to the champion on the same data; the decision is recorded.
+    It trains in a copy of the run's workspace (tests/conftest.py), which the browser test reads too."""
+    workspace, trained, evaluated = (digits_challenger[key] for key in ("workspace", "trained", "evaluated"))
     assert trained["model_version"] == "2" and trained["aliases"] == ["challenger"]
-    evaluated = last_json(clpipe("evaluate", "--model", "digits-ntxent@challenger", "--dataset", "digits",
-                                 "--config", str(config), "--json", workspace=workspace))
     decision = evaluated["promotion"]
     assert "champion v1" in decision["reason"]
-    client = MlflowClient()
+    store = f"sqlite:///{workspace / 'mlflow.db'}"
+    client = MlflowClient(store, registry_uri=store)  # the copy's, not the shared run's store this module reads
     champion = str(client.get_model_version_by_alias("digits-ntxent", "champion").version)
     assert champion == ("2" if decision["promoted"] else "1")
     tag = client.get_model_version("digits-ntxent", "2").tags["promotion.decision"]

@@ -1,7 +1,8 @@
 """`clpipe reembed` as processes: SIGKILL in the middle of a backfill leaves CURRENT on the old
 complete snapshot and a rerun finishes; two runs started together publish one snapshot. Real
-Prefect, MLflow and Parquet on an image folder of digits PNGs; each test backfills into a model
-version of its own (a new registry version of the trained weights: no second training)."""
+Prefect, MLflow and Parquet, in a copy of the session's digits run (tests/conftest.py); each test
+backfills into a model version of its own (a new registry version of the trained weights: no
+second training)."""
 
 from __future__ import annotations
 
@@ -16,33 +17,27 @@ from pathlib import Path
 import mlflow
 import pytest
 from mlflow import MlflowClient
-from sklearn.datasets import load_digits
 
 from cl_core.datasets import DatasetStore
 from cl_core.embeddings import EmbeddingTable, open_current
 from flows import registry
-from tests.conftest import CLI_SERVICES, REPO, clpipe, last_json
-from tests.flows.test_reembed_e2e import TINY, _write_png
+from tests.conftest import CLI_SERVICES, REPO, clpipe, copy_workspace, last_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-N = 600
-MODEL, DATASET = "imgs-ntxent", "imgs"
-# Two images per model call: the backfill of N rows takes seconds, long enough to kill it midway.
+MODEL, DATASET = "digits-ntxent", "digits"
+# Two images per model call: the backfill of the run's 500 rows takes seconds, long enough to kill it midway.
 SLOW_BATCH = "2"
+
+
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A workspace where `clpipe run` ingested N PNGs, trained, registered and exported."""
-    root = tmp_path_factory.mktemp("reembed-processes")
-    digits = load_digits()
-    for i in range(N):
-        _write_png(root / "images" / str(digits.target[i]) / f"{i:04d}.png", digits.images[i])
-    (root / "tiny.yaml").write_text(TINY)
-    workspace = root / "workspace"
-    summary = last_json(clpipe("run", "--source", str(root / "images"), "--name", DATASET, "--config",
-                               str(root / "tiny.yaml"), "--json", workspace=workspace))
+def trained(digits_run, tmp_path_factory):
+    """A copy of the workspace where `clpipe run` ingested 500 digits, trained, registered and exported."""
+    workspace = copy_workspace(digits_run.workspace, tmp_path_factory.mktemp("reembed-processes") / "workspace")
     mlflow.set_tracking_uri(f"sqlite:///{workspace / 'mlflow.db'}")
-    yield {"workspace": workspace, "summary": summary, "table": workspace / "embeddings" / MODEL / DATASET}
+    rows = digits_run.summary["ingest"]["rows"]
+    yield {"workspace": workspace, "summary": digits_run.summary, "table": workspace / "embeddings" / MODEL / DATASET,
+           "rows": rows}
     mlflow.set_tracking_uri(None)
 
 
@@ -103,16 +98,16 @@ def test_sigkill_mid_backfill_leaves_current_on_the_old_snapshot_and_a_rerun_com
     still = open_current(workspace / "embeddings", MODEL, DATASET).to_table()
     assert still.equals(old)  # readers see the old complete snapshot; the staging folder is ignored
     shown = last_json(clpipe("table", "--model", MODEL, "--dataset", DATASET, "--json", workspace=workspace))
-    assert shown["current"]["snapshot"] == current.strip() and shown["current"]["rows"] == N
+    assert shown["current"]["snapshot"] == current.strip() and shown["current"]["rows"] == trained["rows"]
 
     rerun = last_json(clpipe("reembed", "--model", f"{MODEL}/{version}", "--dataset", DATASET, "--json",
                              workspace=workspace))
     assert rerun["action"] == "backfill" and rerun["model_version"] == version
-    assert rerun["rows"] == rerun["rows_embedded"] == N
+    assert rerun["rows"] == rerun["rows_embedded"] == trained["rows"]
     assert (table / "CURRENT").read_text().strip() == rerun["snapshot"]
     assert not any(path.exists() for path in staging)  # the rerun removed the leftovers
     rows = open_current(workspace / "embeddings", MODEL, DATASET).to_table()
-    assert rows.num_rows == N and set(rows.column("model_version").to_pylist()) == {version}
+    assert rows.num_rows == trained["rows"] and set(rows.column("model_version").to_pylist()) == {version}
 
 
 def _waiting_for(lock_file: Path, pids: set[int]) -> set[int]:
@@ -151,6 +146,6 @@ def test_two_reembeds_started_together_publish_one_snapshot(trained):
     assert not list(table.glob(".staging-*"))
     rows = open_current(workspace / "embeddings", MODEL, DATASET).to_table()
     dataset = DatasetStore(workspace / "datasets").resolve(DATASET)
-    assert rows.num_rows == N and sorted(rows.column("id").to_pylist()) == sorted(
+    assert rows.num_rows == trained["rows"] and sorted(rows.column("id").to_pylist()) == sorted(
         dataset.read(columns=["id"]).column("id").to_pylist())
     assert set(rows.column("model_version").to_pylist()) == {version}
