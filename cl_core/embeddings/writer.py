@@ -117,7 +117,8 @@ class SnapshotWriter:
         self._close()
         key_names = [name for name in ("entity", "id") if name in self.schema.names]
         keys: list[pa.RecordBatch] = []
-        for path in sorted(folder.glob("*.parquet")):
+        # No folder: the workers had no rows to write.
+        for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
             try:
                 with pq.ParquetFile(path, pre_buffer=False) as parquet:
                     if not parquet.schema_arrow.equals(self.schema, check_metadata=False):
@@ -138,7 +139,7 @@ class SnapshotWriter:
             name = f"part-{len(self.files):05d}.parquet"
             os.rename(path, self.staging / name)
             self.files.append(name)
-        shutil.rmtree(folder)
+        shutil.rmtree(folder, ignore_errors=True)
         adopted = pa.Table.from_batches(keys, schema=pa.schema([self.schema.field(n) for n in key_names]))
         distinct = adopted.group_by(key_names).aggregate([]).num_rows
         if distinct != adopted.num_rows:
