@@ -2,7 +2,8 @@
 pool and writes them as part files into the snapshot's staging folder; the driver's
 `SnapshotWriter` adopts, checks and publishes them exactly as it does the local engine's.
 
-    read_parquet(version's parts, only the columns needed)   read tasks, across the cluster
+    read_parquet(version's parts, only the columns needed; for a reembed only the rows to
+                 embed, the filter pushed down into the scan)   read tasks, across the cluster
       -> map_batches(_EmbedActor, ActorPoolStrategy(size=actors))   each actor loads the
          registered model version once; builds the table rows of each batch
          (`cl_core.embeddings.inputs.parts_rows`), keeps only the rows to embed, embeds
@@ -32,7 +33,7 @@ from typing import Any
 import pyarrow as pa
 
 from cl_core.datasets import DatasetVersion
-from cl_core.embeddings.inputs import input_batches, part_columns, parts_rows, row_keys
+from cl_core.embeddings.inputs import input_batches, part_columns, part_ids, parts_rows, row_keys
 from cl_core.embeddings.interaction_rows import INPUT_COLUMN
 from cl_core.embeddings.writer import SnapshotWriter, embedded_batch
 
@@ -106,7 +107,11 @@ class RayEngine:
             source, only_ids = ray.data.from_arrow(rows), None
         else:
             source = ray.data.read_parquet([str(path) for path in dataset.files], columns=part_columns(dataset))
-            only_ids = only_keys
+            if only_keys is not None:  # pushed down into the Parquet scan: only these rows are read
+                from ray.data.expressions import col
+
+                source = source.filter(expr=col("id").is_in(part_ids(dataset.kind, only_keys).to_pylist()))
+            only_ids = only_keys  # the actors keep exactly these (a pair may have changed in one sentence)
         created = datetime.now(UTC)
         embedded = source.map_batches(
             _EmbedActor,

@@ -92,6 +92,15 @@ def part_columns(dataset: DatasetVersion) -> list[str]:
     return [*_IMAGE_COLUMNS, CONTENT_SHA256] if stored else list(_IMAGE_COLUMNS)
 
 
+def part_ids(kind: str, only_ids: pa.Array) -> pa.Array:
+    """The ids of the version's rows (images, text pairs) that hold the table rows `only_ids`:
+    a text pair "<id>" holds the sentences "<id>/1" and "<id>/2" (`sentence_rows`). What a
+    reader filters the parts by, so that only those rows are read."""
+    if kind != "text":
+        return only_ids
+    return pc.unique(pc.replace_substring_regex(only_ids, pattern="/[12]$", replacement=""))
+
+
 def parts_rows(kind: str, batch: pa.RecordBatch | pa.Table, only_ids: pa.Array | None = None) -> pa.Table:
     """Table rows with the model's input from one batch of an image or text version's parts
     (`part_columns`): an image row as it is (its hash computed when the part has none), a text

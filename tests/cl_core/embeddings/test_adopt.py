@@ -10,9 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from cl_core.datasets import DatasetStore, TextPairRecord
 from cl_core.embeddings import EmbeddingTable, EmbeddingTableError, SnapshotWriter, embedding_schema, with_vectors
 from cl_core.embeddings.engine import LocalEngine
-from cl_core.embeddings.inputs import input_batches, key_schema, part_columns, parts_rows
+from cl_core.embeddings.inputs import input_batches, key_schema, part_columns, part_ids, parts_rows
 from tests.cl_core.embeddings.conftest import LINEAGE, fake_embed, record
 
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -97,3 +98,19 @@ def test_parts_rows_give_the_rows_input_batches_gives(ingest):
     for columns in (part_columns(dataset), ["id", "split", "label", "image"]):  # hashes stored, or computed
         parts = pa.concat_tables(parts_rows("image", b, wanted) for b in _part_batches(dataset, 2, columns))
         assert parts.sort_by("id").to_pylist() == local.sort_by("id").to_pylist()
+
+
+def test_text_parts_give_the_sentence_rows_input_batches_gives(tmp_path):
+    """What a Ray read task sees of a text version, filtered by `part_ids` as the scan is, then
+    built into sentence rows and kept by sentence id: the local engine's rows exactly."""
+    store = DatasetStore(tmp_path / "datasets", row_group_rows=3)
+    records = [TextPairRecord(f"p{i}", f"first {i}", f"second {i}" if i % 3 else None) for i in range(10)]
+    dataset = store.resolve("t", store.ingest_text_records(records, "t", description="t").version)
+    wanted = pa.array(["p1/2", "p3/1", "p4/1", "p4/2"])
+    local = pa.Table.from_batches(list(input_batches(dataset, 4, only_ids=wanted)))
+    scanned = pa.concat_tables(b for b in (pa.Table.from_batches([batch]) for batch in _part_batches(
+        dataset, 2, part_columns(dataset))) if b.num_rows)
+    scanned = scanned.filter(pa.compute.is_in(scanned.column("id"), value_set=part_ids("text", wanted)))
+    rows = parts_rows("text", scanned, wanted)
+    assert sorted(rows.column("id").to_pylist()) == ["p1/2", "p3/1", "p4/1", "p4/2"]
+    assert rows.sort_by("id").to_pylist() == local.sort_by("id").to_pylist()
