@@ -138,3 +138,29 @@ def test_clpipe_export_and_reembed_take_the_engine(setup):
     assert (reembedded["action"], reembedded["rows_embedded"], reembedded["rows_reused"]) == (INCREMENTAL, 6, ROWS - 2)
     manifest = json.loads((ws.embeddings / MODEL / DATASET / reembedded["snapshot"] / "manifest.json").read_text())
     assert manifest["parent"] == exported["snapshot"] and manifest["mlflow_run_id"] == reembedded["mlflow_run_id"]
+
+
+def _interactions_load():
+    """The fake recommender of the interaction-row tests, as an actor loads a model."""
+    from tests.cl_core.embeddings.test_interaction_rows import fake_model
+
+    return fake_model, 2, "interactions"
+
+
+def test_users_and_items_embed_the_same_on_both_engines(setup, tmp_path):
+    """An interactions version: the driver builds the users' and items' inputs, the pool
+    embeds them; the same inputs reach the model as with the local engine."""
+    from tests.cl_core.embeddings.conftest import record
+    from tests.cl_core.embeddings.test_interaction_rows import _version, fake_model
+
+    version = _version(DatasetStore(tmp_path / "d"), tmp_path / "v1")
+    snapshots = {}
+    for name, engine in (("local", fake_model), ("ray", RayEngine(_interactions_load, actors=1))):
+        table = EmbeddingTable(tmp_path / name, "m", "shop")
+        with table.lock():
+            snapshots[name] = write_full_snapshot(table, version, engine, 2, record(dataset_version=version.version),
+                                                  batch_size=4, keep_snapshots=1)
+    local, distributed = (snapshots[n].read().sort_by([("entity", "ascending"), ("id", "ascending")])
+                          for n in ("local", "ray"))
+    assert distributed.num_rows == 6
+    assert local.drop_columns(["created_at"]).equals(distributed.drop_columns(["created_at"]))
