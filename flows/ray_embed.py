@@ -60,8 +60,7 @@ class _EmbedActor:
             inputs = rows.column("text" if self.kind == "text" else "image").to_pylist()
         if rows.num_rows == 0:
             return self.schema.empty_table()
-        keys = rows.drop_columns([c for c in ("image", "text", INPUT_COLUMN) if c in rows.schema.names])
-        keys = keys.combine_chunks().to_batches()[0]
+        keys = rows.combine_chunks().to_batches()[0]  # with_vectors takes the table's key columns by name
         return pa.Table.from_batches([embedded_batch(keys, self.embed, inputs, self.lineage, self.created, self.schema)])
 
 
