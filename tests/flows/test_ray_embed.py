@@ -164,3 +164,44 @@ def test_users_and_items_embed_the_same_on_both_engines(setup, tmp_path):
                           for n in ("local", "ray"))
     assert distributed.num_rows == 6
     assert local.drop_columns(["created_at"]).equals(distributed.drop_columns(["created_at"]))
+
+
+def _fake_text_embed(texts: list[str]) -> np.ndarray:
+    return np.array([[len(t), float(sum(t.encode()) % 997)] for t in texts], dtype=np.float32)
+
+
+def _text_load():
+    """A deterministic stand-in for a sentence encoder, as an actor loads a model."""
+    return _fake_text_embed, 2, "text"
+
+
+def test_sentences_export_and_reembed_the_same_on_both_engines(setup, tmp_path):
+    """A text version of pairs and single sentences, then a version with one second sentence
+    changed and a new pair: both engines give the same tables, and the reembed reads and embeds
+    only the changed sentences."""
+    from cl_core.datasets import TextPairRecord
+    from tests.cl_core.embeddings.conftest import record
+
+    store = DatasetStore(tmp_path / "datasets", row_group_rows=4)
+
+    def version(records):
+        return store.resolve("t", store.ingest_text_records(records, "t", description="t").version)
+
+    pairs = [TextPairRecord(f"p{i}", f"first {i}", f"second {i}" if i % 3 else None) for i in range(10)]
+    first = version(pairs)
+    pairs[4] = TextPairRecord("p4", "first 4", "another second 4")
+    second = version([*pairs, TextPairRecord("p10", "first 10", "second 10")])
+    snapshots = {}
+    for name, engine in (("local", _fake_text_embed), ("ray", RayEngine(_text_load, actors=1))):
+        table = EmbeddingTable(tmp_path / name, "m", "t")
+        with table.lock():
+            exported = write_full_snapshot(table, first, engine, 2, record(dataset_version=first.version),
+                                           batch_size=4, keep_snapshots=3)
+            snapshots[name] = (exported, write_incremental(table, exported, second, engine,
+                                                           record(dataset_version=second.version, action=INCREMENTAL),
+                                                           batch_size=4, keep_snapshots=3))
+    for local, distributed in zip(snapshots["local"], snapshots["ray"], strict=True):
+        assert local.read().drop_columns(["created_at"]).sort_by("id").equals(
+            distributed.read().drop_columns(["created_at"]).sort_by("id"))
+    m = snapshots["ray"][1].manifest
+    assert (m.rows, m.rows_embedded, m.rows_reused) == (20, 3, 17)  # p4/2, p10/1, p10/2
