@@ -25,6 +25,17 @@ bare runs (aim >= 0.8). Flat export memory means peak RSS at the largest row cou
 at the smallest is about 1.0. Child start-up (imports, model build) is not timed.
 Not measured: MLflow's PyFuncModel wrapper (input schema enforcement) that the flow's
 registry-loaded model adds around `predict`.
+
+With `--engines` (issue 14, part 4) the run compares the two export engines instead, on the
+same rows (default 100,000) and the same cores, in the order local, ray, local:
+  local  write_full_snapshot in one process, torch on `--engine-threads` threads (default:
+         every core);
+  ray    the `ray` engine (flows.ray_embed.RayEngine): Ray Data reads the parts, `--actors`
+         actors (1 CPU and so 1 torch thread each; default 2) embed, write tasks write the
+         parts, the driver adopts and publishes them. A local Ray is started before the clock
+         starts (its start-up is printed apart); the actors' start-up and model load are timed.
+The ratio is ray rows/s ÷ the mean of the two local runs (aim >= 0.9). Peak RSS of the ray run
+is the driver's only.
 """
 
 from __future__ import annotations
@@ -67,6 +78,13 @@ def child(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     model = ImageEmbeddingModel().configure(ARCH, load_file(args.weights))
     dataset = DatasetStore(args.store).resolve(args.name)
+    extra = {}
+    if args.child == "ray":
+        from flows.ray_cluster import ensure_ray
+
+        ray_started = time.perf_counter()
+        ensure_ray(None, logical_cpus=args.actors + 2)
+        extra["ray_init_s"] = time.perf_counter() - ray_started
     started = time.perf_counter()
     if args.child == "bare":
         rows = 0
@@ -80,6 +98,12 @@ def child(args: argparse.Namespace) -> None:
         def embed(images: list[bytes]) -> np.ndarray:
             return model.predict(None, pd.DataFrame({"image": images}))
 
+        if args.child == "ray":
+            from functools import partial
+
+            from flows.ray_embed import RayEngine
+
+            embed = RayEngine(partial(load_bench_model, args.weights), actors=args.actors)
         table = EmbeddingTable(Path(args.target), "bench", dataset.name)
         record = {"model_name": "bench", "model_version": "1", "dataset_name": dataset.name,
                   "dataset_version": dataset.version, "prefect_flow_run_id": None, "mlflow_run_id": None, "action": "export"}
@@ -90,7 +114,25 @@ def child(args: argparse.Namespace) -> None:
     if rows != dataset.num_rows():
         raise SystemExit(f"{args.child}: {rows} rows, the dataset has {dataset.num_rows()}")
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_kb / 1024, "vm_hwm_mb": vm_hwm_mb()}))
+    print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_kb / 1024, "vm_hwm_mb": vm_hwm_mb(),
+                      **extra}))
+
+
+def load_bench_model(weights: str):
+    """What each actor of the ray engine loads: the same pyfunc over the same weights (Ray gives
+    a 1-CPU actor one torch thread)."""
+    import numpy as np
+    import pandas as pd
+    from safetensors.torch import load_file
+
+    from flows.image_pyfunc import ImageEmbeddingModel
+
+    model = ImageEmbeddingModel().configure(ARCH, load_file(weights))
+
+    def embed(images: list[bytes]) -> np.ndarray:
+        return model.predict(None, pd.DataFrame({"image": images}))
+
+    return embed, model.embedder.embedding_dim, "image"
 
 
 def vm_hwm_mb() -> float | None:
@@ -143,11 +185,11 @@ def save_weights(path: Path) -> None:
     save_file({k: v.contiguous() for k, v in embedder.state_dict().items()}, str(path))
 
 
-def run_child(mode: str, args, store: Path, name: str, weights: Path, target: Path) -> dict:
+def run_child(mode: str, args, store: Path, name: str, weights: Path, target: Path, threads: int | None = None) -> dict:
     command = [
         sys.executable, str(Path(__file__).resolve()), "--child", mode, "--store", str(store),
         "--name", name, "--weights", str(weights), "--target", str(target),
-        "--batch-size", str(args.batch_size), "--threads", str(args.threads),
+        "--batch-size", str(args.batch_size), "--threads", str(threads or args.threads), "--actors", str(args.actors),
     ]
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     if done.returncode != 0:
@@ -156,6 +198,8 @@ def run_child(mode: str, args, store: Path, name: str, weights: Path, target: Pa
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["rows_per_s"] = result["rows"] / result["seconds"]
     hwm = "" if result["vm_hwm_mb"] is None else f" (VmHWM {result['vm_hwm_mb']:.1f} MB)"
+    if "ray_init_s" in result:
+        hwm += f" (ray.init {result['ray_init_s']:.1f} s, not timed)"
     print(f"  {mode:6} {result['rows']:>9,} rows  {result['seconds']:7.1f} s  "
           f"{result['rows_per_s']:9,.0f} rows/s  peak RSS {result['peak_rss_mb']:7.1f} MB{hwm}", flush=True)
     return result
@@ -179,11 +223,19 @@ def main() -> None:
                         help="dataset sizes; memory is compared between the smallest and largest")
     parser.add_argument("--batch-size", type=int, default=1024, help="iter_batches rows (the export flow's default)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in every measured run")
+    parser.add_argument("--engines", action="store_true", help="compare the ray engine with the local one instead "
+                        "(default rows 100000)")
+    parser.add_argument("--actors", type=int, default=2, help="--engines: actors of the ray engine (1 CPU each)")
+    parser.add_argument("--engine-threads", type=int, default=os.cpu_count(),
+                        help="--engines: torch threads of the local engine (default: every core)")
     for hidden in ("--child", "--store", "--name", "--weights", "--target"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
+        return
+    if args.engines:
+        compare_engines(args, parser)
         return
     sizes = sorted(set(args.rows))
     if sizes[0] < 1:
@@ -232,6 +284,37 @@ def main() -> None:
     launcher = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"launcher peak RSS {launcher:.0f} MB (below every child's, so their ru_maxrss is their own); "
           f"total wall {time.perf_counter() - wall:.0f} s; load average at the end {os.getloadavg()[0]:.2f}")
+    print(f"command: {command_line}")
+
+
+def compare_engines(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Issue 14 part 4: the ray engine with `--actors` CPU actors ÷ the local engine on the same
+    cores, side by side in one run (local, ray, local)."""
+    rows = args.rows[0] if args.rows != parser.get_default("rows") else 100_000
+    python = os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable
+    command_line = shlex.join([python, *sys.argv])
+    wall = time.perf_counter()
+    print(f"data: sklearn digits 8x8 PNG repeated to {rows:,} rows; model: embedder {ARCH}; batch {args.batch_size}; "
+          f"local engine {args.engine_threads} torch thread(s), ray engine {args.actors} actor(s) x 1 CPU; "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="export-engines-") as folder:
+        folder = Path(folder)
+        store, weights = folder / "datasets", folder / "embedder.safetensors"
+        name = prepare(store, weights, [rows])[str(rows)]
+        target = folder / "embeddings" / name
+        runs = [run_child(mode, args, store, name, weights, target, threads=args.engine_threads)
+                for mode in ("export", "ray", "export")]
+    before, distributed, after = runs
+    local = statistics.mean([before["rows_per_s"], after["rows_per_s"]])
+    print()
+    print(table([
+        ("local engine (before)", f"{rows:,}", f"{before['rows_per_s']:,.0f}", "", f"{before['peak_rss_mb']:.0f}"),
+        (f"ray engine, {args.actors} CPU actors", f"{rows:,}", f"{distributed['rows_per_s']:,.0f}",
+         f"{distributed['rows_per_s'] / local:.3f}", f"{distributed['peak_rss_mb']:.0f} (driver)"),
+        ("local engine (after)", f"{rows:,}", f"{after['rows_per_s']:,.0f}", "", f"{after['peak_rss_mb']:.0f}"),
+    ], ("path", "rows", "rows/s", "ratio vs local mean", "peak RSS MB")))
+    print(f"ray.init {distributed['ray_init_s']:.1f} s (before the clock); total wall {time.perf_counter() - wall:.0f} s; "
+          f"load average at the end {os.getloadavg()[0]:.2f}")
     print(f"command: {command_line}")
 
 

@@ -35,6 +35,8 @@ class _Section(BaseModel):
 
 
 TextFormat = Literal["auto", "tsv", "csv", "jsonl", "parquet"]
+ExportEngine = Literal["local", "ray"]
+EXPORT_ENGINES: tuple[str, ...] = get_args(ExportEngine)
 TEXT_FORMATS: tuple[str, ...] = get_args(TextFormat)
 ColumnKey = str | int
 
@@ -633,6 +635,18 @@ class ExportConfig(_Section):
 
     keep_snapshots: int = Field(3, ge=1)  # older snapshots are removed once CURRENT moved on
     batch_size: int = Field(1024, ge=1)  # rows embedded per model call
+    # local: one process embeds; ray: Ray Data reads the dataset's parts and an actor pool of
+    # `actors` embeds (each loads the model once; `num_gpus` per actor on GPU nodes).
+    engine: ExportEngine = "local"
+    actors: int = Field(2, ge=1)
+    num_gpus: float = Field(0.0, ge=0)
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _known_engine(cls, value: object) -> object:
+        if value not in EXPORT_ENGINES:
+            raise ValueError(f"engine must be one of {EXPORT_ENGINES}, got {value!r}")
+        return value
 
 
 class RegistryConfig(_Section):

@@ -42,6 +42,17 @@ def _training_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray-address", help="join this Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
 
 
+def _engine_flags(parser: argparse.ArgumentParser) -> None:
+    # No argparse choices for --engine: an unknown engine is a config error naming export.engine.
+    parser.add_argument("--engine", help="local (embed in this process, the default) or ray (Ray Data reads the "
+                        "dataset's parts and an actor pool embeds them) (export.engine)")
+    parser.add_argument("--actors", type=int, help="engine ray: actors in the pool, each loads the model once "
+                        "(export.actors, default 2)")
+    parser.add_argument("--num-gpus", type=float, help="engine ray: GPUs per actor (export.num_gpus, default 0)")
+    parser.add_argument("--ray-address", help="engine ray: join this Ray cluster (default: $RAY_ADDRESS, else start a "
+                        "local Ray)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clpipe", description="Contrastive-learning pipeline: ingest, train, evaluate, export.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -100,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--dataset", required=True)
     export.add_argument("--dataset-version")
     export.add_argument("--batch-size", type=int, help="rows per model call (export.batch_size, default 1024)")
-    export.add_argument("--config", type=Path, help="YAML config whose export section applies (keep_snapshots, batch_size)")
+    export.add_argument("--config", type=Path, help="YAML config whose export section applies (keep_snapshots, batch_size, "
+                        "engine, actors, num_gpus)")
+    _engine_flags(export)
     _common(export)
 
     reembed = commands.add_parser("reembed", help="bring an embedding table up to date with a model and dataset",
@@ -112,7 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     reembed.add_argument("--model", required=True, help="MODEL or MODEL@ALIAS (default alias champion) or MODEL/VERSION")
     reembed.add_argument("--dataset", required=True, help="dataset name; its latest version is embedded")
     reembed.add_argument("--batch-size", type=int, help="rows per model call (export.batch_size, default 1024)")
-    reembed.add_argument("--config", type=Path, help="YAML config whose export section applies (keep_snapshots, batch_size)")
+    reembed.add_argument("--config", type=Path, help="YAML config whose export section applies (keep_snapshots, batch_size, "
+                         "engine, actors, num_gpus)")
+    _engine_flags(reembed)
     _common(reembed)
 
     table = commands.add_parser("table", help="show the current snapshot of an embedding table",
@@ -312,7 +327,8 @@ def _command_config(args: argparse.Namespace, workspace: Workspace) -> PipelineC
     if args.command == "evaluate":
         return load_config(args.config)
     if args.command in ("export", "reembed"):
-        return load_config(args.config, {"export.batch_size": args.batch_size})
+        return load_config(args.config, {"export.batch_size": args.batch_size, "export.engine": args.engine,
+                                         "export.actors": args.actors, "export.num_gpus": args.num_gpus})
     if args.command == "train" and not (args.dataset or args.resume):
         raise ConfigError("train needs --dataset NAME (or --resume RUN_ID)")
     if args.command == "ingest" and not (args.source or args.config):
@@ -360,13 +376,15 @@ def _execute(args: argparse.Namespace, workspace: Workspace, cfg: PipelineConfig
         from flows.export_flow import export_flow
 
         export = cfg.export
-        return export_flow(args.model, args.dataset, root, args.dataset_version, export.batch_size, export.keep_snapshots)
+        return export_flow(args.model, args.dataset, root, args.dataset_version, export.batch_size, export.keep_snapshots,
+                           export.engine, export.actors, export.num_gpus, args.ray_address)
 
     if args.command == "reembed":
         from flows.reembed_flow import reembed_flow
 
         export = cfg.export
-        return reembed_flow(args.model, args.dataset, root, export.batch_size, export.keep_snapshots)
+        return reembed_flow(args.model, args.dataset, root, export.batch_size, export.keep_snapshots, export.engine,
+                            export.actors, export.num_gpus, args.ray_address)
 
     if args.command == "refresh":
         from flows.refresh_flow import refresh_flow

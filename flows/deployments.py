@@ -92,7 +92,7 @@ def deployment_table(workspace: str = DEFAULT_WORKSPACE, config_file: str | None
             flow_name="reembed",
             entrypoint="flows/reembed_flow.py:reembed_flow",
             description="Backfill the promoted dataset's embedding table with the new champion.",
-            parameters={"workspace": workspace},
+            parameters=common(),  # the config's export section: batch size, snapshots kept, engine
             concurrency_limit={"limit": 1, "collision_strategy": "ENQUEUE"},
             triggers=[{
                 "type": "event",

@@ -29,8 +29,10 @@ def pipeline_flow(
         f"{trained['model_name']}/{trained['model_version']}", data.name, workspace, ingested["version"],
         cfg.eval.model_dump(mode="json"), cfg.views.model_dump(mode="json"),
     )
+    export = cfg.export
     exported = export_flow(f"{trained['model_name']}@{CHAMPION}", data.name, workspace, ingested["version"],
-                           cfg.export.batch_size, cfg.export.keep_snapshots)
+                           export.batch_size, export.keep_snapshots, export.engine, export.actors, export.num_gpus,
+                           ray_address)
     return {"ingest": ingested, "train": trained, "evaluate": evaluated, "export": exported}
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import mlflow
 from prefect import flow, get_run_logger, task
 
+from cl_core.config import load_config
 from cl_core.datasets import DatasetStore
 from cl_core.embeddings import EmbeddingTable, write_full_snapshot
 from cl_core.embeddings.incremental import (
@@ -25,7 +26,7 @@ from cl_core.embeddings.incremental import (
     write_incremental,
 )
 from flows import progress, registry
-from flows.export_flow import check_modality, written_summary
+from flows.export_flow import check_modality, engine_options, table_engine, written_summary
 from flows.table_runs import (
     fail_table_run,
     load_embedder,
@@ -45,7 +46,7 @@ def default_champion(model_ref: str) -> str:
 
 @task(name="refresh-table")
 def refresh_table(model: dict[str, str], workspace: str, dataset_name: str, dataset_version: str, batch_size: int,
-                  keep_snapshots: int, flow_run_id: str | None) -> dict[str, Any]:
+                  keep_snapshots: int, flow_run_id: str | None, engine: dict[str, Any] | None = None) -> dict[str, Any]:
     logger = get_run_logger()
     ws = Workspace(Path(workspace))
     dataset = DatasetStore(ws.datasets).resolve(dataset_name, dataset_version)
@@ -62,6 +63,7 @@ def refresh_table(model: dict[str, str], workspace: str, dataset_name: str, data
         table.remove_staging()  # leftovers of a run killed before it published
         embed, dim, modality = load_embedder(model)
         check_modality(modality, dataset, model)
+        embed = table_engine(embed, model, engine or {})
         run_id = start_table_run.fn(model, "reembed")
         record = {"model_name": model["name"], "model_version": model["version"], "dataset_name": dataset.name,
                   "dataset_version": dataset.version, "prefect_flow_run_id": flow_run_id, "mlflow_run_id": run_id,
@@ -83,16 +85,25 @@ def refresh_table(model: dict[str, str], workspace: str, dataset_name: str, data
 
 @flow(name="reembed")
 def reembed_flow(model_ref: str, dataset_name: str, workspace: str, batch_size: int = 1024,
-                 keep_snapshots: int = 3) -> dict[str, Any]:
+                 keep_snapshots: int = 3, engine: str = "local", actors: int = 2, num_gpus: float = 0.0,
+                 ray_address: str | None = None, config_file: str | None = None) -> dict[str, Any]:
     """Resolve the model (default alias champion) and the dataset's latest version once, then
-    bring `embeddings/<model>/<dataset>/` up to date with them."""
+    bring `embeddings/<model>/<dataset>/` up to date with them. `engine` "ray" embeds the rows
+    that need it on a Ray Data pool of `actors` actors (`num_gpus` each; `export_flow`). With
+    `config_file` (what a deployment passes), its export section applies instead of
+    batch_size, keep_snapshots, engine, actors and num_gpus."""
+    if config_file:
+        export = load_config(config_file).export
+        batch_size, keep_snapshots = export.batch_size, export.keep_snapshots
+        engine, actors, num_gpus = export.engine, export.actors, export.num_gpus
+    options = engine_options(engine, actors, num_gpus, ray_address)
     ws = Workspace(Path(workspace)).create()
     mlflow.set_tracking_uri(ws.tracking_uri)
     progress.report("reembed", 0, None, "rows", f"resolving {model_ref}")
     model = resolve_model(default_champion(model_ref))
     dataset_version = DatasetStore(ws.datasets).resolve(dataset_name).version
     written = refresh_table(model, str(ws.root), dataset_name, dataset_version, batch_size, keep_snapshots,
-                            prefect_flow_run_id())
+                            prefect_flow_run_id(), options)
     if written["action"] != UP_TO_DATE:
         log_table_run(written["reembed_run_id"], written, str(ws.datasets))
     progress.finish("reembed", f"{written['action']}: {written['rows_embedded']} rows embedded, "

@@ -74,3 +74,11 @@ def fail_table_run(run_id: str) -> None:
 
 def prefect_flow_run_id() -> str | None:
     return flow_run.id
+
+
+def load_registered(tracking_uri: str, model: dict[str, str]) -> tuple[Any, int, str]:
+    """`load_embedder` in a process of its own (a Ray actor of the `ray` export engine): the
+    concrete version the driver resolved, from the driver's tracking store, so every actor
+    embeds with the same model whatever an alias says meanwhile."""
+    mlflow.set_tracking_uri(tracking_uri)
+    return load_embedder(model)

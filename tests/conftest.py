@@ -162,3 +162,31 @@ def run_distributed(worker: Callable[[int], Any], world_size: int = 2) -> list[A
 def run_distributed_fixture() -> Callable[..., list[Any]]:
     """`run_distributed` for tests that spawn a gloo process group."""
     return run_distributed
+
+
+TINY_IMAGE_MODEL = {"data": {"image_size": 8}, "model": {"depths": [1], "widths": [8], "proj_hidden": 16, "proj_dim": 8}}
+
+
+def register_tiny_image_model(tracking_uri: str, name: str, artifacts: Path | None = None) -> str:
+    """Register a tiny image encoder with seeded random weights (no training) as a new version
+    of `name` in the registry at `tracking_uri` (sqlite, or a server over HTTP) through the
+    project's registry code, exactly as training registers one; returns the version. 8x8
+    grayscale input, 8-d embeddings (the encoder's width)."""
+    import mlflow
+    import torch
+
+    from cl_core.config import build_config
+    from cl_core.models.spec import ImageModelSpec
+    from flows.registry import log_embedder, register
+
+    spec = ImageModelSpec.from_config(build_config(TINY_IMAGE_MODEL), channels=1)
+    torch.manual_seed(0)
+    model = spec.build_training_model().eval()
+    mlflow.set_tracking_uri(tracking_uri)
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(
+        name, artifact_location=artifacts.as_uri() if artifacts else None)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        info, _ = log_embedder({"model": model.state_dict(), "model_meta": spec.to_dict()})
+    return str(register(info.model_uri, name, run.info.run_id).version)

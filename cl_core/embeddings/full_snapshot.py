@@ -9,22 +9,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cl_core.datasets import DatasetVersion
-from cl_core.embeddings.inputs import (
-    input_batches,
-    input_column,
-    key_schema,
-    row_keys,
-    table_rows,
-)
+from cl_core.embeddings.engine import EmbedEngine, as_engine
+from cl_core.embeddings.inputs import key_schema, row_keys, table_rows
 from cl_core.embeddings.schema import embedding_schema
 from cl_core.embeddings.table import EmbeddingTable, Snapshot
-from cl_core.embeddings.writer import Embed, SnapshotWriter, write_embedded
-
-
-def _ids_seen(batches, ids: list[pa.Array]):
-    for batch in batches:
-        ids.append(row_keys(batch))
-        yield batch
+from cl_core.embeddings.writer import Embed, SnapshotWriter
 
 
 def deleted_since(parent: Snapshot | None, ids: pa.ChunkedArray | pa.Array) -> int:
@@ -39,7 +28,7 @@ def deleted_since(parent: Snapshot | None, ids: pa.ChunkedArray | pa.Array) -> i
 def write_full_snapshot(
     table: EmbeddingTable,
     dataset: DatasetVersion,
-    embed: Embed,
+    embed: Embed | EmbedEngine,
     dimension: int,
     record: Mapping[str, Any],
     *,
@@ -48,18 +37,17 @@ def write_full_snapshot(
     progress: Callable[[int], None] | None = None,
 ) -> Snapshot:
     """Embed every row of `dataset`, check the result is whole and publish it as the new
-    CURRENT. `record` holds the manifest's model, run ids, action and `parent`; the caller
-    holds `table.lock()`. CURRENT is untouched if anything fails before the publish."""
+    CURRENT. `embed` is a function over a list of inputs (run here) or an engine
+    (`cl_core.embeddings.engine`). `record` holds the manifest's model, run ids, action and
+    `parent`; the caller holds `table.lock()`. CURRENT is untouched if anything fails before the
+    publish."""
     lineage = {"model_name": record["model_name"], "model_version": record["model_version"], "dataset_version": dataset.version}
     parent = table.current()
-    ids: list[pa.Array] = []
     with SnapshotWriter(table, embedding_schema(dimension, key_schema(dataset))) as writer:
-        embedded = write_embedded(
-            _ids_seen(input_batches(dataset, batch_size), ids), embed, writer, input_column(dataset), lineage, progress=progress,
-        )
+        ids = as_engine(embed).embed_into(writer, dataset, lineage, batch_size=batch_size, progress=progress)
         writer.check(table_rows(dataset), dimension)
-        deleted = deleted_since(parent, pa.chunked_array(ids, pa.string()))
+        deleted = deleted_since(parent, ids)
         return writer.publish({
             **record, "parent": parent.id if parent else None,
-            "rows_embedded": embedded, "rows_reused": 0, "rows_deleted": deleted,
+            "rows_embedded": len(ids), "rows_reused": 0, "rows_deleted": deleted,
         }, keep_snapshots)

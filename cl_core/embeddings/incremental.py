@@ -12,9 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cl_core.datasets import DatasetVersion
+from cl_core.embeddings.engine import EmbedEngine, as_engine
 from cl_core.embeddings.inputs import (
-    input_batches,
-    input_column,
     key_batches,
     key_schema,
     row_keys,
@@ -23,7 +22,7 @@ from cl_core.embeddings.inputs import (
 from cl_core.embeddings.manifest import SnapshotManifest
 from cl_core.embeddings.schema import LINEAGE_COLUMNS, embedding_schema
 from cl_core.embeddings.table import EmbeddingTable, Snapshot
-from cl_core.embeddings.writer import Embed, SnapshotWriter, write_embedded
+from cl_core.embeddings.writer import Embed, SnapshotWriter
 
 UP_TO_DATE, INCREMENTAL, BACKFILL = "up_to_date", "incremental", "backfill"
 _ROW = "__parent_row"
@@ -84,15 +83,16 @@ def write_incremental(
     table: EmbeddingTable,
     parent: Snapshot,
     dataset: DatasetVersion,
-    embed: Embed,
+    embed: Embed | EmbedEngine,
     record: Mapping[str, Any],
     *,
     batch_size: int,
     keep_snapshots: int,
     progress: Callable[[int], None] | None = None,
 ) -> Snapshot:
-    """A new snapshot of `dataset` for the parent's model: the parent's vectors of unchanged rows,
-    the model's for new and changed ones; checked and published as CURRENT. The caller holds
+    """A new snapshot of `dataset` for the parent's model: the parent's vectors of unchanged rows
+    (copied here), the model's for new and changed ones (`embed`: a function run here or an
+    engine, `cl_core.embeddings.engine`); checked and published as CURRENT. The caller holds
     `table.lock()`."""
     dimension = parent.manifest.dimension
     schema = embedding_schema(dimension, key_schema(dataset))
@@ -105,8 +105,8 @@ def write_incremental(
             writer.write(batch)
         embedded = 0
         if len(plan.to_embed):
-            embedded = write_embedded(input_batches(dataset, batch_size, only_ids=plan.to_embed), embed, writer,
-                                      input_column(dataset), lineage, progress=progress)
+            embedded = len(as_engine(embed).embed_into(writer, dataset, lineage, batch_size=batch_size,
+                                                       only_keys=plan.to_embed, progress=progress))
         writer.check(table_rows(dataset), dimension)
         return writer.publish({
             **record, "parent": parent.id,

@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,16 @@ from cl_core.embeddings.table import (
 )
 
 Embed = Callable[[list], np.ndarray]
+
+
+def _bad_vectors(vectors: pa.Array | pa.ChunkedArray) -> int:
+    """Null vectors plus vectors holding a NaN or an infinity."""
+    if isinstance(vectors, pa.ChunkedArray):
+        return sum(_bad_vectors(chunk) for chunk in vectors.chunks)
+    if len(vectors) == 0:
+        return 0
+    values = vectors.flatten().to_numpy(zero_copy_only=False).reshape(len(vectors) - vectors.null_count, -1)
+    return vectors.null_count + int((~np.isfinite(values)).any(axis=1).sum())
 
 
 def with_vectors(keys: pa.RecordBatch, vectors: np.ndarray | pa.Array, lineage: Mapping[str, str],
@@ -76,9 +87,7 @@ class SnapshotWriter:
             self._writer = pq.ParquetWriter(self.staging / name, self.schema)
             self.files.append(name)
             self._writer_rows = 0
-        vectors = batch.column("embedding")
-        values = vectors.flatten().to_numpy(zero_copy_only=False).reshape(batch.num_rows, -1)
-        self.bad_vectors += vectors.null_count + int((~np.isfinite(values)).any(axis=1).sum())
+        self.bad_vectors += _bad_vectors(batch.column("embedding"))
         self._writer.write_batch(batch)
         self.rows += batch.num_rows
         self._writer_rows += batch.num_rows
@@ -87,6 +96,56 @@ class SnapshotWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+    def adopt(self, folder: Path) -> pa.Table:
+        """Make the Parquet files that others (Ray Data's write tasks) wrote into `folder`, a
+        fresh folder inside the staging folder, parts of this snapshot, as if `write` had
+        written their rows: each must have the table's schema; its rows and its null or
+        non-finite vectors are counted by streaming it a row group at a time (memory does not
+        grow with the file); it is then renamed to the next part-NNNNN.parquet and `folder` is
+        removed. Returns the adopted rows' key columns (id, and entity where the table has it),
+        after checking that no row appears twice (a retried write task must replace its file,
+        never add a second copy).
+
+        Raises:
+            EmbeddingTableError: a file is unreadable or has another schema, or a row is
+                duplicated; the snapshot cannot be published (the staging folder goes with the
+                `with` block).
+        """
+        if folder.parent != self.staging:
+            raise ValueError(f"{folder} is not a folder inside the staging folder {self.staging}")
+        self._close()
+        key_names = [name for name in ("entity", "id") if name in self.schema.names]
+        keys: list[pa.RecordBatch] = []
+        # No folder: the workers had no rows to write.
+        for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+            try:
+                with pq.ParquetFile(path, pre_buffer=False) as parquet:
+                    if not parquet.schema_arrow.equals(self.schema, check_metadata=False):
+                        raise EmbeddingTableError(
+                            f"part {path} written for snapshot {self.snapshot_id} has schema "
+                            f"{parquet.schema_arrow.to_string(show_schema_metadata=False)!r}, the table "
+                            f"{self.schema.to_string(show_schema_metadata=False)!r}; not published".replace("\n", ", "))
+                    for group in range(parquet.num_row_groups):
+                        rows = parquet.read_row_group(group, columns=[*key_names, "embedding"])
+                        self.bad_vectors += _bad_vectors(rows.column("embedding"))
+                        self.rows += rows.num_rows
+                        keys.extend(rows.select(key_names).to_batches())
+            except EmbeddingTableError:
+                raise
+            except Exception as error:  # noqa: BLE001 - pyarrow raises several types for bad files
+                raise EmbeddingTableError(f"part {path} written for snapshot {self.snapshot_id} is unreadable: "
+                                          f"{error}".replace("\n", " ")) from None
+            name = f"part-{len(self.files):05d}.parquet"
+            os.rename(path, self.staging / name)
+            self.files.append(name)
+        shutil.rmtree(folder, ignore_errors=True)
+        adopted = pa.Table.from_batches(keys, schema=pa.schema([self.schema.field(n) for n in key_names]))
+        distinct = adopted.group_by(key_names).aggregate([]).num_rows
+        if distinct != adopted.num_rows:
+            raise EmbeddingTableError(f"snapshot {self.snapshot_id} of {self.table.path}: {adopted.num_rows - distinct} "
+                                      "rows written by workers appear more than once; not published")
+        return adopted
 
     def check(self, expected_rows: int, dimension: int) -> None:
         """Refuse to publish a snapshot that is not whole: wrong row count, wrong dimension,
@@ -125,21 +184,29 @@ class SnapshotWriter:
         return Snapshot(final)
 
 
+def embedded_batch(batch: pa.RecordBatch, embed: Embed, inputs: list, lineage: Mapping[str, str],
+                   created: datetime, schema: pa.Schema) -> pa.RecordBatch:
+    """A table batch of `batch`'s key columns and the vectors `embed(inputs)` (one input per
+    row), after checking the model returned one vector of the table's dimension per row."""
+    dim = schema.field("embedding").type.list_size
+    vectors = np.asarray(embed(inputs), dtype=np.float32)
+    if vectors.shape != (batch.num_rows, dim):
+        raise ValueError(
+            f"embedding of {batch.num_rows} rows returned shape {vectors.shape}, expected ({batch.num_rows}, {dim})"
+        )
+    return with_vectors(batch, vectors, lineage, created, schema)
+
+
 def write_embedded(batches: Iterable[pa.RecordBatch], embed: Embed, writer: SnapshotWriter, input_column: str,
                    lineage: Mapping[str, str], created: datetime | None = None,
                    progress: Callable[[int], None] | None = None) -> int:
     """Embed each batch's `input_column` ("image" bytes or "text") and write its key columns
     with the vectors; returns the number of rows embedded."""
     created = created or datetime.now(UTC)
-    dim = writer.schema.field("embedding").type.list_size
     done = 0
     for batch in batches:
-        vectors = np.asarray(embed(batch.column(input_column).to_pylist()), dtype=np.float32)
-        if vectors.shape != (batch.num_rows, dim):
-            raise ValueError(
-                f"embedding of {batch.num_rows} rows returned shape {vectors.shape}, expected ({batch.num_rows}, {dim})"
-            )
-        writer.write(with_vectors(batch, vectors, lineage, created, writer.schema))
+        writer.write(embedded_batch(batch, embed, batch.column(input_column).to_pylist(), lineage, created,
+                                    writer.schema))
         done += batch.num_rows
         if progress:
             progress(done)

@@ -44,6 +44,19 @@ def test_a_backbone_the_config_cannot_train_fails_before_any_service_starts(mode
     assert not (tmp_path / "ws").exists()
 
 
+@pytest.mark.parametrize("command", ["export", "reembed"])
+@pytest.mark.parametrize("flags,field", [
+    (["--engine", "spark"], "export.engine: Value error, engine must be one of ('local', 'ray'), got 'spark'"),
+    (["--engine", "ray", "--actors", "0"], "export.actors"),
+    (["--num-gpus", "-1"], "export.num_gpus"),
+])
+def test_a_bad_export_engine_fails_before_any_service_starts(command, flags, field, tmp_path, capsys):
+    code = main([command, "--model", "m@champion", "--dataset", "d", *flags, "--workspace", str(tmp_path / "ws")])
+    assert code == 2
+    assert field in capsys.readouterr().err
+    assert not (tmp_path / "ws").exists()
+
+
 def test_unknown_config_key_names_the_file_and_field(tmp_path, capsys):
     config = tmp_path / "typo.yaml"
     config.write_text("train:\n  epoch: 3\n")
