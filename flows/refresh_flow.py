@@ -26,7 +26,7 @@ def refresh_flow(workspace: str, config_file: str | None = None, source: str | N
     cfg = load_config(config_file, {"data.source": source, "data.name": name})
     data = cfg.data
     ingested = ingest_flow(data.source, data.name, workspace, limit=data.limit, max_bad_fraction=data.max_bad_fraction,
-                           **source_specs(data))
+                           **source_specs(data), engine=cfg.ingest.engine)
     reembedded = reembed_flow(default_champion(model or cfg.model_name), data.name, workspace,
                               cfg.export.batch_size, cfg.export.keep_snapshots)
     return {"ingest": ingested, "reembed": reembedded}
