@@ -96,17 +96,28 @@ RowsFactory = Callable[[], ImageRows | TextRows]
 
 
 def _check_batch(batch: pa.Table, make_rows: RowsFactory) -> pa.Table:
-    """Replace each pickled record by its pickled `CheckedRecord` (the image decoded)."""
+    """Add what `check_record` finds for each record (the image decoded): its problem, split and
+    what `keep` needs. The pickled record itself passes through untouched."""
     rows = make_rows()
-    units, positions = batch.column("unit").to_pylist(), batch.column("position").to_pylist()
-    checked = [
-        pickle.dumps(check_record(rows, pickle.loads(data), (unit, position)),
-                     protocol=pickle.HIGHEST_PROTOCOL)
-        for data, unit, position in zip(batch.column("record").to_pylist(), units, positions,
-                                        strict=True)
+    problems, splits, checks = [], [], []
+    for data, unit, position in zip(batch.column("record").to_pylist(), batch.column("unit").to_pylist(),
+                                    batch.column("position").to_pylist(), strict=True):
+        checked = check_record(rows, pickle.loads(data), (unit, position))
+        problems.append(checked.problem)
+        splits.append(checked.split)
+        checks.append(None if checked.checked is None else pickle.dumps(checked.checked))
+    return (batch.append_column("problem", pa.array(problems, pa.string()))
+            .append_column("split", pa.array(splits, pa.string()))
+            .append_column("checked", pa.array(checks, pa.binary())))
+
+
+def _checked_records(group: pa.Table) -> list[CheckedRecord]:
+    columns = [group.column(c).to_pylist() for c in ("unit", "position", "record", "problem", "checked", "split")]
+    return [
+        CheckedRecord((unit, position), pickle.loads(record), problem,
+                      None if checked is None else pickle.loads(checked), split)
+        for unit, position, record, problem, checked, split in zip(*columns, strict=True)
     ]
-    return pa.table({"bucket": batch.column("bucket"), "node": batch.column("node"),
-                     "checked": pa.array(checked, pa.binary())})
 
 
 def _finish_group(group: pa.Table, make_rows: RowsFactory, staging: str, description: str,
@@ -116,22 +127,26 @@ def _finish_group(group: pa.Table, make_rows: RowsFactory, staging: str, descrip
     A task may be handed several groups in turn, so each gets fresh rows from `make_rows`.
     """
     bucket = group.column("bucket")[0].as_py()
-    records: list[CheckedRecord] = [pickle.loads(b) for b in group.column("checked").to_pylist()]
-    result = finish_bucket(make_rows(), bucket, records, Path(staging), description=description,
+    result = finish_bucket(make_rows(), bucket, _checked_records(group), Path(staging), description=description,
                            rows_per_file=rows_per_file, row_group_rows=row_group_rows)
     result.nodes = set(group.column("node").unique().to_pylist()) | {_node()}
     return pa.table({"result": pa.array([pickle.dumps(result)], pa.binary())})
 
 
-def _unwrap(error: BaseException) -> BaseException:
-    """The user-code error inside Ray's wrappers (RayTaskError, UserCodeException), if any."""
-    seen = error
-    while seen is not None:
+def _unwrap(error: BaseException) -> BaseException | None:
+    """The IngestError or OSError a task raised, from inside Ray's wrappers (RayTaskError and
+    the like carry it as `.cause`, Ray Data chains them), or None when there is none."""
+    seen, visited = error, set()
+    while seen is not None and id(seen) not in visited:
+        visited.add(id(seen))
+        inner = getattr(seen, "cause", None)
+        if isinstance(inner, BaseException):
+            seen = inner
+            continue
         if isinstance(seen, (IngestError, OSError)):
             return seen
-        cause = getattr(seen, "cause", None)
-        seen = cause if isinstance(cause, BaseException) else (seen.__cause__ or seen.__context__)
-    return error
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def ingest_with_ray(
@@ -174,7 +189,7 @@ def ingest_with_ray(
             return [pickle.loads(row["result"]) for row in dataset.iter_rows()]
         except Exception as error:  # noqa: BLE001 - Ray wraps what the tasks raised
             cause = _unwrap(error)
-            if cause is error:
+            if cause is None:
                 raise
             raise IngestError(f"ingest of {opened.description} on Ray failed: {cause}") from error
 
