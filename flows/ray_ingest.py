@@ -34,6 +34,7 @@ from cl_core.datasets.image_rows import ImageRows
 from cl_core.datasets.sources import open_source
 from cl_core.datasets.sources.text import open_text_source
 from cl_core.datasets.sources.text.rows import TextRows
+from cl_core.datasets.version_id import BUCKETS
 from flows.ray_cluster import ensure_ray
 
 READ_BATCH_ROWS = 1024  # records per block a read task yields
@@ -133,6 +134,13 @@ def _finish_group(group: pa.Table, make_rows: RowsFactory, staging: str, descrip
     return pa.table({"result": pa.array([pickle.dumps(result)], pa.binary())})
 
 
+def _partitions() -> int:
+    """How many blocks the rows are hash-shuffled into before the buckets are finished: two per
+    CPU of the cluster, at most one per bucket (Ray's default, 200, makes mostly empty tasks)."""
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    return max(2, min(BUCKETS, 2 * cpus))
+
+
 def _unwrap(error: BaseException) -> BaseException | None:
     """The IngestError or OSError a task raised, from inside Ray's wrappers (RayTaskError and
     the like carry it as `.cause`, Ray Data chains them), or None when there is none."""
@@ -179,7 +187,7 @@ def ingest_with_ray(
         dataset = (
             ray.data.read_datasource(SourceUnits(opened.units))
             .map_batches(_check_batch, fn_kwargs={"make_rows": make_rows}, batch_format="pyarrow")
-            .groupby("bucket")
+            .groupby("bucket", num_partitions=_partitions())
             .map_groups(_finish_group, batch_format="pyarrow", fn_kwargs={
                 "make_rows": make_rows, "staging": str(staging), "description": opened.description,
                 "rows_per_file": store.rows_per_file, "row_group_rows": store.row_group_rows,

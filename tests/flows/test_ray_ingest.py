@@ -18,6 +18,7 @@ from PIL import Image
 
 from cl_core.datasets import DatasetStore, IngestError, TextSourceSpec
 from flows.ray_ingest import ingest_with_ray
+from tests.conftest import clpipe, last_json
 
 pytestmark = pytest.mark.integration
 
@@ -185,3 +186,13 @@ def test_a_damaged_gzip_text_file_fails_with_its_name(tmp_path):
     with pytest.raises(IngestError, match="b-train.tsv.gz"):
         ingest_with_ray(store, source, "pairs", text_spec=TextSourceSpec(text_columns=(1, 2), id_column=0))
     assert store.latest("pairs") is None and not list((tmp_path / "store").rglob("*.parquet"))
+
+
+@pytest.mark.slow
+def test_clpipe_ingest_engine_ray_publishes_the_local_version(tmp_path):
+    source = _toy_shards(tmp_path / "shards")
+    summary = last_json(clpipe("ingest", str(source), "--name", "toy", "--engine", "ray", "--max-bad-fraction", "0.3",
+                               "--json", workspace=tmp_path / "ws"))
+    local = DatasetStore(tmp_path / "local").ingest(str(source), "toy", max_bad_fraction=0.3)
+    assert (summary["version"], summary["rows"], summary["quarantined"]) == (local.version, local.rows, local.quarantined)
+    assert summary["details"]["engine"] == "ray" and summary["created"] is True
