@@ -1,135 +1,138 @@
-"""Ingest throughput of `DatasetStore.ingest`, against pyarrow writing the same rows, in one run.
+"""Ingest on Ray Data against the local engine and a hand-written Ray Data pipeline, and the
+driver's memory as the source grows tenfold, side by side in one run.
 
-    python benchmarks/ingest_throughput.py [--repeats N] [--limit N]
+    python benchmarks/ingest_throughput.py [--repeats N] [--copies 10] [--cpus 2]
 
-Data: the MNIST shards in ../shared/data/mnist (or $CLPIPE_SHARED_DATA/mnist); when absent,
-scikit-learn's digits repeated into tar shards in a temporary folder.
+Data: the MNIST shards in ../shared/data/mnist (or $CLPIPE_SHARED_DATA/mnist), 70,000 rows.
 
-Rows measured, all over the same rows:
-  ingest           DatasetStore.ingest end to end: read the shards, decode every image to
-                   validate it, hash, sort, write Parquet, publish.
-  read+decode+write the same work done by hand without the store (open_source, PIL decode,
-                   from_pylist, write_table): the floor for an ingest that validates.
-  pyarrow write    pa.Table.from_pylist + pq.write_table of rows already in memory.
-The ratio asked of the store is ingest rows/s / pyarrow-write rows/s.
+Rows measured, each in a fresh process (so that one's memory or Ray cannot help another):
+  local engine   DatasetStore.ingest: one process reads, decodes every image, sorts, writes.
+  ray engine     flows.ray_ingest.ingest_with_ray on a local Ray of --cpus CPUs: read tasks,
+                 decode in map_batches, group by bucket, each bucket sorted, hashed and written.
+  plain Ray Data ray.data.read_webdataset(shards, decoder=None).write_parquet(folder): what a
+                 user would write by hand; it validates nothing, dedups nothing, versions nothing.
+Both Ray rows are timed from after ray.init (a cluster is usually running already).
+Memory: the driver's peak RSS (getrusage in the driver process; Ray's own processes are not the
+driver) for the ray engine on the 70k rows and on the shards repeated --copies times under new
+keys (700k rows).
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
+import resource
+import subprocess
 import sys
 import tarfile
 import tempfile
 import time
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from cl_core.datasets import (  # noqa: E402
-    IMAGE_SCHEMA,
-    DatasetStore,
-    ImageRecord,
-    decode_image,
-    split_for_id,
-)
-from cl_core.datasets.sources import open_source  # noqa: E402
-from cl_core.datasets.sources.digits import read_digits  # noqa: E402
+from _common import REPO, shared_data
 
 
-def _mnist_folder() -> Path | None:
-    repo = Path(__file__).resolve().parents[1]
-    base = Path(os.environ.get("CLPIPE_SHARED_DATA", repo.parent / "shared" / "data"))
-    folder = base / "mnist"
-    return folder if folder.is_dir() else None
+def _child(mode: str, source: str, out: str, cpus: int) -> None:
+    """Run one measurement in this process and print a JSON line."""
+    from cl_core.datasets import DatasetStore
+
+    started = time.perf_counter()
+    import pyarrow.parquet as pq
+
+    if mode == "local":
+        rows = DatasetStore(out).ingest(source, "bench").rows
+    else:
+        import ray
+
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+        started = time.perf_counter()
+        if mode == "ray":
+            from flows.ray_ingest import ingest_with_ray
+
+            rows = ingest_with_ray(DatasetStore(out), source, "bench").rows
+        else:
+            shards = sorted(str(p) for p in Path(source).iterdir() if p.name.endswith((".tar", ".tar.gz")))
+            ray.data.read_webdataset(shards, decoder=None).write_parquet(out)
+            rows = sum(pq.ParquetFile(p).metadata.num_rows for p in Path(out).glob("*.parquet"))
+    seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(json.dumps({"mode": mode, "rows": rows, "seconds": seconds, "peak_rss_mb": peak_mb}))
 
 
-def _digits_shards(folder: Path, copies: int) -> Path:
-    """Digits repeated `copies` times as gzipped shards, one shard per copy, distinct ids."""
-    digits = list(read_digits())
-    for copy in range(copies):
-        with tarfile.open(folder / f"digits-train-{copy:04d}.tar.gz", "w:gz") as tar:
-            for record in digits:
-                for suffix, data in (("png", record.image), ("cls", str(record.label).encode())):
-                    info = tarfile.TarInfo(f"c{copy:03d}-{record.id}.{suffix}")
+def _measure(mode: str, source: Path, scratch: Path, cpus: int) -> dict:
+    out = tempfile.mkdtemp(dir=scratch, prefix=f"{mode}-")
+    done = subprocess.run([sys.executable, __file__, "--child", mode, str(source), out, "--cpus", str(cpus)],
+                          capture_output=True, text=True, cwd=REPO, env=_env())
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-4000:])
+        raise SystemExit(f"{mode} on {source} failed ({done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def _repeated(source: Path, folder: Path, copies: int) -> Path:
+    """The shards `copies` times, copy k's keys prefixed "c<k>-" (new rows, same images);
+    uncompressed, to keep the copy quick."""
+    folder.mkdir()
+    for shard in sorted(source.glob("*.tar*")):
+        members = []
+        with tarfile.open(shard, "r:*") as tar:
+            for member in tar:
+                if member.isfile():
+                    members.append((member.name, tar.extractfile(member).read()))
+        stem = shard.name.split(".tar")[0]
+        for copy in range(copies):
+            with tarfile.open(folder / f"{stem}-c{copy:02d}.tar", "w") as out:
+                for name, data in members:
+                    info = tarfile.TarInfo(f"c{copy:02d}-{name.removeprefix('./')}")
                     info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
+                    out.addfile(info, io.BytesIO(data))
     return folder
 
 
-def _timed(function) -> float:
-    started = time.perf_counter()
-    function()
-    return time.perf_counter() - started
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--repeats", type=int, default=1, help="best of N runs per row")
-    parser.add_argument("--limit", type=int, default=None, help="ingest only the first N rows")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=1, help="best of N runs per throughput row")
+    parser.add_argument("--copies", type=int, default=10, help="the memory row's source: MNIST this many times")
+    parser.add_argument("--cpus", type=int, default=2, help="Ray's CPUs (the ray engine's workers)")
+    parser.add_argument("--child", nargs=3, metavar=("MODE", "SOURCE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        _child(*args.child, cpus=args.cpus)
+        return
 
+    source = shared_data("mnist")
+    if source is None:
+        raise SystemExit("MNIST shards not found: set CLPIPE_SHARED_DATA to the folder holding mnist/")
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        source = _mnist_folder()
-        if source is None:
-            source = _digits_shards(scratch, copies=20)
-            label = "sklearn digits x20 (shared MNIST not found)"
-        else:
-            label = f"MNIST shards at {source}"
+        runs: dict[str, list[dict]] = {"local engine": [], "ray engine": [], "plain Ray Data": []}
+        for _ in range(args.repeats):  # interleaved, so load from elsewhere hits every row alike
+            for name, mode in (("local engine", "local"), ("ray engine", "ray"), ("plain Ray Data", "plain")):
+                runs[name].append(_measure(mode, source, scratch, args.cpus))
+        small = min(runs["ray engine"], key=lambda r: r["seconds"])
+        big = _measure("ray", _repeated(source, scratch / "repeated", args.copies), scratch, args.cpus)
 
-        # The rows as the store would hold them, read once, untimed.
-        rows = [
-            {"id": r.id, "image": r.image, "label": r.label, "split": r.split or split_for_id(r.id)}
-            for r in open_source(str(source), limit=args.limit).records
-            if isinstance(r, ImageRecord)
-        ]
-
-        def ingest(run: int) -> None:
-            store = DatasetStore(scratch / f"store-{run}")
-            result = store.ingest(str(source), "bench", limit=args.limit)
-            assert result.rows == len(rows), (result.rows, len(rows))
-
-        def by_hand(run: int) -> None:
-            kept = []
-            for record in open_source(str(source), limit=args.limit).records:
-                if not isinstance(record, ImageRecord):
-                    continue
-                decode_image(record.image)
-                split = record.split or split_for_id(record.id)
-                kept.append(
-                    {"id": record.id, "image": record.image, "label": record.label, "split": split}
-                )
-            table = pa.Table.from_pylist(kept, schema=IMAGE_SCHEMA)
-            pq.write_table(table, scratch / f"hand-{run}.parquet")
-
-        def write_only(run: int) -> None:
-            table = pa.Table.from_pylist(rows, schema=IMAGE_SCHEMA)
-            pq.write_table(table, scratch / f"write-{run}.parquet")
-
-        # Interleaved, so that load from other processes on the machine hits every row alike.
-        times = {"ingest": [], "read+decode+write": [], "pyarrow write": []}
-        for run in range(args.repeats):
-            times["ingest"].append(_timed(lambda run=run: ingest(run)))
-            times["read+decode+write"].append(_timed(lambda run=run: by_hand(run)))
-            times["pyarrow write"].append(_timed(lambda run=run: write_only(run)))
-
-    best = {name: min(values) for name, values in times.items()}
-    rate = {name: len(rows) / seconds for name, seconds in best.items()}
-    print(f"data: {label}; {len(rows):,} rows; best of {args.repeats}; {os.cpu_count()} CPUs")
-    print(f"{'':20} {'seconds':>9} {'rows/s':>10}")
-    for name in times:
-        print(f"{name:20} {best[name]:9.2f} {rate[name]:10,.0f}")
-    to_write = rate["ingest"] / rate["pyarrow write"]
-    to_floor = rate["ingest"] / rate["read+decode+write"]
-    print(f"ratio ingest / pyarrow write:     {to_write:.3f}  (aim >= 0.5)")
-    print(f"ratio ingest / read+decode+write: {to_floor:.3f}")
+    best = {name: min(values, key=lambda r: r["seconds"]) for name, values in runs.items()}
+    rows = best["local engine"]["rows"]
+    print(f"data: MNIST shards at {source}; {rows:,} rows; best of {args.repeats}; Ray with {args.cpus} CPUs")
+    print(f"{'':16} {'seconds':>9} {'rows/s':>10} {'driver peak RSS MB':>19}")
+    for name, run in best.items():
+        print(f"{name:16} {run['seconds']:9.2f} {run['rows'] / run['seconds']:10,.0f} {run['peak_rss_mb']:19.0f}")
+    rate = {name: run["rows"] / run["seconds"] for name, run in best.items()}
+    print(f"ratio ray engine / local engine:   {rate['ray engine'] / rate['local engine']:.3f}")
+    print(f"ratio ray engine / plain Ray Data: {rate['ray engine'] / rate['plain Ray Data']:.3f}  (aim >= 0.8)")
+    print(f"ray engine, {big['rows']:,} rows: {big['seconds']:.1f} s, driver peak RSS {big['peak_rss_mb']:.0f} MB "
+          f"vs {small['peak_rss_mb']:.0f} MB for {small['rows']:,} rows")
+    print(f"ratio driver peak RSS {big['rows']:,} / {small['rows']:,} rows: "
+          f"{big['peak_rss_mb'] / small['peak_rss_mb']:.3f}  (aim <= 1.1)")
 
 
 if __name__ == "__main__":

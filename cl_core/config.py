@@ -630,6 +630,18 @@ class EvalConfig(_Section):
     mf: MFBaselineConfig = MFBaselineConfig()  # interactions: the BPR-MF baseline
 
 
+IngestEngine = Literal["local", "ray"]
+
+
+class IngestConfig(_Section):
+    """How `ingest` runs (data says what it reads)."""
+
+    # local: one process reads, checks and sorts every row (small sources). ray: Ray Data tasks
+    # read the shards and files across the cluster's nodes and write one bucket each; the same
+    # version id. Images and text only; the store's folder must be reachable from every node.
+    engine: IngestEngine = "local"
+
+
 class ExportConfig(_Section):
     """The embedding table that `export` and `reembed` write (see cl_core.embeddings)."""
 
@@ -662,6 +674,7 @@ class PipelineConfig(_Section):
     loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    ingest: IngestConfig = IngestConfig()
     export: ExportConfig = ExportConfig()
     registry: RegistryConfig = RegistryConfig()
 
@@ -695,6 +708,16 @@ class PipelineConfig(_Section):
         objective.settle(self.loss.options, self.data.modality)
         if self.data.modality == "image" and self.model.finetuned_weight != 1.0:
             raise ValueError("model.finetuned_weight applies to pretrained text encoders, not to image backbones")
+        return self
+
+    @model_validator(mode="after")
+    def _engine_fits_the_data(self) -> PipelineConfig:
+        if self.ingest.engine == "ray" and self.data.modality == "interactions":
+            raise ValueError("ingest.engine 'ray' ingests images and text; interactions are split by time over all "
+                             "their rows at once: use ingest.engine local")
+        if self.ingest.engine == "ray" and self.data.limit is not None:
+            raise ValueError("data.limit keeps the first N good records in file order, which only ingest.engine "
+                             "local reads; drop data.limit or use ingest.engine local")
         return self
 
     @model_validator(mode="after")

@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--negative-columns", help="text: column(s) holding hard negatives")
     ingest.add_argument("--format", choices=["auto", "tsv", "csv", "jsonl", "parquet"], help="text: file format (default auto)")
     ingest.add_argument("--header", action="store_const", const=True, help="text: TSV/CSV files start with a header line")
+    ingest.add_argument("--engine", help="local (default: one process) or ray (Ray Data tasks across the cluster; images "
+                        "and text, no --limit, the store reachable from every node) (ingest.engine)")
+    ingest.add_argument("--ray-address", help="ray engine: join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     _common(ingest)
 
     train = commands.add_parser("train", help="train on Ray Train, log to MLflow, register as challenger",
@@ -251,6 +254,7 @@ def _config(args: argparse.Namespace, workspace: Workspace | None = None) -> Pip
         "data.source": source,
         "data.limit": getattr(args, "limit", None),
         "data.image_size": getattr(args, "image_size", None),
+        "ingest.engine": getattr(args, "engine", None),
         "train.workers": getattr(args, "workers", None),
         "train.epochs": getattr(args, "epochs", None),
         "train.batch_size": getattr(args, "batch_size", None),
@@ -366,7 +370,7 @@ def _execute(args: argparse.Namespace, workspace: Workspace, cfg: PipelineConfig
 
         data = cfg.data
         return ingest_flow(data.source, data.name, root, limit=data.limit, max_bad_fraction=data.max_bad_fraction,
-                           **source_specs(data))
+                           **source_specs(data), engine=cfg.ingest.engine, ray_address=args.ray_address)
     if args.command == "evaluate":
         from flows.evaluate_flow import evaluate_flow
 

@@ -23,10 +23,22 @@ def source_specs(data: DataConfig) -> dict[str, dict[str, Any] | None]:
     }
 
 
+def _check_engine(engine: str, limit: int | None, interactions_spec: dict[str, Any] | None) -> None:
+    """What the config validation says (`PipelineConfig`), for callers that pass plain arguments."""
+    if engine not in ("local", "ray"):
+        raise ValueError(f"ingest.engine must be 'local' or 'ray', got {engine!r}")
+    if engine == "ray" and interactions_spec is not None:
+        raise ValueError("ingest.engine 'ray' ingests images and text; interactions need ingest.engine local")
+    if engine == "ray" and limit is not None:
+        raise ValueError("data.limit (--limit) needs ingest.engine local: the ray engine reads every file")
+
+
 @task(name="ingest-source")
 def ingest_source(source: str, name: str, datasets_root: str, limit: int | None, max_bad_fraction: float,
                   text_spec: dict[str, Any] | None = None,
-                  interactions_spec: dict[str, Any] | None = None) -> dict[str, Any]:
+                  interactions_spec: dict[str, Any] | None = None,
+                  engine: str = "local", ray_address: str | None = None) -> dict[str, Any]:
+    _check_engine(engine, limit, interactions_spec)
     logger = get_run_logger()
 
     def records_read(done: int) -> None:
@@ -35,7 +47,13 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
 
     progress.report("ingest", 0, limit, "records", f"reading {source}")
     store = DatasetStore(Path(datasets_root))
-    if text_spec is not None:
+    if engine == "ray":
+        from flows.ray_ingest import ingest_with_ray
+
+        spec = TextSourceSpec.model_validate(text_spec) if text_spec is not None else None
+        result = ingest_with_ray(store, source, name, text_spec=spec, max_bad_fraction=max_bad_fraction,
+                                 ray_address=ray_address)
+    elif text_spec is not None:
         spec = TextSourceSpec.model_validate(text_spec)
         result = store.ingest_text(source, name, spec, limit=limit, max_bad_fraction=max_bad_fraction, progress=records_read)
     elif interactions_spec is not None:
@@ -61,10 +79,17 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
 @flow(name="ingest")
 def ingest_flow(source: str, name: str, workspace: str, limit: int | None = None, max_bad_fraction: float = 0.05,
                 text_spec: dict[str, Any] | None = None,
-                interactions_spec: dict[str, Any] | None = None) -> dict[str, Any]:
+                interactions_spec: dict[str, Any] | None = None,
+                engine: str = "local", ray_address: str | None = None) -> dict[str, Any]:
     """Read `source` into dataset `name`: images from 'digits', a folder of tar shards or an
     image folder; with `text_spec` (the `data.text` section as a dict, `TextSourceSpec.model_dump()`),
     sentence pairs from a TSV/CSV/JSONL/Parquet file or a folder of them; with `interactions_spec`
-    (`data.interactions`), user-item interactions and their side tables, or 'ml-100k'."""
+    (`data.interactions`), user-item interactions and their side tables, or 'ml-100k'.
+
+    `engine` "ray" (`ingest.engine`) reads and checks on Ray Data across the cluster at
+    `ray_address` (else $RAY_ADDRESS, else a local Ray): images and text only, without `limit`;
+    the same version as "local"."""
+    _check_engine(engine, limit, interactions_spec)
     ws = Workspace(Path(workspace)).create()
-    return ingest_source(source, name, str(ws.datasets), limit, max_bad_fraction, text_spec, interactions_spec)
+    return ingest_source(source, name, str(ws.datasets), limit, max_bad_fraction, text_spec, interactions_spec,
+                         engine, ray_address)

@@ -21,7 +21,7 @@ def pipeline_flow(
     cfg = PipelineConfig.model_validate(config)
     data = cfg.data
     ingested = ingest_flow(data.source, data.name, workspace, limit=data.limit, max_bad_fraction=data.max_bad_fraction,
-                           **source_specs(data))
+                           **source_specs(data), engine=cfg.ingest.engine, ray_address=ray_address)
     # Train on exactly the version this run ingested, not whatever is latest by then.
     pinned = cfg.model_copy(update={"data": data.model_copy(update={"version": ingested["version"]})})
     trained = train_flow(pinned.model_dump(mode="json"), workspace, ray_address, config_file)

@@ -26,7 +26,7 @@ def refresh_flow(workspace: str, config_file: str | None = None, source: str | N
     cfg = load_config(config_file, {"data.source": source, "data.name": name})
     data = cfg.data
     ingested = ingest_flow(data.source, data.name, workspace, limit=data.limit, max_bad_fraction=data.max_bad_fraction,
-                           **source_specs(data))
+                           **source_specs(data), engine=cfg.ingest.engine)
     export = cfg.export
     reembedded = reembed_flow(default_champion(model or cfg.model_name), data.name, workspace, export.batch_size,
                               export.keep_snapshots, export.engine, export.actors, export.num_gpus)

@@ -31,7 +31,7 @@ def content_sha256(values: pa.Array | Sequence[bytes | str]) -> pa.Array:
 def iter_image_batches(
     dataset: DatasetVersion, batch_size: int, columns: Sequence[str]
 ) -> Iterator[pa.RecordBatch]:
-    """Stream `columns` of an image version plus `content_sha256`, in id order.
+    """Stream `columns` of an image version plus `content_sha256`, in stored order.
 
     Read from the parts where ingest stored it (the image bytes are then read only when asked
     for); computed from the image bytes for versions ingested before the column existed.

@@ -41,7 +41,9 @@ def _check_columns(columns: Sequence[str] | None, schema: pa.Schema) -> list[str
 class DatasetVersion:
     """`root/<name>/<version>/`: Parquet parts plus `manifest.json`, never modified once written.
 
-    Rows are sorted by id across the parts. `kind` is "image" or "text"; `channels` and
+    Rows are stored in id order within each of the version id's buckets, buckets in order
+    (`cl_core.datasets.version_id.bucket_order`), whichever engine ingested them; interactions
+    in their own order (`cl_core.datasets.sources.interactions.records`). `kind` is "image" or "text"; `channels` and
     `class_names` are image attributes, `pairs` a text one. Code outside `cl_core.datasets`
     reads these properties, never the manifest dict.
     """
@@ -120,7 +122,7 @@ class DatasetVersion:
         return self.splits.get(split, 0)
 
     def read(self, split: str | None = None, columns: Sequence[str] | None = None) -> pa.Table:
-        """The whole version (or one split) as one table, in id order."""
+        """The whole version (or one split) as one table, in stored order."""
         _check_split(split)
         columns = _check_columns(columns, self.schema)
         dataset = ds.dataset([str(f) for f in self.files], schema=self.schema, format="parquet")
@@ -133,7 +135,7 @@ class DatasetVersion:
         columns: Sequence[str] | None = None,
         split: str | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        """Stream record batches of at most `batch_size` rows, in id order.
+        """Stream record batches of at most `batch_size` rows, in stored order.
 
         One row group is in memory at a time, so memory does not grow with the number of rows.
         Filtering by split can leave batches shorter than `batch_size`; empty ones are skipped.

@@ -7,6 +7,7 @@ an image that trains.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable
 
 import numpy as np
@@ -18,6 +19,7 @@ from PIL import Image
 # else (LAB, HSV, ...) is rejected up front so that an image that validates always converts.
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F"})
 _COLOR_MODES = frozenset({"RGB", "RGBA", "RGBa", "RGBX", "P", "PA", "CMYK", "YCbCr"})
+_BUFFER_REPR = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
 
 
 def _is_gray(mode: str) -> bool:
@@ -38,7 +40,10 @@ def _open(data: bytes, load: bool) -> Image.Image:
     # DecompressionBombError, ...): for untrusted bytes every one of them means "undecodable".
     except Exception as error:  # noqa: BLE001
         kind = type(error).__name__
-        raise ValueError(f"cannot decode image ({len(data)} bytes): {kind}: {error}") from error
+        # PIL names the buffer by its memory address: the same bytes would get a different
+        # reason in every process, and quarantine files of two ingests would not compare.
+        why = _BUFFER_REPR.sub("the image bytes", str(error))
+        raise ValueError(f"cannot decode image ({len(data)} bytes): {kind}: {why}") from error
     if not (_is_gray(image.mode) or image.mode in _COLOR_MODES):
         raise ValueError(f"cannot decode image: unsupported {image.format} mode {image.mode!r}")
     return image

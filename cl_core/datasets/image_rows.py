@@ -1,4 +1,4 @@
-"""The good image rows of one ingest: per-image checks, the id-sorted table, the version id.
+"""The good image rows of one ingest: per-image checks, the stored table, the version id.
 
 The store runs the checks every kind shares (record type, duplicate id, split) and hands each
 remaining record to `ImageRows.add`; `TextRows` is the same interface for text.
@@ -11,17 +11,23 @@ from collections import Counter
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from cl_core.datasets.content_hash import CONTENT_SHA256
 from cl_core.datasets.decode import decoded_shape
 from cl_core.datasets.manifest import ImageStats, build_manifest
 from cl_core.datasets.records import IMAGE_SCHEMA, ImageRecord
+from cl_core.datasets.version_id import BucketHashes, bucket_order
 
 
 def is_int(value: object) -> bool:
     # numpy integers are refused: they would not serialise into the manifest's JSON.
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def image_row_line(record_id: str, digest: str, label: int | None, split: str) -> bytes:
+    """One image row as the version hash reads it."""
+    # The id is length-prefixed; the other fields cannot contain the separators.
+    return f"{len(record_id)}:{record_id}\t{digest}\t{label}\t{split}\n".encode()
 
 
 def _bad_label(label: int, num_classes: int | None) -> str:
@@ -80,29 +86,48 @@ class ImageRows:
                 f"{type(record.split).__name__} (str or None)"
             )
 
-    def add(self, record: ImageRecord, split: str) -> str | None:
-        """Decode the image and keep the row; return why it was rejected instead, if it was."""
+    def check(self, record: ImageRecord, split: str) -> tuple[str | None, Any]:
+        """Why the row would be rejected (None when it is good), and what `keep` needs: the
+        decoded (C, H, W) shape and the image's sha256. Changes nothing, so the `ray` engine
+        runs it where the image was read and `keep`s the row elsewhere."""
         num_classes = None if self.class_names is None else len(self.class_names)
         if record.label is not None and (
             record.label < 0 or (num_classes is not None and record.label >= num_classes)
         ):
-            return _bad_label(record.label, num_classes)
+            return _bad_label(record.label, num_classes), None
         try:
             shape = decoded_shape(record.image)
         except ValueError as error:
-            return str(error)
+            return str(error), None
+        return None, (shape, hashlib.sha256(record.image).hexdigest())
+
+    def keep(self, record: ImageRecord, split: str, checked: Any) -> None:
+        """Keep a row `check` passed, with what it returned."""
+        shape, digest = checked
         self.ids.append(record.id)
         self.images.append(record.image)
         self.labels.append(record.label)
         self.split_of_row.append(split)
-        self.digests.append(hashlib.sha256(record.image).hexdigest())
-        self.stats.add(split, record.label, shape)
-        return None
+        self.digests.append(digest)
+        self.stats.add(split, record.label, tuple(shape))
+
+    def add(self, record: ImageRecord, split: str) -> str | None:
+        """Decode the image and keep the row; return why it was rejected instead, if it was."""
+        problem, checked = self.check(record, split)
+        if problem is None:
+            self.keep(record, split, checked)
+        return problem
 
     def sorted_table(self) -> tuple[pa.Table, str]:
-        """The rows sorted by id, with each image's `content_sha256` stored beside it, and the
-        version id: sha256 over (id, image sha256, label, split) in that order, so neither
-        arrival order nor shard names change it (nor the stored hash column, added later)."""
+        """The rows in storage order, with each image's `content_sha256` stored beside it, and
+        the version id (`cl_core.datasets.version_id`)."""
+        table, hashes = self.table_and_hashes()
+        return table, hashes.version()
+
+    def table_and_hashes(self) -> tuple[pa.Table, BucketHashes]:
+        """The rows in (bucket, id) order, and each bucket's hash over (id, image sha256, label,
+        split) in id order: neither arrival order nor shard names change it (nor the stored
+        hash column, added later)."""
         table = pa.table(
             [
                 pa.array(self.ids, pa.string()),
@@ -113,16 +138,14 @@ class ImageRows:
             ],
             schema=IMAGE_SCHEMA.append(pa.field(CONTENT_SHA256, pa.string(), nullable=False)),
         )
-        order = pc.sort_indices(table, sort_keys=[("id", "ascending")])
-        version_hash = hashlib.sha256()
-        for i in order.to_pylist():
-            record_id = self.ids[i]
-            # The id is length-prefixed; the other fields cannot contain the separators.
-            version_hash.update(
-                f"{len(record_id)}:{record_id}\t{self.digests[i]}\t{self.labels[i]}\t"
-                f"{self.split_of_row[i]}\n".encode()
+        order, buckets = bucket_order(self.ids)
+        hashes = BucketHashes()
+        for i, bucket in zip(order, buckets, strict=True):
+            hashes.update(
+                bucket,
+                image_row_line(self.ids[i], self.digests[i], self.labels[i], self.split_of_row[i]),
             )
-        return table.take(order), version_hash.hexdigest()[:16]
+        return table.take(pa.array(order, pa.int64())), hashes
 
     def manifest(
         self, *, name: str, version: str, source: str, quarantined: int, files: list[str]

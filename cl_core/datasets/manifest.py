@@ -50,6 +50,14 @@ class ImageStats:
     def channels(self) -> int:
         return 1 if self.all_gray else 3
 
+    def merge(self, other: ImageStats) -> None:
+        """Add the rows `other` counted (another bucket of the same ingest)."""
+        self.splits.update(other.splits)
+        self.labels |= other.labels
+        self.unlabeled += other.unlabeled
+        self.sizes.update(other.sizes)
+        self.all_gray = self.all_gray and other.all_gray
+
 
 def build_manifest(
     *,
@@ -110,6 +118,18 @@ class TextStats:
         else:
             self.labels.add(label)
         self.with_negatives += negatives > 0
+
+    def merge(self, other: TextStats) -> None:
+        """Add the rows `other` counted (another bucket of the same ingest)."""
+        self.splits.update(other.splits)
+        self.pairs += other.pairs
+        self.scored += other.scored
+        for bound, pick in (("score_min", min), ("score_max", max)):
+            values = [v for v in (getattr(self, bound), getattr(other, bound)) if v is not None]
+            setattr(self, bound, pick(values) if values else None)
+        self.labels |= other.labels
+        self.unlabeled += other.unlabeled
+        self.with_negatives += other.with_negatives
 
 
 def _identity(name: str, version: str, source: str, splits: Counter) -> dict[str, Any]:

@@ -8,9 +8,11 @@ A dataset holds images (`ingest`, `ingest_records`), text pairs (`ingest_text`,
 `ingest_text_records`) or user-item interactions (`ingest_interactions`). Images and text run the
 same pipeline, only the per-row checks and the table differ (`ImageRows`, `TextRows`);
 interactions are split by time once all are read, and a version holds their users and items
-tables beside them (`cl_core.datasets.sources.interactions.rows`). The version id is a hash of
-the content in id order, so the same rows give the same version whatever the file order or
-names, and re-ingesting writes nothing. A version becomes visible through a single rename of a
+tables beside them (`cl_core.datasets.sources.interactions.rows`). The version id of images and
+text hashes the content bucket by bucket (`cl_core.datasets.version_id`), so the same rows give
+the same version whatever the file order or names or the engine that ingested them (the `ray`
+engine writes the buckets where they were grouped, then `ingest_buckets` publishes them), and
+re-ingesting writes nothing. Rows are stored in (bucket, id) order. A version becomes visible through a single rename of a
 fully written folder, so a crash never shows half a dataset, and a failed ingest leaves every
 existing version and LATEST as they were.
 """
@@ -23,11 +25,12 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cl_core.datasets.dataset_version import DatasetVersion
 from cl_core.datasets.errors import IngestError
@@ -49,7 +52,11 @@ from cl_core.datasets.sources.interactions import InteractionsSourceSpec, open_i
 from cl_core.datasets.sources.interactions.rows import InteractionRows, read_source, write_version
 from cl_core.datasets.sources.text import TextPairRecord, TextSourceSpec, open_text_source
 from cl_core.datasets.sources.text.rows import TextRows
+from cl_core.datasets.version_id import BUCKETS, combine, empty_bucket_digest
 from cl_core.durable_files import fsync_dir, replace_atomically
+
+if TYPE_CHECKING:
+    from cl_core.datasets.buckets import BucketResult
 
 QUARANTINE_DIR = "quarantine"
 PROGRESS_EVERY = 5000
@@ -400,20 +407,7 @@ class DatasetStore:
         bad = self._validate(records, rows, description, progress)
 
         good = len(rows)
-        total = good + len(bad)
-        if good == 0:
-            quarantine = self._write_quarantine(name, "failed", bad)
-            where = f"; see {quarantine}" if quarantine else ""
-            raise IngestError(
-                f"source {description} is empty: 0 good records, {len(bad)} bad{where}"
-            )
-        if len(bad) / total > max_bad_fraction:
-            quarantine = self._write_quarantine(name, "failed", bad)
-            raise IngestError(
-                f"{len(bad)} of {total} records from {description} are bad "
-                f"({len(bad) / total:.1%} > max_bad_fraction {max_bad_fraction:.1%}); "
-                f"nothing was published; see {quarantine}"
-            )
+        self._check_counts(name, description, good, bad, max_bad_fraction)
 
         table, version = rows.sorted_table()
         target = self.root / name / version
@@ -434,6 +428,98 @@ class DatasetStore:
             elapsed_s=time.perf_counter() - started,
             channels=rows.channels,
         )
+
+    def ingest_buckets(
+        self,
+        rows: ImageRows | TextRows,
+        name: str,
+        *,
+        description: str,
+        max_bad_fraction: float,
+        write: Callable[[Path], Iterable[BucketResult]],
+        started: float | None = None,
+    ) -> IngestResult:
+        """Publish a version whose buckets were written by someone else: the `ray` engine.
+
+        `write(staging)` writes every bucket's Parquet parts into the fresh folder `staging`
+        (`cl_core.datasets.buckets.finish_bucket`) and returns their `BucketResult`s; only these
+        small summaries are held here, never the rows. Then, as `ingest` does: too many bad
+        records or none good fail with the quarantine written; otherwise the version id comes
+        from the bucket digests, the folder is renamed into place (or dropped when the version
+        exists: `created=False`), and LATEST moves. On any failure the staging folder is
+        removed and existing versions and LATEST are untouched.
+
+        Args:
+            rows: an empty `ImageRows` (with the source's class names) or `TextRows`.
+            name: the dataset name.
+            description: the source, for the manifest and quarantine entries.
+            max_bad_fraction: fail when bad / (good + bad) exceeds this.
+            write: see above.
+            started: `time.perf_counter()` when the ingest began, for `elapsed_s`.
+
+        Raises:
+            ValueError: invalid name or max_bad_fraction.
+            IngestError: as `ingest`; errors `write` raises pass through.
+        """
+        _check_ingest_args(name, max_bad_fraction)
+        started = time.perf_counter() if started is None else started
+        self._check_kind(name, rows.kind)
+        with self._staging(name) as staging:
+            digests = [empty_bucket_digest()] * BUCKETS
+            ordered_bad, files, good, nodes = [], [], 0, set()
+            for result in sorted(write(staging), key=lambda r: r.bucket):
+                digests[result.bucket] = result.digest
+                files.extend(result.files)
+                ordered_bad.extend(result.bad)
+                good += result.rows
+                nodes |= result.nodes
+                if result.rows:
+                    rows.stats.merge(result.stats)
+            bad = [record for _, record in sorted(ordered_bad, key=lambda item: item[0])]
+            self._check_counts(name, description, good, bad, max_bad_fraction)
+            version = combine(digests)
+            target = self.root / name / version
+            created = False
+            if not (target / MANIFEST_FILE).is_file():
+                manifest = rows.manifest(
+                    name=name, version=version, source=description, quarantined=len(bad),
+                    files=files,
+                )
+                created = self._rename_into_place(staging, target, manifest)
+        quarantine = self._write_quarantine(name, version, bad)
+        self._write_latest(name, version)
+        return IngestResult(
+            name=name,
+            version=version,
+            path=target,
+            rows=good,
+            splits={s: rows.splits[s] for s in SPLITS if rows.splits[s]},
+            quarantined=len(bad),
+            quarantine_path=quarantine,
+            created=created,
+            elapsed_s=time.perf_counter() - started,
+            channels=rows.channels if rows.kind == "image" else None,
+            details={"engine": "ray", "nodes": sorted(nodes)},
+        )
+
+    def _check_counts(
+        self, name: str, description: str, good: int, bad: list[BadRecord], max_bad_fraction: float
+    ) -> None:
+        """Fail, with the quarantine written, when nothing is good or too much is bad."""
+        total = good + len(bad)
+        if good == 0:
+            quarantine = self._write_quarantine(name, "failed", bad)
+            where = f"; see {quarantine}" if quarantine else ""
+            raise IngestError(
+                f"source {description} is empty: 0 good records, {len(bad)} bad{where}"
+            )
+        if len(bad) / total > max_bad_fraction:
+            quarantine = self._write_quarantine(name, "failed", bad)
+            raise IngestError(
+                f"{len(bad)} of {total} records from {description} are bad "
+                f"({len(bad) / total:.1%} > max_bad_fraction {max_bad_fraction:.1%}); "
+                f"nothing was published; see {quarantine}"
+            )
 
     def _check_kind(self, name: str, kind: str) -> None:
         """Refuse to put text versions under an image dataset's name, or the reverse: whoever
@@ -506,23 +592,34 @@ class DatasetStore:
 
         Returns False when another ingest published the same version first.
         """
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = target.parent / f".tmp-{uuid.uuid4().hex}"
+        with self._staging(target.parent.name) as staging:
+            return self._rename_into_place(staging, target, write(staging))
+
+    @contextmanager
+    def _staging(self, name: str) -> Iterator[Path]:
+        """A fresh temporary folder beside the versions of `name`, removed on exit unless it
+        was renamed into place: no version is ever written where readers can see it."""
+        parent = self.root / name
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = parent / f".tmp-{uuid.uuid4().hex}"
         try:
             staging.mkdir()
-            manifest = write(staging)
-            write_manifest(staging, manifest)  # last: a folder with a manifest is complete
-            try:
-                os.rename(staging, target)
-            except OSError:
-                if (target / MANIFEST_FILE).is_file():
-                    return False  # the same content, published concurrently: keep theirs
-                raise
-            fsync_dir(target.parent)
-            return True
+            yield staging
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
+
+    @staticmethod
+    def _rename_into_place(staging: Path, target: Path, manifest: dict) -> bool:
+        write_manifest(staging, manifest)  # last: a folder with a manifest is complete
+        try:
+            os.rename(staging, target)
+        except OSError:
+            if (target / MANIFEST_FILE).is_file():
+                return False  # the same content, published concurrently: keep theirs
+            raise
+        fsync_dir(target.parent)
+        return True
 
     def _write_quarantine(self, name: str, label: str, bad: list[BadRecord]) -> Path | None:
         if not bad:

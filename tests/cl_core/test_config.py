@@ -45,6 +45,7 @@ def test_overrides_apply_and_none_is_ignored():
     ({"trian": {}}, "trian"),
     ({"views": {"crop_scale": [0.9, 0.1]}}, "crop_scale"),
     ({"data": {"name": "../escape"}}, "data.name"),
+    ({"ingest": {"engine": "spark"}}, "ingest.engine"),
 ])
 def test_invalid_values_name_the_field(raw, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
@@ -175,3 +176,15 @@ def test_the_cifar10_configs_train_the_two_backbones():
     assert (tuned.model.backbone, tuned.model.uses_pretrained_weights) == ("efficientnet-lite0", True)
     assert tuned.train.backbone_lr_mult < 1 and tuned.data.name == scratch.data.name == "cifar10"
     assert scratch.data.source == tuned.data.source == "../shared/data/cifar10"
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({"ingest": {"engine": "ray"}, "data": {"modality": "interactions"}},
+     r"ingest\.engine 'ray' ingests images and text; interactions .* use ingest\.engine local"),
+    ({"ingest": {"engine": "ray"}, "data": {"limit": 10}}, r"data\.limit .* only ingest\.engine local"),
+])
+def test_the_ray_ingest_engine_refuses_what_it_cannot_do(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(raw)
+    assert build_config({"ingest": {"engine": "ray"}}).ingest.engine == "ray"
+    assert build_config({}).ingest.engine == "local"

@@ -57,6 +57,17 @@ def test_a_bad_export_engine_fails_before_any_service_starts(command, flags, fie
     assert not (tmp_path / "ws").exists()
 
 
+@pytest.mark.parametrize("flags,field", [
+    (["digits", "--engine", "spark"], "ingest.engine"),
+    (["digits", "--engine", "ray", "--limit", "5"], "data.limit"),
+    (["ml-100k", "--engine", "ray"], "ingest.engine 'ray' ingests images and text"),
+])
+def test_an_ingest_engine_that_cannot_run_fails_before_any_service_starts(flags, field, tmp_path, capsys):
+    assert main(["ingest", *flags, "--workspace", str(tmp_path / "ws")]) == 2
+    assert field in capsys.readouterr().err
+    assert not (tmp_path / "ws").exists()
+
+
 def test_unknown_config_key_names_the_file_and_field(tmp_path, capsys):
     config = tmp_path / "typo.yaml"
     config.write_text("train:\n  epoch: 3\n")

@@ -10,8 +10,9 @@ deciding whether an image decodes is the store's job.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from cl_core.datasets.errors import IngestError
@@ -28,6 +29,9 @@ class Source:
     description: str  # "sklearn:digits" or the resolved absolute folder path
     class_names: list[str] | None
     kind: str  # "digits", "webdataset" or "image_folder"
+    # The same records in parts that can be read independently (a shard, a class folder), in
+    # reading order: calling each in turn yields `records`. Picklable, for the `ray` engine.
+    units: list[Callable[[], Iterator[ImageRecord | BadRecord]]] = field(default_factory=list)
 
 
 def open_source(source: str, limit: int | None = None) -> Source:
@@ -44,7 +48,9 @@ def open_source(source: str, limit: int | None = None) -> Source:
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
     if source == "digits":
-        opened = Source(digits.read_digits(), digits.DESCRIPTION, None, "digits")
+        opened = Source(
+            digits.read_digits(), digits.DESCRIPTION, None, "digits", [digits.read_digits]
+        )
     else:
         opened = _open_folder(Path(source).expanduser())
     if limit is not None:
@@ -62,10 +68,14 @@ def _open_folder(path: Path) -> Source:
         raise IngestError(f"source {str(folder)!r} cannot be read: {error}") from error
     if entries and any(webdataset.is_shard(p) for p in entries):
         shards = webdataset.list_shards(folder)
-        return Source(webdataset.read_shards(shards), str(folder), None, "webdataset")
+        return Source(
+            webdataset.read_shards(shards), str(folder), None, "webdataset",
+            [partial(webdataset.read_shard, shard) for shard in shards],
+        )
     if entries and any(p.is_dir() and not p.name.startswith(".") for p in entries):
         reader = ImageFolderReader(folder)
-        return Source(reader.records(), str(folder), reader.class_names, "image_folder")
+        units = [partial(reader.class_records, i) for i in range(len(reader.class_dirs))]
+        return Source(reader.records(), str(folder), reader.class_names, "image_folder", units)
     if entries is None:
         why = "it is a file, not a folder"
     elif not entries:

@@ -60,16 +60,21 @@ class ImageFolderReader:
 
     def records(self) -> Iterator[ImageRecord | BadRecord]:
         """Yield every image file in sorted path order; unreadable files become BadRecords."""
-        for split, class_dir in self.class_dirs:
-            label = self._index[class_dir.name]
-            for path in self._image_files(class_dir):
-                record_id = path.relative_to(self.root).with_suffix("").as_posix()
-                try:
-                    data = path.read_bytes()
-                except OSError as error:
-                    yield BadRecord(record_id, str(path), f"cannot read file: {error}")
-                    continue
-                yield ImageRecord(id=record_id, image=data, label=label, split=split)
+        for index in range(len(self.class_dirs)):
+            yield from self.class_records(index)
+
+    def class_records(self, index: int) -> Iterator[ImageRecord | BadRecord]:
+        """The records of `class_dirs[index]` alone, in sorted path order."""
+        split, class_dir = self.class_dirs[index]
+        label = self._index[class_dir.name]
+        for path in self._image_files(class_dir):
+            record_id = path.relative_to(self.root).with_suffix("").as_posix()
+            try:
+                data = path.read_bytes()
+            except OSError as error:
+                yield BadRecord(record_id, str(path), f"cannot read file: {error}")
+                continue
+            yield ImageRecord(id=record_id, image=data, label=label, split=split)
 
     @staticmethod
     def _image_files(class_dir: Path) -> Iterator[Path]:

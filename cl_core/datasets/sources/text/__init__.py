@@ -18,8 +18,9 @@ against one file), `readers` (one per format), `fields` (one row -> one record),
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from cl_core.config import TEXT_FORMATS, TextSourceSpec
@@ -58,6 +59,9 @@ class TextSource:
     description: str  # the absolute path of the file or folder
     files: list[Path]  # the files read, in reading order
     formats: list[str]  # the format of each file
+    # Per file, in reading order, the same records read on their own: calling each in turn
+    # yields `records`. Picklable, for the `ray` engine.
+    units: list[Callable[[], Iterator[TextPairRecord | BadRecord]]] = field(default_factory=list)
 
 
 def _suffix(path: Path) -> str:
@@ -115,13 +119,18 @@ def _with_unique_id_prefixes(plans: list[FilePlan]) -> list[FilePlan]:
     ]
 
 
+def read_file(plan: FilePlan) -> Iterator[TextPairRecord | BadRecord]:
+    """The records of one planned file."""
+    records = READERS[plan.format](plan)
+    try:
+        yield from records
+    finally:
+        records.close()  # releases the open file now, also when the caller stops early
+
+
 def _read(plans: list[FilePlan]) -> Iterator[TextPairRecord | BadRecord]:
     for plan in plans:
-        records = READERS[plan.format](plan)
-        try:
-            yield from records
-        finally:
-            records.close()  # releases the open file now, also when the caller stops early
+        yield from read_file(plan)
 
 
 def open_text_source(
@@ -188,6 +197,7 @@ def open_text_source(
         description=str(path),
         files=[plan.path for plan in plans],
         formats=[plan.format for plan in plans],
+        units=[partial(read_file, plan) for plan in plans],
     )
 
 

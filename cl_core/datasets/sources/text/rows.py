@@ -1,4 +1,4 @@
-"""The good text rows of one ingest: per-row checks, the id-sorted table, the version id.
+"""The good text rows of one ingest: per-row checks, the stored table, the version id.
 
 The same interface as `ImageRows`; the store runs the checks every kind shares (record type,
 duplicate id, split) and hands each remaining record to `TextRows.add`.
@@ -6,18 +6,17 @@ duplicate id, split) and hands each remaining record to `TextRows.add`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections import Counter
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from cl_core.datasets.image_rows import is_int
 from cl_core.datasets.manifest import TextStats, build_text_manifest
 from cl_core.datasets.sources.text.records import TEXT_SCHEMA, TextPairRecord
+from cl_core.datasets.version_id import BucketHashes, bucket_order
 
 
 def _is_optional_str(value: object) -> bool:
@@ -58,6 +57,13 @@ def _problem(record: TextPairRecord) -> str | None:
         if not negative.strip():
             return f"hard negative {position} is empty"
     return None
+
+
+def text_row_line(row: list) -> bytes:
+    """One text row, [id, text1, text2, score, label, negatives, split], as the version hash
+    reads it: one JSON array per row; JSON escapes tabs and newlines inside sentences, so the rows
+    cannot run into each other, and a float's repr round-trips exactly."""
+    return json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n"
 
 
 class TextRows:
@@ -102,11 +108,13 @@ class TextRows:
                 f"split str or None; got {got}"
             )
 
-    def add(self, record: TextPairRecord, split: str) -> str | None:
-        """Keep the row; return why it was rejected instead, if it was."""
-        problem = _problem(record)
-        if problem is not None:
-            return problem
+    def check(self, record: TextPairRecord, split: str) -> tuple[str | None, None]:
+        """Why the row would be rejected (None when it is good); changes nothing. The second
+        value is what `keep` needs: nothing for text (see `ImageRows.check`)."""
+        return _problem(record), None
+
+    def keep(self, record: TextPairRecord, split: str, checked: None = None) -> None:
+        """Keep a row `check` passed."""
         score = None if record.score is None else float(record.score)  # 4 and 4.0: one version
         self.ids.append(record.id)
         self.text1.append(record.text1)
@@ -116,12 +124,22 @@ class TextRows:
         self.negatives.append(list(record.negatives))
         self.split_of_row.append(split)
         self.stats.add(split, record.text2 is not None, score, record.label, len(record.negatives))
-        return None
+
+    def add(self, record: TextPairRecord, split: str) -> str | None:
+        """Keep the row; return why it was rejected instead, if it was."""
+        problem, checked = self.check(record, split)
+        if problem is None:
+            self.keep(record, split, checked)
+        return problem
 
     def sorted_table(self) -> tuple[pa.Table, str]:
-        """The rows sorted by id, and the version id: sha256 over (id, text1, text2, score,
-        label, negatives, split) in id order, so neither arrival order nor file names change it.
-        """
+        """The rows in storage order, and the version id (`cl_core.datasets.version_id`)."""
+        table, hashes = self.table_and_hashes()
+        return table, hashes.version()
+
+    def table_and_hashes(self) -> tuple[pa.Table, BucketHashes]:
+        """The rows in (bucket, id) order, and each bucket's hash over (id, text1, text2, score,
+        label, negatives, split) in id order: neither arrival order nor file names change it."""
         table = pa.table(
             [
                 pa.array(self.ids, pa.string()),
@@ -135,17 +153,15 @@ class TextRows:
             ],
             schema=TEXT_SCHEMA,
         )
-        order = pc.sort_indices(table, sort_keys=[("id", "ascending")])
-        version_hash = hashlib.sha256()
-        for i in order.to_pylist():
-            # One JSON array per row: JSON escapes tabs and newlines inside sentences, so the
-            # rows cannot run into each other, and a float's repr round-trips exactly.
+        order, buckets = bucket_order(self.ids)
+        hashes = BucketHashes()
+        for i, bucket in zip(order, buckets, strict=True):
             row = [
                 self.ids[i], self.text1[i], self.text2[i], self.scores[i], self.labels[i],
                 self.negatives[i], self.split_of_row[i],
             ]
-            version_hash.update(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
-        return table.take(order), version_hash.hexdigest()[:16]
+            hashes.update(bucket, text_row_line(row))
+        return table.take(pa.array(order, pa.int64())), hashes
 
     def manifest(
         self, *, name: str, version: str, source: str, quarantined: int, files: list[str]
