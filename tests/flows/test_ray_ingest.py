@@ -113,20 +113,6 @@ def test_tar_shards_give_the_local_engines_dataset(tmp_path):
     assert local_store.ingest(str(source), "toy", max_bad_fraction=0.3).created is False
 
 
-def test_file_order_does_not_change_the_version(tmp_path):
-    keys = [f"k{i:03d}" for i in range(30)]
-    images = {key: _png(i * 5 + 1) for i, key in enumerate(keys)}
-    for index, start in enumerate(range(0, 30, 10)):  # three shards of ten, in key order
-        _shard(tmp_path / "a" / f"s{index}.tar", _samples(keys[start:start + 10], images))
-    shuffled = keys[::-1]  # two shards, other names, other order, other members per shard
-    _shard(tmp_path / "b" / "x1.tar", _samples(shuffled[:17], images))
-    _shard(tmp_path / "b" / "x0.tar.gz", _samples(shuffled[17:], images))
-    store = DatasetStore(tmp_path / "store")
-    one = ingest_with_ray(store, tmp_path / "a", "one")
-    two = ingest_with_ray(store, tmp_path / "b", "two")
-    assert one.version == two.version == store.ingest(str(tmp_path / "b"), "three").version
-
-
 def test_image_folder_gives_the_local_engines_dataset(tmp_path):
     source = tmp_path / "folder"
     for c, cls in enumerate(["cat", "dog", "emu"]):
