@@ -414,20 +414,7 @@ class DatasetStore:
         created = False
         if not (target / MANIFEST_FILE).is_file():
             created = self._publish(table, target, rows, name, version, description, len(bad))
-        quarantine = self._write_quarantine(name, version, bad)
-        self._write_latest(name, version)
-        return IngestResult(
-            name=name,
-            version=version,
-            path=target,
-            rows=good,
-            splits={s: rows.splits[s] for s in SPLITS if rows.splits[s]},
-            quarantined=len(bad),
-            quarantine_path=quarantine,
-            created=created,
-            elapsed_s=time.perf_counter() - started,
-            channels=rows.channels,
-        )
+        return self._finish(name, version, target, rows, good, bad, created, started)
 
     def ingest_buckets(
         self,
@@ -486,6 +473,11 @@ class DatasetStore:
                     files=files,
                 )
                 created = self._rename_into_place(staging, target, manifest)
+        return self._finish(name, version, target, rows, good, bad, created, started,
+                            details={"engine": "ray", "nodes": sorted(nodes)})
+
+    def _finish(self, name, version, target, rows, good, bad, created, started, details=None) -> IngestResult:
+        """Both engines' last steps for images and text: the quarantine file, LATEST, the result."""
         quarantine = self._write_quarantine(name, version, bad)
         self._write_latest(name, version)
         return IngestResult(
@@ -499,7 +491,7 @@ class DatasetStore:
             created=created,
             elapsed_s=time.perf_counter() - started,
             channels=rows.channels if rows.kind == "image" else None,
-            details={"engine": "ray", "nodes": sorted(nodes)},
+            details=details,
         )
 
     def _check_counts(
