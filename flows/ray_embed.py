@@ -4,6 +4,7 @@ pool and writes them as part files into the snapshot's staging folder; the drive
 
     read_parquet(version's parts, only the columns needed; for a reembed only the rows to
                  embed, the filter pushed down into the scan)   read tasks, across the cluster
+      -> repartition(blocks of 4 batches, streaming)            so that every actor gets work
       -> map_batches(_EmbedActor, ActorPoolStrategy(size=actors))   each actor loads the
          registered model version once; builds the table rows of each batch
          (`cl_core.embeddings.inputs.parts_rows`), keeps only the rows to embed, embeds
@@ -38,6 +39,7 @@ from cl_core.embeddings.interaction_rows import INPUT_COLUMN
 from cl_core.embeddings.writer import SnapshotWriter, embedded_batch
 
 WORKERS_FOLDER = "workers"  # inside the staging folder: what Ray's write tasks write
+ROWS_PER_BLOCK_IN_BATCHES = 4  # blocks handed to the actors hold at most this many batches
 
 
 class _EmbedActor:
@@ -105,12 +107,17 @@ class RayEngine:
                 return pa.chunked_array([], pa.string())
             source, only_ids = ray.data.from_arrow(rows), None
         else:
-            source = ray.data.read_parquet([str(path) for path in dataset.files], columns=part_columns(dataset))
+            source = ray.data.read_parquet([str(path) for path in dataset.files]).select_columns(part_columns(dataset))
             if only_keys is not None:  # pushed down into the Parquet scan: only these rows are read
                 from ray.data.expressions import col
 
                 source = source.filter(expr=col("id").is_in(part_ids(dataset.kind, only_keys).to_pylist()))
             only_ids = only_keys  # the actors keep exactly these (a pair may have changed in one sentence)
+            # A version's part is read as one block, and one block reaches one actor: a one-part
+            # version would be embedded by a single actor however big the pool. Streaming
+            # repartition cuts blocks to a few batches each, so every actor gets work and a
+            # retried block is small; it needs no barrier, unlike repartition(num_blocks).
+            source = source.repartition(target_num_rows_per_block=batch_size * ROWS_PER_BLOCK_IN_BATCHES)
         created = datetime.now(UTC)
         embedded = source.map_batches(
             _EmbedActor,

@@ -61,11 +61,6 @@ def _map_workers(address: str) -> list:
 
 
 @pytest.mark.usefixtures("token_auth_driver")
-# Known failure, first run in session 6: only one of the two actors received work (the version is
-# one Parquet part, so Ray Data reads it as one block: "the operator only received 1 input"), and
-# the other actor's node was never recorded. Likely fix: `override_num_blocks` on the read in
-# flows/ray_embed.py; not yet made or verified (issue #14 note). Skipped, not passing.
-@pytest.mark.skip(reason="known failure: one read block reaches only one of the two actors (issue #14)")
 def test_export_spreads_over_two_nodes_and_survives_a_killed_actor(tmp_path, monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     store = DatasetStore(tmp_path / "datasets")
