@@ -127,6 +127,9 @@ class RayEngine:
             batch_format="pyarrow",
             num_cpus=self.num_cpus,
             num_gpus=self.num_gpus or None,
+            # Actors on as many nodes as the pool allows: each node's cores (and its share of
+            # the reads) work, instead of every actor packed onto the first node with room.
+            scheduling_strategy="SPREAD",
         )
         folder = writer.staging / WORKERS_FOLDER
         embedded.write_parquet(str(folder), schema=writer.schema)

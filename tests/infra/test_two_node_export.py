@@ -43,6 +43,22 @@ def _slow_load(tracking_uri: str, model: dict[str, str]):
     return slow, dim, modality
 
 
+def _node_recording_load(tracking_uri: str, model: dict[str, str], folder: str):
+    """The registered model, each batch noting in `folder` the node that embedded it (the
+    actor list cannot tell: an actor that has exited may report no node), and slowed down so
+    that the first actor to start cannot take every batch before the second is up."""
+    embed, dim, modality = load_registered(tracking_uri, model)
+    node = ray.get_runtime_context().get_node_id()
+
+    def recording(inputs):
+        time.sleep(BATCH_DELAY_S)
+        with open(os.path.join(folder, f"{node}-{os.getpid()}"), "a") as out:
+            out.write(f"{len(inputs)}\n")
+        return embed(inputs)
+
+    return recording, dim, modality
+
+
 def _record(model, dataset, action):
     return {"model_name": model["name"], "model_version": model["version"], "dataset_name": dataset.name,
             "dataset_version": dataset.version, "prefect_flow_run_id": None, "mlflow_run_id": None, "action": action}
@@ -71,10 +87,13 @@ def test_export_spreads_over_two_nodes_and_survives_a_killed_actor(tmp_path, mon
         version = register_tiny_image_model(tracking_uri, MODEL)
         model = {"name": MODEL, "version": version}
         try:
-            engine = RayEngine(partial(load_registered, tracking_uri, model), actors=2, ray_address=address)
-            spread = _export(tmp_path, "spread", dataset, engine, model)
+            batches = tmp_path / "batches"
+            batches.mkdir()
+            engine = RayEngine(partial(_node_recording_load, tracking_uri, model, str(batches)), actors=2,
+                               ray_address=address)
+            spread = _export(tmp_path, "spread", dataset, engine, model, batch_size=8)
             nodes = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
-            first_pool = {actor.actor_id: actor.node_id for actor in _map_workers(address)}
+            first_pool = {actor.actor_id for actor in _map_workers(address)}
 
             # SIGKILL one actor of a running export (in a thread: the driver call blocks).
             slow = RayEngine(partial(_slow_load, tracking_uri, model), actors=2, ray_address=address)
@@ -106,7 +125,11 @@ def test_export_spreads_over_two_nodes_and_survives_a_killed_actor(tmp_path, mon
         local = _export(tmp_path, "local", dataset, embed, model)
 
     assert len(nodes) == 2
-    assert set(first_pool.values()) == nodes, first_pool  # the two actors ran one on each node
+    rows_by_node: dict[str, int] = {}
+    for path in batches.iterdir():  # one file per actor process: "<node>-<pid>", a line per batch
+        node = path.name.rsplit("-", 1)[0]
+        rows_by_node[node] = rows_by_node.get(node, 0) + sum(int(line) for line in path.read_text().split())
+    assert set(rows_by_node) == nodes and sum(rows_by_node.values()) == ROWS, rows_by_node  # both nodes embedded
     a, b = local.read().sort_by("id"), spread.read().sort_by("id")
     assert a.column("id").equals(b.column("id")) and a.num_rows == ROWS
     vectors = [np.stack(t.column("embedding").to_numpy(zero_copy_only=False)) for t in (a, b)]
