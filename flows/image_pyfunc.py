@@ -42,6 +42,12 @@ class ImageEmbeddingModel(mlflow.pyfunc.PythonModel):
         self.embedder.eval().to(memory_format=torch.channels_last)
         return self
 
+    def to(self, device: str | torch.device) -> ImageEmbeddingModel:
+        """Embed on `device` (a GPU actor of the `ray` export engine); embeddings still come
+        back as NumPy arrays in host memory. Returns self."""
+        self.embedder.to(device)
+        return self
+
     def pretrained(self) -> ImageEmbeddingModel | None:
         """The same model with the backbone's pretrained weights it was fine-tuned from (same
         input size, channels and normalisation), or None when it trained from scratch."""
@@ -52,10 +58,12 @@ class ImageEmbeddingModel(mlflow.pyfunc.PythonModel):
     def embed_tensor(self, images: torch.Tensor) -> np.ndarray:
         """uint8 or [0, 1] float images (N, C, S, S) -> float32 (N, D), `batch_size` images per
         forward pass; for callers that decoded already."""
+        device = next(self.embedder.parameters()).device
         with torch.inference_mode():
             chunks = [
-                self.embedder(images[start : start + self.batch_size].contiguous(memory_format=torch.channels_last))
-                .float().numpy()
+                self.embedder(images[start : start + self.batch_size].to(device)
+                              .contiguous(memory_format=torch.channels_last))
+                .float().cpu().numpy()
                 for start in range(0, images.shape[0], self.batch_size)
             ]
         return np.concatenate(chunks) if chunks else np.zeros((0, self.embedder.embedding_dim), dtype=np.float32)

@@ -101,6 +101,10 @@ class RayEngine:
         # A local Ray gets a CPU beyond the pool's for the read and write tasks: an actor pool
         # that holds every CPU leaves them none and the pipeline stalls.
         ensure_ray(self.ray_address, logical_cpus=int(self.actors * self.num_cpus) + 2)
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if self.num_gpus > gpus:  # Ray Data would only warn and wait for a GPU node that never comes
+            raise ValueError(f"export.num_gpus is {self.num_gpus:g} per actor, but the Ray cluster has {gpus:g} GPUs; "
+                             f"set export.num_gpus: 0 to embed on CPU actors")
         if dataset.kind == "interactions":
             rows = _interaction_rows(dataset, batch_size, only_keys)
             if not rows:
@@ -146,7 +150,9 @@ def ray_engine(model: dict[str, str], tracking_uri: str, export: Mapping[str, An
     export section (actors, num_gpus)."""
     from flows.table_runs import load_registered
 
-    return RayEngine(partial(load_registered, tracking_uri, {"name": model["name"], "version": model["version"]}),
-                     actors=int(export.get("actors", 2)), num_gpus=float(export.get("num_gpus", 0.0)),
-                     ray_address=ray_address)
+    num_gpus = float(export.get("num_gpus", 0.0))
+    # An actor that holds a GPU embeds on it; Ray sets its CUDA_VISIBLE_DEVICES, so "cuda" is that GPU.
+    device = "cuda" if num_gpus > 0 else None
+    return RayEngine(partial(load_registered, tracking_uri, {"name": model["name"], "version": model["version"]},
+                             device), actors=int(export.get("actors", 2)), num_gpus=num_gpus, ray_address=ray_address)
 

@@ -25,13 +25,16 @@ def resolve_model(model_ref: str) -> dict[str, str]:
     return {"name": version.name, "version": str(version.version), "source_run_id": version.run_id}
 
 
-def load_embedder(model: dict[str, str]) -> tuple[Any, int, str]:
+def load_embedder(model: dict[str, str], device: str | None = None) -> tuple[Any, int, str]:
     """(embed function over a list of inputs, embedding dimension, modality) of a resolved
     model; the modality is the input column its signature names: "image" or "text", or for a
     recommender "interactions" (each input a dict, a row of the DataFrame it takes:
-    `cl_core.embeddings.interaction_rows`)."""
+    `cl_core.embeddings.interaction_rows`). `device` ("cuda", ...) moves an image or text
+    model there; None leaves it on the CPU."""
     loaded = mlflow.pyfunc.load_model(f"models:/{model['name']}/{model['version']}")
     wrapped = loaded.unwrap_python_model()
+    if device is not None:
+        _move(wrapped, device, model)
     if getattr(wrapped, "modality", None) == "interactions":
         return (lambda rows: loaded.predict(pd.DataFrame(rows))), wrapped.embedding_dim, wrapped.modality
     column = loaded.metadata.get_input_schema().input_names()[0]
@@ -40,6 +43,26 @@ def load_embedder(model: dict[str, str]) -> tuple[Any, int, str]:
         return loaded.predict(pd.DataFrame({column: inputs}))
 
     return embed, wrapped.embedder.embedding_dim, column
+
+
+def _move(wrapped: Any, device: str, model: dict[str, str]) -> None:
+    import torch
+
+    name = f"{model['name']} version {model['version']}"
+    if not hasattr(wrapped, "to"):
+        raise ValueError(f"{name} ({type(wrapped).__name__}) embeds on the CPU only; set export.num_gpus: 0")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"{name} was to embed on {device}, but torch sees no CUDA device in this process "
+                           f"(torch {torch.__version__}, a CPU build?); set export.num_gpus: 0 or install CUDA torch")
+    wrapped.to(device)
+
+
+def load_registered(tracking_uri: str, model: dict[str, str], device: str | None = None) -> tuple[Any, int, str]:
+    """`load_embedder` in a process of its own (a Ray actor of the `ray` export engine): the
+    concrete version the driver resolved, from the driver's tracking store, so every actor
+    embeds with the same model whatever an alias says meanwhile."""
+    mlflow.set_tracking_uri(tracking_uri)
+    return load_embedder(model, device)
 
 
 @task(name="start-table-run", retries=2, retry_delay_seconds=2)
@@ -74,11 +97,3 @@ def fail_table_run(run_id: str) -> None:
 
 def prefect_flow_run_id() -> str | None:
     return flow_run.id
-
-
-def load_registered(tracking_uri: str, model: dict[str, str]) -> tuple[Any, int, str]:
-    """`load_embedder` in a process of its own (a Ray actor of the `ray` export engine): the
-    concrete version the driver resolved, from the driver's tracking store, so every actor
-    embeds with the same model whatever an alias says meanwhile."""
-    mlflow.set_tracking_uri(tracking_uri)
-    return load_embedder(model)

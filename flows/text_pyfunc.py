@@ -34,6 +34,12 @@ class TextEmbeddingModel(mlflow.pyfunc.PythonModel):
         self.max_length = self.tokenizer.max_length
         return self
 
+    def to(self, device: str) -> TextEmbeddingModel:
+        """Embed on `device` (a GPU actor of the `ray` export engine); `embed_texts` follows
+        the encoder's device. Returns self."""
+        self.embedder.to(device)
+        return self
+
     def embed(self, texts: list[str]) -> np.ndarray:
         return embed_texts(self.embedder, self.tokenizer, texts, batch_size=self.batch_size)
 

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import ray
+import torch
 
 from cl_core.datasets import DatasetStore, ImageRecord
 from cl_core.datasets.sources.digits import read_digits
@@ -205,3 +206,31 @@ def test_sentences_export_and_reembed_the_same_on_both_engines(setup, tmp_path):
             distributed.read().drop_columns(["created_at"]).sort_by("id"))
     m = snapshots["ray"][1].manifest
     assert (m.rows, m.rows_embedded, m.rows_reused) == (18, 3, 15)  # p4/2, p10/1, p10/2
+
+
+def test_gpu_actors_on_a_cluster_without_gpus_fail_fast_and_leave_current(setup):
+    """Ray Data would only warn and wait for a GPU node; the engine says what to change."""
+    model, first = setup["model"], setup["first"]
+    table = EmbeddingTable(setup["ws"].root / "no-gpu", model["name"], DATASET)
+    with table.lock():
+        before = write_full_snapshot(table, first, _engines(setup)["local"], 8, _record(model, first, "export"),
+                                     batch_size=64, keep_snapshots=3)
+        engine = ray_engine(model, setup["ws"].tracking_uri, {"actors": 1, "num_gpus": 1})
+        with pytest.raises(ValueError, match=r"export.num_gpus is 1 per actor, but the Ray cluster has 0 GPUs"):
+            write_full_snapshot(table, first, engine, 8, _record(model, first, "backfill"), batch_size=64,
+                                keep_snapshots=3)
+    assert table.current_id() == before.id and not list(table.path.glob(".staging-*"))
+
+
+def test_gpu_actors_load_the_model_onto_the_gpu(setup):
+    """An actor that holds a GPU asks for the model on "cuda"; without CUDA the load says so."""
+    model = setup["model"]
+    assert ray_engine(model, setup["ws"].tracking_uri, {"num_gpus": 1}).load.args[-1] == "cuda"
+    assert ray_engine(model, setup["ws"].tracking_uri, {}).load.args[-1] is None
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the no-CUDA error cannot happen here")
+    from flows.table_runs import load_registered
+
+    with pytest.raises(RuntimeError, match=rf"{MODEL} version {model['version']} was to embed on cuda, but torch "
+                                           r"sees no CUDA device"):
+        load_registered(setup["ws"].tracking_uri, {"name": model["name"], "version": model["version"]}, "cuda")
