@@ -438,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
                 summary = _execute(args, workspace, cfg)
             finally:
                 _shutdown_ray()  # inside: Ray's last forwarded lines belong in the log
+                _flush_prefect_logs()
     except ConfigError as error:
         print(f"clpipe: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -527,6 +528,16 @@ def _shutdown_ray() -> None:
 
         if ray.is_initialized():
             ray.shutdown()
+
+
+def _flush_prefect_logs() -> None:
+    # Prefect's temporary server stops at interpreter exit, before Prefect's log worker drains
+    # its queue; logs still queued then print "Error logging to API" after the summary. Send
+    # them while the server is up.
+    if "prefect" in sys.modules:
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)
 
 
 if __name__ == "__main__":
