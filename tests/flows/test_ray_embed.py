@@ -114,17 +114,24 @@ def _failing_load():
     return embed, 8, "image"
 
 
-def test_a_failure_in_the_actors_leaves_current_and_no_staging(setup):
+def _backfill_fails_and_leaves_current(setup, folder: str, engine, error: type, match: str) -> None:
+    """A local export, then a backfill on `engine` that raises `error`: CURRENT and the
+    snapshots stay as they were and no staging folder is left."""
     model, first = setup["model"], setup["first"]
-    table = EmbeddingTable(setup["ws"].root / "failing", model["name"], DATASET)
+    table = EmbeddingTable(setup["ws"].root / folder, model["name"], DATASET)
     with table.lock():
         before = write_full_snapshot(table, first, _engines(setup)["local"], 8, _record(model, first, "export"),
                                      batch_size=64, keep_snapshots=3)
-        with pytest.raises(Exception, match="model exploded on a batch of"):
-            write_full_snapshot(table, first, RayEngine(_failing_load, actors=1), 8, _record(model, first, "backfill"),
-                                batch_size=64, keep_snapshots=3)
+        with pytest.raises(error, match=match):
+            write_full_snapshot(table, first, engine, 8, _record(model, first, "backfill"), batch_size=64,
+                                keep_snapshots=3)
     assert table.current_id() == before.id and table.snapshot_ids() == [before.id]
     assert not list(table.path.glob(".staging-*"))
+
+
+def test_a_failure_in_the_actors_leaves_current_and_no_staging(setup):
+    _backfill_fails_and_leaves_current(setup, "failing", RayEngine(_failing_load, actors=1), Exception,
+                                       "model exploded on a batch of")
 
 
 def test_clpipe_export_and_reembed_take_the_engine(setup):
@@ -210,16 +217,9 @@ def test_sentences_export_and_reembed_the_same_on_both_engines(setup, tmp_path):
 
 def test_gpu_actors_on_a_cluster_without_gpus_fail_fast_and_leave_current(setup):
     """Ray Data would only warn and wait for a GPU node; the engine says what to change."""
-    model, first = setup["model"], setup["first"]
-    table = EmbeddingTable(setup["ws"].root / "no-gpu", model["name"], DATASET)
-    with table.lock():
-        before = write_full_snapshot(table, first, _engines(setup)["local"], 8, _record(model, first, "export"),
-                                     batch_size=64, keep_snapshots=3)
-        engine = ray_engine(model, setup["ws"].tracking_uri, {"actors": 1, "num_gpus": 1})
-        with pytest.raises(ValueError, match=r"export.num_gpus is 1 per actor, but the Ray cluster has 0 GPUs"):
-            write_full_snapshot(table, first, engine, 8, _record(model, first, "backfill"), batch_size=64,
-                                keep_snapshots=3)
-    assert table.current_id() == before.id and not list(table.path.glob(".staging-*"))
+    engine = ray_engine(setup["model"], setup["ws"].tracking_uri, {"actors": 1, "num_gpus": 1})
+    _backfill_fails_and_leaves_current(setup, "no-gpu", engine, ValueError,
+                                       r"export.num_gpus is 1 per actor, but the Ray cluster has 0 GPUs")
 
 
 def test_gpu_actors_load_the_model_onto_the_gpu(setup):
