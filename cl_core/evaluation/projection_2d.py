@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
+from threadpoolctl import threadpool_limits
 
 ArrayLike = torch.Tensor | np.ndarray
 
@@ -57,5 +58,9 @@ def project_2d(
             learning_rate="auto",
             random_state=seed,
         )
-        coords = tsne.fit_transform(x)  # (N, 2)
+        # One OpenMP thread: Barnes-Hut t-SNE meets its threads at a barrier on each of ~1,000
+        # iterations, and on busy cores (Ray workers, torch's own libgomp) every barrier waits for
+        # a time slice: 120 points took 29 s with two threads and 1.2 s with one on 2 busy cores.
+        with threadpool_limits(limits=1, user_api="openmp"):
+            coords = tsne.fit_transform(x)  # (N, 2)
     return np.asarray(coords, dtype=np.float32)

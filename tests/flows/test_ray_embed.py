@@ -2,11 +2,12 @@
 vectors to 1e-6, lineage) for an export and for a reembed after the dataset changed, where only
 the changed rows go through Ray; a failure in the actors leaves CURRENT as it was. Real Ray Data,
 a real MLflow registry (sqlite) and Parquet; a tiny registered model (no training) and 300
-digits."""
+digits. That `--engine ray` reaches the pool through the CLI, the flow and its task is proven by
+the one `clpipe reembed --engine ray` of tests/flows/test_reembed_e2e.py, and what export and
+reembed hand their flows by tests/flows/test_cli.py."""
 
 from __future__ import annotations
 
-import json
 import os
 
 import mlflow
@@ -23,7 +24,7 @@ from cl_core.embeddings.incremental import INCREMENTAL, write_incremental
 from flows.ray_embed import RayEngine, ray_engine
 from flows.table_runs import load_embedder
 from flows.workspace import Workspace
-from tests.conftest import clpipe, last_json, register_tiny_image_model
+from tests.conftest import register_tiny_image_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -132,20 +133,6 @@ def _backfill_fails_and_leaves_current(setup, folder: str, engine, error: type, 
 def test_a_failure_in_the_actors_leaves_current_and_no_staging(setup):
     _backfill_fails_and_leaves_current(setup, "failing", RayEngine(_failing_load, actors=1), Exception,
                                        "model exploded on a batch of")
-
-
-def test_clpipe_export_and_reembed_take_the_engine(setup):
-    """The flag reaches the engine through the CLI, the flow and its tasks."""
-    ws, model = setup["ws"], setup["model"]
-    ref = f"{model['name']}/{model['version']}"
-    exported = last_json(clpipe("export", "--model", ref, "--dataset", DATASET, "--dataset-version",
-                                setup["first"].version, "--engine", "ray", "--actors", "1", "--json", workspace=ws.root))
-    assert exported["rows"] == exported["rows_embedded"] == ROWS
-    reembedded = last_json(clpipe("reembed", "--model", ref, "--dataset", DATASET, "--engine", "ray", "--json",
-                                  workspace=ws.root))
-    assert (reembedded["action"], reembedded["rows_embedded"], reembedded["rows_reused"]) == (INCREMENTAL, 6, ROWS - 2)
-    manifest = json.loads((ws.embeddings / MODEL / DATASET / reembedded["snapshot"] / "manifest.json").read_text())
-    assert manifest["parent"] == exported["snapshot"] and manifest["mlflow_run_id"] == reembedded["mlflow_run_id"]
 
 
 def _interactions_load():

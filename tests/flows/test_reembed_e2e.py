@@ -1,10 +1,15 @@
 """The embedding table through the CLI, on an image folder: export, then files change and
-`clpipe reembed` embeds only what changed; a second reembed has nothing to do; a new model
-version backfills. Real Prefect, MLflow, Ray and Parquet, tiny data and model."""
+`clpipe reembed --engine ray` embeds only what changed on a Ray Data actor pool (the suite's one
+CLI call that takes the flag to the pool for real); a local export agrees with it; a new model
+version backfills. Real Prefect, MLflow, Ray and Parquet, tiny data and model. A reembed with
+nothing to do is test_reembed_processes.py's (two processes, one snapshot) and
+test_recommender_pipeline.py's (through the CLI)."""
 
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow.dataset as ds
@@ -76,27 +81,29 @@ def test_reembed_embeds_only_new_and_changed_rows(table):
     ingested = last_json(clpipe("ingest", str(source), "--name", "imgs", "--json", workspace=workspace))
     assert ingested["rows"] == N + K - 1
 
-    result = last_json(clpipe("reembed", "--model", "imgs-ntxent", "--dataset", "imgs", "--json", workspace=workspace))
+    result = last_json(clpipe("reembed", "--model", "imgs-ntxent", "--dataset", "imgs", "--engine", "ray", "--actors",
+                              "1", "--json", workspace=workspace))
+    assert "MapBatches(_EmbedActor)" in Path(result["log"]).read_text()  # the rows went through the Ray pool
     assert result["action"] == "incremental" and result["dataset_version"] == ingested["version"]
     assert (result["rows_embedded"], result["rows_deleted"], result["rows"]) == (K + 1, 1, N + K - 1)
     assert result["rows_reused"] == N - 2
     assert set(result) >= {"action", "model_name", "model_version", "dataset_name", "dataset_version", "snapshot",
                            "table_path", "rows", "rows_embedded", "rows_reused", "rows_deleted", "seconds"}
     table_path = workspace / "embeddings" / "imgs-ntxent" / "imgs"
+    manifest = json.loads((table_path / result["snapshot"] / "manifest.json").read_text())
+    assert manifest["parent"] == before["snapshot"] and manifest["mlflow_run_id"] == result["mlflow_run_id"]
     old, new = _vectors(table_path / before["snapshot"]), _vectors(table_path / result["snapshot"])
     reused = set(old) & set(new) - {changed.relative_to(source).with_suffix("").as_posix()}
     assert len(reused) == N - 2
     assert all(new[key].tobytes() == old[key].tobytes() for key in reused)  # copied, bit for bit
 
-    again = last_json(clpipe("reembed", "--model", "imgs-ntxent", "--dataset", "imgs", "--json", workspace=workspace))
-    assert again["action"] == "up_to_date" and again["snapshot"] == result["snapshot"] and again["rows_embedded"] == 0
     snapshots = sorted(p.name for p in table_path.iterdir() if not p.name.startswith((".", "CURRENT")))
     assert snapshots == sorted([before["snapshot"], result["snapshot"]])
 
     fresh = last_json(clpipe("export", "--model", "imgs-ntxent@champion", "--dataset", "imgs", "--json", workspace=workspace))
     full = _vectors(table_path / fresh["snapshot"])
     assert sorted(full) == sorted(new)
-    assert max(np.abs(full[key] - new[key]).max() for key in full) <= 1e-6
+    assert max(np.abs(full[key] - new[key]).max() for key in full) <= 1e-6  # local export == the Ray pool's rows
 
 
 def test_a_new_model_version_backfills_and_bad_input_changes_nothing(table):

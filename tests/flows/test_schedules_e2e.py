@@ -123,7 +123,10 @@ def stack(tmp_path_factory):
             yield {"url": url, "env": env, "root": root, "source": source, "digits": digits, "workspace": workspace,
                    "config": config, "first": first}
         finally:
-            stop(serve, signal.SIGINT, timeout=60)
+            # SIGTERM, as a process manager stops it: Prefect's runner handles it (pauses the schedules,
+            # exits in seconds). SIGINT is ignored by a process started in the background, as a CI job
+            # is, and cost a 60 s wait and a SIGKILL here.
+            stop(serve, signal.SIGTERM, timeout=60)
             serve_log.close()
 
 
