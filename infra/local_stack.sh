@@ -112,11 +112,10 @@ start() {
 
   if [[ "${WITH_WORKER:-1}" == 1 ]]; then
     # The worker runs deployments' flow runs as subprocesses from the repository root, so
-    # `flows.*` entrypoints import, with the same services and workspace as this stack.
+    # `flows.*` entrypoints import, with the same services and workspace as this stack. It
+    # creates the pool, of its own type, when the server has none of that name.
     local worker_env=("${prefect_env[@]}" PREFECT_API_URL="$api" MLFLOW_TRACKING_URI="$tracking"
                       CLPIPE_WORKSPACE="$workspace" PATH="$bin:$PATH")
-    (cd "$here" && env "${worker_env[@]}" "$bin/prefect" work-pool inspect clpipe >/dev/null 2>&1 \
-      || env "${worker_env[@]}" "$bin/prefect" work-pool create clpipe --type process >"$state/work-pool.log" 2>&1)
     (cd "$here" && exec env "${worker_env[@]}" "$bin/prefect" worker start --pool clpipe --type process \
       --name "clpipe-$prefect_port") >"$state/worker.log" 2>&1 &
     echo $! >"$state/worker.pid"
@@ -134,18 +133,29 @@ ENV
   return 0
 }
 
-stop() {
-  for service in worker ray prefect mlflow; do
-    pidfile="$state/$service.pid"
-    [[ -f "$pidfile" ]] || continue
-    pid="$(cat "$pidfile")"
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-      kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$pidfile"
+stop_services() {  # services...: TERM them together, wait up to 30 s for all, KILL what remains
+  local service pid pids=() running _
+  for service in "$@"; do
+    [[ -f "$state/$service.pid" ]] || continue
+    pid="$(cat "$state/$service.pid")"
+    if kill -TERM "$pid" 2>/dev/null; then pids+=("$pid"); fi
+    rm -f "$state/$service.pid"
   done
+  for _ in $(seq 150); do
+    running=0
+    for pid in ${pids[@]+"${pids[@]}"}; do if kill -0 "$pid" 2>/dev/null; then running=1; fi; done
+    if ((running == 0)); then break; fi
+    sleep 0.2
+  done
+  for pid in ${pids[@]+"${pids[@]}"}; do
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+  done
+}
+
+stop() {
+  # The worker before the servers it talks to; the servers do not depend on each other.
+  stop_services worker
+  stop_services ray prefect mlflow
   if [[ "$drop_db" == 1 && -f "$state/databases" ]]; then
     while read -r name; do
       dropdb -h "$pg_host" -p "$pg_port" -U "$pg_user" --if-exists --force "$name"

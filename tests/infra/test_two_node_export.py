@@ -2,7 +2,8 @@
 raylets on 127.0.0.1, token auth) with the model served by an MLflow tracking server over HTTP:
 the pool's actors run on both nodes and the table equals the local engine's; an actor killed
 with SIGKILL in the middle of an export is restarted by Ray and its batches retried, and the
-table is complete (no row lost, none twice). Everything started is stopped by pid."""
+table is complete (no row lost, none twice). The cluster and the server are the package's
+(tests/infra/conftest.py), stopped by pid when its tests end."""
 
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from cl_core.embeddings import EmbeddingTable, write_full_snapshot
 from flows.ray_embed import WORKERS_FOLDER, RayEngine
 from flows.table_runs import load_embedder, load_registered
 from tests.conftest import register_tiny_image_model
-from tests.infra.test_two_node_training import local_ray_cluster, mlflow_server, token_auth_driver  # noqa: F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -77,52 +77,53 @@ def _map_workers(address: str) -> list:
 
 
 @pytest.mark.usefixtures("token_auth_driver")
-def test_export_spreads_over_two_nodes_and_survives_a_killed_actor(tmp_path, monkeypatch):
+def test_export_spreads_over_two_nodes_and_survives_a_killed_actor(tmp_path, monkeypatch, two_node_cluster,
+                                                                   tracking_server):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     store = DatasetStore(tmp_path / "datasets")
     store.ingest("digits", "digits", limit=ROWS)
     dataset = store.resolve("digits")
+    address, tracking_uri = two_node_cluster.address, tracking_server
 
-    with mlflow_server(tmp_path) as tracking_uri, local_ray_cluster(2, tmp_path / "cluster") as (address, _):
-        version = register_tiny_image_model(tracking_uri, MODEL)
-        model = {"name": MODEL, "version": version}
-        try:
-            batches = tmp_path / "batches"
-            batches.mkdir()
-            engine = RayEngine(partial(_node_recording_load, tracking_uri, model, str(batches)), actors=2,
-                               ray_address=address)
-            spread = _export(tmp_path, "spread", dataset, engine, model, batch_size=8)
-            nodes = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
-            first_pool = {actor.actor_id for actor in _map_workers(address)}
+    version = register_tiny_image_model(tracking_uri, MODEL)
+    model = {"name": MODEL, "version": version}
+    try:
+        batches = tmp_path / "batches"
+        batches.mkdir()
+        engine = RayEngine(partial(_node_recording_load, tracking_uri, model, str(batches)), actors=2,
+                           ray_address=address)
+        spread = _export(tmp_path, "spread", dataset, engine, model, batch_size=8)
+        nodes = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
+        first_pool = {actor.actor_id for actor in _map_workers(address)}
 
-            # SIGKILL one actor of a running export (in a thread: the driver call blocks).
-            slow = RayEngine(partial(_slow_load, tracking_uri, model), actors=2, ray_address=address)
-            outcome: dict = {}
+        # SIGKILL one actor of a running export (in a thread: the driver call blocks).
+        slow = RayEngine(partial(_slow_load, tracking_uri, model), actors=2, ray_address=address)
+        outcome: dict = {}
 
-            def run() -> None:
-                try:
-                    outcome["snapshot"] = _export(tmp_path, "killed", dataset, slow, model, batch_size=8)
-                except Exception as error:  # noqa: BLE001 - the test reports what Ray did
-                    outcome["error"] = error
+        def run() -> None:
+            try:
+                outcome["snapshot"] = _export(tmp_path, "killed", dataset, slow, model, batch_size=8)
+            except Exception as error:  # noqa: BLE001 - the test reports what Ray did
+                outcome["error"] = error
 
-            exporting = threading.Thread(target=run)
-            exporting.start()
-            killed = None
-            deadline = time.monotonic() + 240
-            while killed is None and exporting.is_alive() and time.monotonic() < deadline:
-                staging = list((tmp_path / "killed" / MODEL / "digits").glob(f".staging-*/{WORKERS_FOLDER}/*.parquet"))
-                workers = [a for a in _map_workers(address) if a.actor_id not in first_pool and a.state == "ALIVE"]
-                if staging and workers:  # some output written, more to come
-                    killed = workers[0]
-                    os.kill(killed.pid, signal.SIGKILL)
-                time.sleep(0.2)
-            exporting.join(timeout=600)
-            after = {a.actor_id: a for a in _map_workers(address) if a.actor_id not in first_pool}
-        finally:
-            ray.shutdown()
-        mlflow.set_tracking_uri(tracking_uri)
-        embed, _, _ = load_embedder(model)
-        local = _export(tmp_path, "local", dataset, embed, model)
+        exporting = threading.Thread(target=run)
+        exporting.start()
+        killed = None
+        deadline = time.monotonic() + 240
+        while killed is None and exporting.is_alive() and time.monotonic() < deadline:
+            staging = list((tmp_path / "killed" / MODEL / "digits").glob(f".staging-*/{WORKERS_FOLDER}/*.parquet"))
+            workers = [a for a in _map_workers(address) if a.actor_id not in first_pool and a.state == "ALIVE"]
+            if staging and workers:  # some output written, more to come
+                killed = workers[0]
+                os.kill(killed.pid, signal.SIGKILL)
+            time.sleep(0.2)
+        exporting.join(timeout=600)
+        after = {a.actor_id: a for a in _map_workers(address) if a.actor_id not in first_pool}
+    finally:
+        ray.shutdown()
+    mlflow.set_tracking_uri(tracking_uri)
+    embed, _, _ = load_embedder(model)
+    local = _export(tmp_path, "local", dataset, embed, model)
 
     assert len(nodes) == 2
     rows_by_node: dict[str, int] = {}

@@ -1,5 +1,6 @@
 """The `ray` ingest engine on a real two-node Ray cluster (infra/ray_local_cluster.sh, both raylets
-on 127.0.0.1): its tasks run on both nodes, and the version is the one the local engine makes."""
+on 127.0.0.1; the package's, tests/infra/conftest.py): its tasks run on both nodes, and the version
+is the one the local engine makes."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from PIL import Image
 
 from cl_core.datasets import DatasetStore
 from flows.ray_ingest import ingest_with_ray
-from tests.infra.test_two_node_training import local_ray_cluster, token_auth_driver  # noqa: F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -37,17 +37,17 @@ def _shards(folder, shards: int, per_shard: int):
     return folder
 
 
-def test_ray_ingest_runs_on_both_nodes_and_matches_the_local_version(tmp_path, monkeypatch, token_auth_driver):  # noqa: F811
+def test_ray_ingest_runs_on_both_nodes_and_matches_the_local_version(tmp_path, monkeypatch, two_node_cluster,
+                                                                     token_auth_driver):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     source = _shards(tmp_path / "shards", shards=8, per_shard=40)
     local = DatasetStore(tmp_path / "local").ingest(str(source), "toy")
     store = DatasetStore(tmp_path / "ray")  # every node reaches tmp_path: they share this machine
-    with local_ray_cluster(2, tmp_path / "cluster") as (address, _):
-        try:
-            result = ingest_with_ray(store, source, "toy", ray_address=address)
-            nodes = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
-        finally:
-            ray.shutdown()
+    try:
+        result = ingest_with_ray(store, source, "toy", ray_address=two_node_cluster.address)
+        nodes = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
+    finally:
+        ray.shutdown()
     assert len(nodes) == 2
     assert set(result.details["nodes"]) == nodes  # read, checked or written a bucket on each node
     assert (result.version, result.rows, result.splits) == (local.version, 320, local.splits)
