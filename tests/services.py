@@ -28,6 +28,15 @@ import pytest
 PREFECT = Path(sys.executable).with_name("prefect")
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid still exists (a zombie counts until it is reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:

@@ -22,6 +22,7 @@ import pytest
 import ray
 
 from tests.conftest import REPO, free_port
+from tests.services import pid_alive
 
 SCRIPT = REPO / "infra" / "ray_local_cluster.sh"
 BIN = REPO / ".venv" / "bin"
@@ -31,14 +32,6 @@ BIN = REPO / ".venv" / "bin"
 class LocalCluster:
     address: str  # 127.0.0.1:<GCS port>
     pidfiles: list[Path]  # one per node, written by the script
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @contextmanager
@@ -70,9 +63,9 @@ def local_ray_cluster(nodes: int, state: Path) -> Iterator[LocalCluster]:
     assert stopped.returncode == 0, stopped.stderr
     # The script's last resort is SIGKILL, and it does not wait for the kernel to finish the job.
     deadline = time.monotonic() + 10
-    while any(_pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert len(pids) == nodes and not any(_pid_alive(pid) for pid in pids)  # the script stopped every node
+    assert len(pids) == nodes and not any(pid_alive(pid) for pid in pids)  # the script stopped every node
 
 
 @contextmanager

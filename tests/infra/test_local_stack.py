@@ -13,17 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, clpipe, free_port, last_json
+from tests.services import pid_alive
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 SCRIPT = REPO / "infra" / "local_stack.sh"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def stack_environment(ports: dict[str, str]) -> dict[str, str]:
@@ -62,5 +55,5 @@ def test_stack_serves_clpipe_and_stops_what_it_started(tmp_path):
         stopped = subprocess.run([str(SCRIPT), "stop", str(workspace)], capture_output=True, text=True, env=env, timeout=120)
     assert stopped.returncode == 0, stopped.stderr
     assert set(pids) == {"mlflow", "prefect", "worker"}
-    assert not any(_alive(pid) for pid in pids.values())
+    assert not any(pid_alive(pid) for pid in pids.values())
     assert not list((workspace / ".stack").glob("*.pid"))

@@ -17,8 +17,8 @@ from mlflow import MlflowClient
 
 from cl_core.datasets import DatasetStore
 from tests.conftest import clpipe, free_port, last_json
-from tests.infra.test_local_stack import SCRIPT, _alive, stack_environment
-from tests.services import require_postgres
+from tests.infra.test_local_stack import SCRIPT, stack_environment
+from tests.services import pid_alive, require_postgres
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -93,5 +93,5 @@ def test_postgres_stack_records_training_and_drops_its_databases(tmp_path):
                                  env=env, timeout=120)
     assert stopped.returncode == 0, stopped.stderr
     assert set(pids) == {"mlflow", "prefect", "worker"}
-    assert not any(_alive(pid) for pid in pids.values())
+    assert not any(pid_alive(pid) for pid in pids.values())
     assert not _clpipe_databases() & created
