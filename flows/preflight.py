@@ -119,14 +119,18 @@ def _missing_in_client(tracking_uri: str, name: str, alias: str | None, version:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from flows.registry_errors import is_not_found
+
     client = MlflowClient(tracking_uri)
     try:
         if alias:
             client.get_model_version_by_alias(name, alias)
         elif version:
             client.get_model_version(name, version)
-        elif not client.search_model_versions(f"name = '{name}'"):
+        elif not client.get_registered_model(name).latest_versions:  # the name as a name, never in a filter
             return _NO_VERSIONS
     except MlflowException as error:
-        return error.message
+        if not is_not_found(error):
+            raise  # a server error or a refusal says nothing about the model
+        return error.message if alias or version else _NO_VERSIONS
     return None

@@ -25,6 +25,7 @@ from safetensors.torch import save_file
 import cl_core
 from cl_core.models.backbones import get_backbone
 from cl_core.models.spec import ImageModelSpec, TextModelSpec, model_spec_from_dict
+from flows.registry_errors import is_not_found
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
@@ -49,14 +50,24 @@ class ModelRef:
         return cls(match["name"], match["alias"], match["version"])
 
     def resolve(self, client: MlflowClient) -> Any:
-        """The ModelVersion this reference points at (bare NAME: the newest version)."""
+        """The ModelVersion this reference points at (bare NAME: the newest version).
+
+        Raises LookupError when the registry says the model, version or alias does not exist;
+        any other registry error (a tracking server's 5xx, a permission error) is raised as is,
+        never reported as a missing model. The name goes to the registry as a name, never inside
+        a search filter, so a quote in it cannot change what is looked up."""
         try:
             if self.alias:
                 return client.get_model_version_by_alias(self.name, self.alias)
             if self.version:
                 return client.get_model_version(self.name, self.version)
-            versions = client.search_model_versions(f"name = '{self.name}'")
+            # The newest of the latest version in each stage is the newest version.
+            versions = client.get_registered_model(self.name).latest_versions or []
         except mlflow.exceptions.MlflowException as error:
+            if not is_not_found(error):
+                raise
+            if not (self.alias or self.version):  # as a search by name would say
+                raise LookupError(f"registered model {self.name!r} has no versions") from None
             raise LookupError(f"model {self} not found in the registry at {mlflow.get_tracking_uri()}: {error.message}") from None
         if not versions:
             raise LookupError(f"registered model {self.name!r} has no versions")
@@ -64,6 +75,19 @@ class ModelRef:
 
     def __str__(self) -> str:
         return self.name + (f"@{self.alias}" if self.alias else f"/{self.version}" if self.version else "")
+
+
+def alias_target(client: MlflowClient, model_ref: str) -> str | None:
+    """The version NAME@ALIAS names now, or None when the alias is not set. Any other registry
+    error (unreachable server, permission) is raised: "not set" must be a fact, not a guess."""
+    ref = ModelRef.parse(model_ref)
+    try:
+        return str(client.get_model_version_by_alias(ref.name, ref.alias).version)
+    except mlflow.exceptions.MlflowException as error:
+        # MLflow 3.17 answers an unset alias with INVALID_PARAMETER_VALUE "... alias X not found."
+        if error.error_code == "INVALID_PARAMETER_VALUE" and "not found" in error.message:
+            return None
+        raise
 
 
 def embedder_state(training_state: dict[str, Any]) -> dict[str, torch.Tensor]:

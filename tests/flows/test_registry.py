@@ -88,3 +88,33 @@ def test_an_image_checkpoint_logs_the_encoder_with_the_registry_config_of_before
     with torch.inference_mode():
         expected = trained.embedder(torch.from_numpy(pixels)[None, None]).numpy()
     np.testing.assert_allclose(vectors, expected, atol=1e-5)
+
+
+# A name whose quote, put inside a search filter, would make it `name = 'a' AND name LIKE 'a'`.
+QUOTED = ("a' AND name LIKE 'a", "it's \"quoted\"")
+
+
+def test_a_quote_in_a_model_name_does_not_change_what_the_registry_is_asked(tmp_path):
+    """Model `a` has three versions; each model with quotes in its name has none, then one:
+    resolving the quoted name, and preflight's check through MlflowClient, find that model's
+    own versions, never `a`'s (real MLflow, sqlite)."""
+    from mlflow import MlflowClient
+
+    from flows import preflight
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    client.create_registered_model("a")
+    for _ in range(3):
+        client.create_model_version("a", source=str(tmp_path / "nowhere"))
+    for name in QUOTED:
+        client.create_registered_model(name)
+        assert preflight._missing_in_client(uri, name, None, None) == preflight._NO_VERSIONS
+        with pytest.raises(LookupError, match="has no versions"):
+            ModelRef(name).resolve(client)
+
+        client.create_model_version(name, source=str(tmp_path / "nowhere"))
+        resolved = ModelRef(name).resolve(client)
+        assert (resolved.name, str(resolved.version)) == (name, "1")
+        assert preflight._missing_in_client(uri, name, None, None) is None
+        assert preflight._missing_in_client(uri, name, None, "2") is not None  # `a` has a v2; this model has not
