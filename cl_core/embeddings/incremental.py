@@ -3,16 +3,20 @@ and write an incremental snapshot that copies every vector whose input did not c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import hashlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from cl_core.datasets import DatasetVersion
+from cl_core.datasets.content_hash import CONTENT_SHA256
 from cl_core.embeddings.engine import EmbedEngine, as_engine
+from cl_core.embeddings.errors import EmbeddingTableError
 from cl_core.embeddings.inputs import (
     key_batches,
     key_schema,
@@ -25,9 +29,12 @@ from cl_core.embeddings.table import EmbeddingTable, Snapshot
 from cl_core.embeddings.writer import Embed, SnapshotWriter
 
 UP_TO_DATE, INCREMENTAL, BACKFILL = "up_to_date", "incremental", "backfill"
+# The run's model version is no longer its alias's target, or its dataset version no longer LATEST:
+# it writes nothing (flows.reembed_flow), so the table never goes back to an older one.
+SUPERSEDED = "superseded"
 _ROW = "__parent_row"
-_KEY = "__row_key"
-# Reused rows are copied in slices of this many, so the copy holds one slice of output at a time.
+# The parent is read this many rows at a time (whatever its row groups), so the copy holds one
+# slice of the parent's vectors at a time.
 COPY_ROWS = 65_536
 
 
@@ -42,41 +49,145 @@ def decide(current: SnapshotManifest | None, model_version: str, dataset_version
 @dataclass(frozen=True)
 class ReusePlan:
     """Which dataset rows keep their parent vector (`reused`: the dataset's key columns plus the
-    parent row to copy from) and which need the model (`to_embed`: their ids, or for users and
-    items their row keys, `inputs.row_keys`)."""
+    parent row to copy from, in parent row order) and which need the model (`to_embed`: their
+    ids, or for users and items their row keys, `inputs.row_keys`)."""
 
     reused: pa.Table
     to_embed: pa.Array
     deleted: int
 
 
+# The key columns that name a row: equal in the parent and the dataset for every reused row.
+_IDENTITY = ("entity", "id")
+# Key columns a reused row takes from the parent while its vector is copied, so the plan need not
+# hold them: its identity and content_sha256 are equal by the match, and a text row's `text` is
+# what its content_sha256 hashes. The others (split, label, title) can change without the input
+# changing, so they come from the dataset.
+_FROM_PARENT = {*_IDENTITY, CONTENT_SHA256, "text"}
+_HEX = np.full(256, 255, np.uint8)
+for _value, _char in enumerate(b"0123456789abcdef"):
+    _HEX[_char] = _HEX[ord(chr(_char).upper())] = _value
+
+
+def _digests(hashes: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The 32 bytes of each hex content_sha256 as (N, 4) uint64: a quarter of the string's
+    memory, compared exactly. Values that are not 64 hex digits (none that this package writes)
+    are hashed as strings, which keeps equal ones equal and different ones different."""
+    if isinstance(hashes, pa.ChunkedArray):
+        hashes = hashes.combine_chunks()
+    n = len(hashes)
+    if n == 0:
+        return np.zeros((0, 4), np.uint64)
+    if hashes.type == pa.string() and not hashes.null_count:
+        offsets = np.frombuffer(hashes.buffers()[1], np.int32)[hashes.offset : hashes.offset + n + 1]
+        if (np.diff(offsets) == 64).all():
+            nibbles = _HEX[np.frombuffer(hashes.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]].reshape(n, 32, 2)
+            if not (nibbles == 255).any():
+                return ((nibbles[:, :, 0] << 4) | nibbles[:, :, 1]).view("<u8")
+    digests = [hashlib.sha256(str(value).encode("utf-8")).digest() for value in hashes.to_pylist()]
+    return np.frombuffer(b"".join(digests), "<u8").reshape(n, 4)
+
+
+@dataclass
+class _Keys:
+    """One side of the join, compactly: row keys, content digests and, for the dataset, the
+    key columns a reused row takes from it (`_FROM_PARENT`'s complement)."""
+
+    keys: list[pa.Array]
+    digests: list[np.ndarray]
+    kept: list[pa.RecordBatch]
+
+    @classmethod
+    def collect(cls, batches, kept_columns: list[str] = ()) -> _Keys:
+        side = cls([], [], [])
+        for batch in batches:
+            side.keys.append(row_keys(batch))
+            side.digests.append(_digests(batch.column(CONTENT_SHA256)))
+            if kept_columns:
+                side.kept.append(pa.record_batch([batch.column(n) for n in kept_columns], names=list(kept_columns)))
+        return side
+
+    def row_keys(self) -> pa.Array:
+        return pa.concat_arrays([k.combine_chunks() if isinstance(k, pa.ChunkedArray) else k for k in self.keys]) \
+            if self.keys else pa.array([], pa.string())
+
+    def all_digests(self) -> np.ndarray:
+        return np.concatenate(self.digests) if self.digests else np.zeros((0, 4), np.uint64)
+
+
+@dataclass(frozen=True)
+class _Match:
+    """For each parent row, the dataset row that reuses its vector (-1: none); the dataset rows
+    to embed (their row keys); the parent rows whose key the dataset no longer has."""
+
+    by_parent: np.ndarray
+    to_embed: pa.Array
+    deleted: int
+
+
+def _match(dataset_keys: pa.Array, dataset_digests: np.ndarray, parent_keys: pa.Array,
+           parent_digests: np.ndarray) -> _Match:
+    at = pc.fill_null(pc.index_in(dataset_keys, value_set=parent_keys), -1).to_numpy(zero_copy_only=False)
+    known = np.flatnonzero(at >= 0)
+    same = known[(dataset_digests[known] == parent_digests[at[known]]).all(axis=1)]
+    by_parent = np.full(len(parent_keys), -1, np.int64)
+    by_parent[at[same]] = same
+    embed = np.ones(len(dataset_keys), bool)
+    embed[same] = False
+    still_there = np.zeros(len(parent_keys), bool)
+    still_there[at[known]] = True
+    return _Match(by_parent, dataset_keys.filter(pa.array(embed)), int(len(parent_keys) - still_there.sum()))
+
+
 def plan_reuse(dataset_keys: pa.Table, parent_keys: pa.Table) -> ReusePlan:
-    """Join the dataset's rows with the parent's on (id, content_sha256): a match is reused, a new
-    id or a changed input is embedded, a parent id missing from the dataset is deleted."""
-    parent_rows = row_keys(parent_keys)
-    parent = pa.table({_KEY: parent_rows, "content_sha256": parent_keys.column("content_sha256"),
-                       _ROW: pa.array(np.arange(parent_keys.num_rows))})
+    """Join the dataset's rows with the parent's on (row key, content_sha256): a match is reused,
+    a new key or a changed input is embedded, a parent key missing from the dataset is deleted.
+    (`write_incremental` streams both sides through the same match instead of taking tables.)"""
     dataset_rows = row_keys(dataset_keys)
-    joined = dataset_keys.append_column(_KEY, dataset_rows).join(parent, keys=[_KEY, "content_sha256"], join_type="left outer")
-    matched = pc.is_valid(joined.column(_ROW))
-    deleted = pc.sum(pc.invert(pc.is_in(parent_rows, value_set=dataset_rows))).as_py()
-    return ReusePlan(
-        reused=joined.filter(matched),
-        to_embed=joined.filter(pc.invert(matched)).column(_KEY).combine_chunks(),
-        deleted=int(deleted or 0),
-    )
+    dataset_rows = dataset_rows.combine_chunks() if isinstance(dataset_rows, pa.ChunkedArray) else dataset_rows
+    parent_rows = row_keys(parent_keys)
+    parent_rows = parent_rows.combine_chunks() if isinstance(parent_rows, pa.ChunkedArray) else parent_rows
+    match = _match(dataset_rows, _digests(dataset_keys.column(CONTENT_SHA256)), parent_rows,
+                   _digests(parent_keys.column(CONTENT_SHA256)))
+    parent_rows_reused = np.flatnonzero(match.by_parent >= 0)
+    reused = dataset_keys.take(pa.array(match.by_parent[parent_rows_reused]))
+    return ReusePlan(reused.append_column(_ROW, pa.array(parent_rows_reused)), match.to_embed, match.deleted)
 
 
-def _reused_batches(plan: ReusePlan, parent_rows: pa.Table, schema: pa.Schema):
-    """The dataset's key columns with the parent's vector and lineage (the model and dataset
-    version and time the vector was computed at), copied by row index: nothing is decoded."""
+def _parent_batches(parent: Snapshot, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """The parent's rows, only `columns`, at most COPY_ROWS at a time, in stored order (the
+    order of its row numbers); a corrupt part file fails with the snapshot's path named."""
+    try:
+        for file in parent.files:
+            with pq.ParquetFile(file, pre_buffer=False) as parquet:
+                yield from parquet.iter_batches(batch_size=COPY_ROWS, columns=columns, use_threads=False)
+    except Exception as error:  # noqa: BLE001 - pyarrow raises several types for bad files
+        raise EmbeddingTableError(f"snapshot {parent.path} has an unreadable part file: {error}".replace("\n", " ")) from None
+
+
+def _reused_batches(by_parent: np.ndarray, kept: pa.Table, parent: Snapshot, schema: pa.Schema):
+    """The reused rows in parent order: read the parent a slice at a time with only the
+    columns a reused row takes from it (its identity, content_sha256 and, for text, the text;
+    the vector; the lineage: the model and dataset version and time the vector was computed at)
+    and take the rows some dataset row reuses, with that row's other key columns (`kept`, by
+    dataset row). The parent's vectors are never all in memory: one slice's at a time."""
     key_names = schema.names[: schema.get_field_index("embedding")]
+    from_parent = [n for n in key_names if n in _FROM_PARENT]
     copied = ["embedding", *LINEAGE_COLUMNS, "created_at"]
-    for start in range(0, plan.reused.num_rows, COPY_ROWS):
-        chunk = plan.reused.slice(start, COPY_ROWS)
-        taken = parent_rows.take(chunk.column(_ROW))
-        columns = [chunk.column(n) for n in key_names] + [taken.column(n) for n in copied]
-        yield from pa.Table.from_arrays(columns, schema=schema).to_batches()
+    start = 0
+    for batch in _parent_batches(parent, [*from_parent, *copied]):
+        rows = by_parent[start : start + batch.num_rows]
+        start += batch.num_rows
+        take = np.flatnonzero(rows >= 0)
+        if not len(take):
+            continue
+        taken = batch.take(pa.array(take))
+        theirs = kept.take(pa.array(rows[take]))
+        columns = [taken.column(n) if n in _FROM_PARENT else theirs.column(n) for n in key_names]
+        yield from pa.Table.from_arrays([*columns, *(taken.column(n) for n in copied)], schema=schema).to_batches()
+    if start != len(by_parent):
+        raise EmbeddingTableError(f"snapshot {parent.path} changed while it was read: {start} rows, "
+                                  f"{len(by_parent)} before")
 
 
 def write_incremental(
@@ -91,24 +202,37 @@ def write_incremental(
     progress: Callable[[int], None] | None = None,
 ) -> Snapshot:
     """A new snapshot of `dataset` for the parent's model: the parent's vectors of unchanged rows
-    (copied here), the model's for new and changed ones (`embed`: a function run here or an
-    engine, `cl_core.embeddings.engine`); checked and published as CURRENT. The caller holds
-    `table.lock()`."""
+    (copied here, in parent order), then the model's for new and changed ones (`embed`: a
+    function run here or an engine, `cl_core.embeddings.engine`); checked and published as
+    CURRENT. The caller holds `table.lock()`.
+
+    Memory: the plan holds each side's row keys and content digests (32 bytes a row) and the
+    dataset's key columns that are not the parent's to give (split, label, title); the vectors
+    are copied one parent row group at a time, so the parent is never read whole."""
     dimension = parent.manifest.dimension
-    schema = embedding_schema(dimension, key_schema(dataset))
-    parent_rows = parent.read()
-    dataset_keys = pa.Table.from_batches(list(key_batches(dataset, batch_size)), schema=key_schema(dataset))
-    plan = plan_reuse(dataset_keys, parent_rows)
+    keys = key_schema(dataset)
+    schema = embedding_schema(dimension, keys)
+    identity = [n for n in _IDENTITY if n in keys.names]
+    parent_side = _Keys.collect(_parent_batches(parent, [*identity, CONTENT_SHA256]))
+    parent_keys, parent_digests = parent_side.row_keys(), parent_side.all_digests()
+    del parent_side
+    kept_names = [n for n in keys.names if n not in _FROM_PARENT]
+    dataset_side = _Keys.collect(key_batches(dataset, batch_size), kept_names)
+    match = _match(dataset_side.row_keys(), dataset_side.all_digests(), parent_keys, parent_digests)
+    kept = pa.Table.from_batches(dataset_side.kept, schema=pa.schema([keys.field(n) for n in kept_names]))
+    del dataset_side, parent_keys, parent_digests
     lineage = {"model_name": record["model_name"], "model_version": record["model_version"], "dataset_version": dataset.version}
     with SnapshotWriter(table, schema) as writer:
-        for batch in _reused_batches(plan, parent_rows, schema):
+        for batch in _reused_batches(match.by_parent, kept, parent, schema):
             writer.write(batch)
+        reused = writer.rows
+        del kept
         embedded = 0
-        if len(plan.to_embed):
+        if len(match.to_embed):
             embedded = len(as_engine(embed).embed_into(writer, dataset, lineage, batch_size=batch_size,
-                                                       only_keys=plan.to_embed, progress=progress))
+                                                       only_keys=match.to_embed, progress=progress))
         writer.check(table_rows(dataset), dimension)
         return writer.publish({
             **record, "parent": parent.id,
-            "rows_embedded": embedded, "rows_reused": plan.reused.num_rows, "rows_deleted": plan.deleted,
+            "rows_embedded": embedded, "rows_reused": reused, "rows_deleted": match.deleted,
         }, keep_snapshots)
