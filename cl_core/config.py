@@ -646,6 +646,9 @@ class ExportConfig(_Section):
     """The embedding table that `export` and `reembed` write (see cl_core.embeddings)."""
 
     keep_snapshots: int = Field(3, ge=1)  # older snapshots are removed once CURRENT moved on
+    # ... but never one superseded less than this many seconds ago: a reader that opened it
+    # (a batch job's scan, a notebook, a serving replica switching over) finishes on it.
+    snapshot_grace: float = Field(3600.0, ge=0)
     batch_size: int = Field(1024, ge=1)  # rows embedded per model call
     # local: one process embeds; ray: Ray Data reads the dataset's parts and an actor pool of
     # `actors` embeds (each loads the model once; `num_gpus` per actor on GPU nodes).

@@ -381,14 +381,15 @@ def _execute(args: argparse.Namespace, workspace: Workspace, cfg: PipelineConfig
 
         export = cfg.export
         return export_flow(args.model, args.dataset, root, args.dataset_version, export.batch_size, export.keep_snapshots,
-                           export.engine, export.actors, export.num_gpus, args.ray_address)
+                           export.engine, export.actors, export.num_gpus, args.ray_address,
+                           snapshot_grace=export.snapshot_grace)
 
     if args.command == "reembed":
         from flows.reembed_flow import reembed_flow
 
         export = cfg.export
         return reembed_flow(args.model, args.dataset, root, export.batch_size, export.keep_snapshots, export.engine,
-                            export.actors, export.num_gpus, args.ray_address)
+                            export.actors, export.num_gpus, args.ray_address, snapshot_grace=export.snapshot_grace)
 
     if args.command == "refresh":
         from flows.refresh_flow import refresh_flow

@@ -15,6 +15,7 @@ from cl_core.datasets import DatasetStore
 from cl_core.embeddings import EmbeddingTable, write_full_snapshot
 from cl_core.embeddings.engine import EmbedEngine
 from cl_core.embeddings.inputs import table_rows
+from cl_core.embeddings.table import DEFAULT_SNAPSHOT_GRACE_S
 from cl_core.embeddings.writer import Embed
 from flows import progress
 from flows.table_runs import (
@@ -90,13 +91,14 @@ def written_summary(snapshot, table: EmbeddingTable, seconds: float, source_run_
 @task(name="write-snapshot")
 def write_snapshot(model: dict[str, str], workspace: str, dataset_name: str, dataset_version: str | None,
                    batch_size: int, keep_snapshots: int, mlflow_run_id: str, flow_run_id: str | None,
-                   engine: dict[str, Any] | None = None) -> dict[str, Any]:
+                   engine: dict[str, Any] | None = None,
+                   snapshot_grace: float = DEFAULT_SNAPSHOT_GRACE_S) -> dict[str, Any]:
     logger = get_run_logger()
     ws = Workspace(Path(workspace))
     dataset = DatasetStore(ws.datasets).resolve(dataset_name, dataset_version)
     embed, dim, modality = load_embedder(model)
     check_modality(modality, dataset, model)
-    table = EmbeddingTable(ws.embeddings, model["name"], dataset.name)
+    table = EmbeddingTable(ws.embeddings, model["name"], dataset.name, snapshot_grace)
     total = table_rows(dataset)
     progress.report("export", 0, total, "rows")
     started = time.perf_counter()
@@ -104,7 +106,6 @@ def write_snapshot(model: dict[str, str], workspace: str, dataset_name: str, dat
               "dataset_version": dataset.version, "prefect_flow_run_id": flow_run_id, "mlflow_run_id": mlflow_run_id,
               "action": "export"}
     with table.lock():
-        table.remove_staging()
         snapshot = write_full_snapshot(
             table, dataset, table_engine(embed, model, engine or {}), dim, record, batch_size=batch_size,
             keep_snapshots=keep_snapshots,
@@ -116,7 +117,8 @@ def write_snapshot(model: dict[str, str], workspace: str, dataset_name: str, dat
 @flow(name="export")
 def export_flow(model_ref: str, dataset_name: str, workspace: str, dataset_version: str | None = None,
                 batch_size: int = 1024, keep_snapshots: int = 3, engine: str = "local", actors: int = 2,
-                num_gpus: float = 0.0, ray_address: str | None = None) -> dict[str, Any]:
+                num_gpus: float = 0.0, ray_address: str | None = None,
+                snapshot_grace: float = DEFAULT_SNAPSHOT_GRACE_S) -> dict[str, Any]:
     """Embed every row of the dataset with `model_ref` (default alias: champion) into a new
     snapshot of the table `embeddings/<model>/<dataset>/`, and point CURRENT at it. `engine`
     "ray" embeds on a Ray Data pool of `actors` actors (`num_gpus` each) on the cluster at
@@ -128,7 +130,7 @@ def export_flow(model_ref: str, dataset_name: str, workspace: str, dataset_versi
     run_id = start_table_run(model, "export")
     try:
         written = write_snapshot(model, str(ws.root), dataset_name, dataset_version, batch_size, keep_snapshots,
-                                 run_id, prefect_flow_run_id(), options)
+                                 run_id, prefect_flow_run_id(), options, snapshot_grace)
     except BaseException:
         fail_table_run(run_id)
         raise

@@ -5,6 +5,12 @@ another dataset version: unchanged rows are copied, new and changed ones embedde
 (another model version: every row embedded into a new snapshot; CURRENT moves only once it is
 complete and checked). The table's lock is held from reading CURRENT to publishing, so a second
 run waits and then finds the table up to date.
+
+The table follows its alias (default champion) and its dataset's LATEST. Both are read again once
+the lock is held: a run whose model version is no longer the alias target, or whose dataset
+version is no longer LATEST (a promotion or an ingest happened while it waited, or a late
+promotion event names a replaced version), writes nothing and ends "superseded", so CURRENT never
+goes back to an older model or dataset. Rolling back is moving the alias back.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow import MlflowClient
 from prefect import flow, get_run_logger, task
 
 from cl_core.config import load_config
@@ -21,10 +28,12 @@ from cl_core.datasets import DatasetStore
 from cl_core.embeddings import EmbeddingTable, write_full_snapshot
 from cl_core.embeddings.incremental import (
     BACKFILL,
+    SUPERSEDED,
     UP_TO_DATE,
     decide,
     write_incremental,
 )
+from cl_core.embeddings.table import DEFAULT_SNAPSHOT_GRACE_S
 from flows import progress, registry
 from flows.export_flow import check_modality, engine_options, table_engine, written_summary
 from flows.table_runs import (
@@ -44,23 +53,70 @@ def default_champion(model_ref: str) -> str:
     return str(ref) if ref.alias or ref.version else f"{ref.name}@{registry.CHAMPION}"
 
 
+def followed_alias(model_ref: str) -> str:
+    """The alias a table written with `model_ref` follows: its own alias, else champion (a
+    NAME/VERSION, such as a promotion event's payload, is only written while champion names it)."""
+    ref = registry.ModelRef.parse(model_ref)
+    return f"{ref.name}@{ref.alias or registry.CHAMPION}"
+
+
+def superseded_reason(model: dict[str, str], follows: str, dataset_name: str, dataset_version: str,
+                      latest_version: str) -> str | None:
+    """Why this run must not write (one line naming both versions), or None. Read under the
+    table's lock: the alias target and the dataset's LATEST as they are now."""
+    if dataset_version != latest_version:
+        return (f"dataset {dataset_name} version {dataset_version} is no longer LATEST ({latest_version}); "
+                "the run that ingested it reembeds the table")
+    target = registry.alias_target(MlflowClient(), follows)
+    if target is None:
+        return None  # nothing to follow yet (no champion): an explicit version is written as asked
+    if target != model["version"]:
+        return (f"model {model['name']} version {model['version']} is no longer {follows} (version {target}); "
+                f"the table follows {follows}")
+    return None
+
+
+def _unchanged(model: dict[str, str], current: Any, table: EmbeddingTable, dataset_name: str, dataset_version: str,
+               seconds: float, action: str) -> dict[str, Any]:
+    """The summary of a run that wrote nothing: CURRENT as it is, no rows counted."""
+    if current is not None:
+        summary = written_summary(current, table, seconds, model["source_run_id"])
+    else:
+        summary = {"snapshot": None, "table_path": str(table.path), "rows": 0, "seconds": seconds}
+    return {**summary, "action": action, "model_name": model["name"], "model_version": model["version"],
+            "dataset_name": dataset_name, "dataset_version": dataset_version,
+            "rows_embedded": 0, "rows_reused": 0, "rows_deleted": 0}
+
+
 @task(name="refresh-table")
 def refresh_table(model: dict[str, str], workspace: str, dataset_name: str, dataset_version: str, batch_size: int,
-                  keep_snapshots: int, flow_run_id: str | None, engine: dict[str, Any] | None = None) -> dict[str, Any]:
+                  keep_snapshots: int, flow_run_id: str | None, engine: dict[str, Any] | None = None,
+                  follows: str | None = None, snapshot_grace: float = DEFAULT_SNAPSHOT_GRACE_S) -> dict[str, Any]:
+    """Under the table's lock: check the run is still what the table follows (`follows`, NAME@ALIAS,
+    and the dataset's LATEST), clear what a killed run left, decide, write."""
     logger = get_run_logger()
     ws = Workspace(Path(workspace))
-    dataset = DatasetStore(ws.datasets).resolve(dataset_name, dataset_version)
-    table = EmbeddingTable(ws.embeddings, model["name"], dataset.name)
+    store = DatasetStore(ws.datasets)
+    dataset = store.resolve(dataset_name, dataset_version)
+    table = EmbeddingTable(ws.embeddings, model["name"], dataset.name, snapshot_grace)
     started = time.perf_counter()
     with table.lock():
+        reason = superseded_reason(model, follows or followed_alias(model["name"]), dataset.name, dataset.version,
+                                   store.resolve(dataset_name).version)
+        cleared = table.remove_leftovers()  # of runs killed before they published
+        if cleared:
+            logger.warning("reembed %s: removed what killed runs left: %s", table.path, ", ".join(cleared))
         current = table.current()
+        if reason:
+            logger.warning("reembed %s: superseded: %s", table.path, reason)
+            return {**_unchanged(model, current, table, dataset.name, dataset.version, time.perf_counter() - started,
+                                 SUPERSEDED), "reason": reason}
         action = decide(current.manifest if current else None, model["version"], dataset.version)
         logger.info("reembed %s: CURRENT %s -> %s", table.path, current.id if current else None, action)
         progress.report("reembed", 0, None, "rows", action)
         if action == UP_TO_DATE:
-            return {**written_summary(current, table, time.perf_counter() - started, model["source_run_id"]),
-                    "action": UP_TO_DATE, "rows_embedded": 0, "rows_reused": 0, "rows_deleted": 0}
-        table.remove_staging()  # leftovers of a run killed before it published
+            return _unchanged(model, current, table, dataset.name, dataset.version, time.perf_counter() - started,
+                              UP_TO_DATE)
         embed, dim, modality = load_embedder(model)
         check_modality(modality, dataset, model)
         embed = table_engine(embed, model, engine or {})
@@ -86,15 +142,17 @@ def refresh_table(model: dict[str, str], workspace: str, dataset_name: str, data
 @flow(name="reembed")
 def reembed_flow(model_ref: str, dataset_name: str, workspace: str, batch_size: int = 1024,
                  keep_snapshots: int = 3, engine: str = "local", actors: int = 2, num_gpus: float = 0.0,
-                 ray_address: str | None = None, config_file: str | None = None) -> dict[str, Any]:
-    """Resolve the model (default alias champion) and the dataset's latest version once, then
-    bring `embeddings/<model>/<dataset>/` up to date with them. `engine` "ray" embeds the rows
+                 ray_address: str | None = None, config_file: str | None = None,
+                 snapshot_grace: float = DEFAULT_SNAPSHOT_GRACE_S) -> dict[str, Any]:
+    """Resolve the model (default alias champion) and the dataset's latest version, then bring
+    `embeddings/<model>/<dataset>/` up to date with them, unless either was replaced by the time
+    the table's lock is held ("superseded": nothing written). `engine` "ray" embeds the rows
     that need it on a Ray Data pool of `actors` actors (`num_gpus` each; `export_flow`). With
     `config_file` (what a deployment passes), its export section applies instead of
-    batch_size, keep_snapshots, engine, actors and num_gpus."""
+    batch_size, keep_snapshots, snapshot_grace, engine, actors and num_gpus."""
     if config_file:
         export = load_config(config_file).export
-        batch_size, keep_snapshots = export.batch_size, export.keep_snapshots
+        batch_size, keep_snapshots, snapshot_grace = export.batch_size, export.keep_snapshots, export.snapshot_grace
         engine, actors, num_gpus = export.engine, export.actors, export.num_gpus
     options = engine_options(engine, actors, num_gpus, ray_address)
     ws = Workspace(Path(workspace)).create()
@@ -103,11 +161,15 @@ def reembed_flow(model_ref: str, dataset_name: str, workspace: str, batch_size: 
     model = resolve_model(default_champion(model_ref))
     dataset_version = DatasetStore(ws.datasets).resolve(dataset_name).version
     written = refresh_table(model, str(ws.root), dataset_name, dataset_version, batch_size, keep_snapshots,
-                            prefect_flow_run_id(), options)
-    if written["action"] != UP_TO_DATE:
+                            prefect_flow_run_id(), options, followed_alias(model_ref), snapshot_grace)
+    if written["action"] not in (UP_TO_DATE, SUPERSEDED):
         log_table_run(written["reembed_run_id"], written, str(ws.datasets))
-    progress.finish("reembed", f"{written['action']}: {written['rows_embedded']} rows embedded, "
-                    f"{written['rows_reused']} reused")
+    if written["action"] == SUPERSEDED:
+        progress.finish("reembed", f"superseded: {written['reason']}")
+    else:
+        progress.finish("reembed", f"{written['action']}: {written['rows_embedded']} rows embedded, "
+                        f"{written['rows_reused']} reused")
     keys = ("action", "model_name", "model_version", "dataset_name", "dataset_version", "snapshot", "table_path",
             "rows", "rows_embedded", "rows_reused", "rows_deleted", "seconds")
-    return {key: written[key] for key in keys} | {"mlflow_run_id": written.get("reembed_run_id")}
+    return ({key: written[key] for key in keys} | {"mlflow_run_id": written.get("reembed_run_id")}
+            | ({"reason": written["reason"]} if "reason" in written else {}))

@@ -29,5 +29,6 @@ def refresh_flow(workspace: str, config_file: str | None = None, source: str | N
                            **source_specs(data), engine=cfg.ingest.engine)
     export = cfg.export
     reembedded = reembed_flow(default_champion(model or cfg.model_name), data.name, workspace, export.batch_size,
-                              export.keep_snapshots, export.engine, export.actors, export.num_gpus)
+                              export.keep_snapshots, export.engine, export.actors, export.num_gpus,
+                              snapshot_grace=export.snapshot_grace)
     return {"ingest": ingested, "reembed": reembedded}

@@ -6,7 +6,7 @@ from typing import Any
 
 from cl_core.embeddings.errors import EmbeddingTableError
 from cl_core.embeddings.manifest import read_manifest
-from cl_core.embeddings.table import EmbeddingTable
+from cl_core.embeddings.table import EmbeddingTable, SnapshotRemovedError
 
 _LINEAGE_FIELDS = ("snapshot", "action", "model_version", "dataset_version", "rows", "rows_embedded",
                    "rows_reused", "rows_deleted", "created_at")
@@ -15,11 +15,15 @@ _LINEAGE_FIELDS = ("snapshot", "action", "model_version", "dataset_version", "ro
 def describe_table(table: EmbeddingTable) -> dict[str, Any]:
     """The current snapshot's manifest, and its lineage newest first: each parent's counts
     while its folder is kept (`export.keep_snapshots`), then only the id of the first removed one.
+    A prune beside it (another process publishing) shows as a removed parent, not an error.
 
     Raises:
         EmbeddingTableError: no current snapshot, or the table is damaged.
     """
-    current = table.current()
+    try:
+        current = table.current()
+    except SnapshotRemovedError:  # CURRENT moved on and the snapshot it named went meanwhile
+        current = table.current()
     if current is None:
         raise EmbeddingTableError(
             f"no embedding table for model {table.model_name!r} and dataset {table.dataset_name!r} at {table.path}"
@@ -27,10 +31,13 @@ def describe_table(table: EmbeddingTable) -> dict[str, Any]:
     lineage: list[dict[str, Any]] = []
     parent = current.manifest.parent
     while parent is not None:
-        if not (table.path / parent).is_dir():
+        try:
+            manifest = read_manifest(table.path / parent).to_dict()
+        except EmbeddingTableError:
+            if (table.path / parent).is_dir():
+                raise
             lineage.append({"snapshot": parent, "removed": True})
             break
-        manifest = read_manifest(table.path / parent).to_dict()
         lineage.append({key: manifest[key] for key in _LINEAGE_FIELDS})
         parent = manifest["parent"]
     return {

@@ -5,15 +5,24 @@
     <root>/<model>/<dataset>/.staging-<snapshot id>/                       a snapshot being written
     <root>/<model>/<dataset>/.lock                                         held by whoever writes
 
-A snapshot is written into a staging folder, renamed into place once complete, and only then
-named by CURRENT (a temp file, fsync, os.replace, fsync of the folder), so a reader or a crash
-sees the old snapshot or the new one, never half of one. Readers ignore staging folders; the
-next writer removes leftovers of a killed run.
+A snapshot is written into a staging folder, fsynced, renamed into place once complete, and only
+then named by CURRENT (a temp file, fsync, os.replace, fsync of the folder), so a reader or a crash
+sees the old snapshot or the new one, never half of one.
+
+A snapshot counts as published once CURRENT has named it. Ids sort by creation time and each
+publish names a snapshot newer than every other, so a snapshot newer than CURRENT was never named:
+a writer killed between its rename and CURRENT's move left it. Readers and `prune` ignore such
+orphans and staging folders; the next writer, under the lock, removes them and any
+`.CURRENT.<hex>` a kill inside the atomic replace left (`remove_leftovers`).
+
+A reader keeps what it opened: `prune` never removes a snapshot that was superseded less than
+`snapshot_grace` seconds ago, whatever `keep` says.
 """
 
 from __future__ import annotations
 
 import fcntl
+import os
 import re
 import secrets
 import shutil
@@ -30,10 +39,20 @@ from cl_core.embeddings.errors import EmbeddingTableError
 from cl_core.embeddings.manifest import MANIFEST_FILE, SnapshotManifest, read_manifest
 
 CURRENT_FILE = "CURRENT"
+CURRENT_TEMPORARY_PREFIX = f".{CURRENT_FILE}."  # durable_files.replace_atomically's temporary files
 LOCK_FILE = ".lock"
+# How long a superseded snapshot stays readable for a reader that opened it (export.snapshot_grace).
+DEFAULT_SNAPSHOT_GRACE_S = 3600.0
 STAGING_PREFIX = ".staging-"
+# A pruned snapshot is renamed to this first, then deleted: a reader sees it whole or not at all.
+PRUNED_PREFIX = ".pruned-"
 # UTC time to the microsecond, then random bits: ids sort by creation time and never collide.
 SNAPSHOT_PATTERN = re.compile(r"^\d{8}T\d{6}\d{6}Z-[0-9a-f]{8}$")
+
+
+class SnapshotRemovedError(EmbeddingTableError):
+    """The snapshot's folder went while it was opened: `prune` removed it (beyond `keep` and past
+    its grace), not damage."""
 
 
 def new_snapshot_id() -> str:
@@ -45,10 +64,17 @@ class Snapshot:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.manifest: SnapshotManifest = read_manifest(path)
+        try:
+            self.manifest: SnapshotManifest = read_manifest(path)
+        except EmbeddingTableError:
+            if not path.is_dir():
+                raise SnapshotRemovedError(f"snapshot {path} was removed (pruned) while it was being opened") from None
+            raise
         self.files = [path / name for name in self.manifest.files]
         for file in self.files:
             if not file.is_file():
+                if not path.is_dir():
+                    raise SnapshotRemovedError(f"snapshot {path} was removed (pruned) while it was being opened")
                 raise EmbeddingTableError(f"snapshot {path} lists part file {file.name} but it is missing")
 
     @property
@@ -73,14 +99,19 @@ class Snapshot:
 
 
 class EmbeddingTable:
-    """The table of one (model name, dataset name) under `root` (the workspace's embeddings/)."""
+    """The table of one (model name, dataset name) under `root` (the workspace's embeddings/).
+    `snapshot_grace`: seconds a superseded snapshot is kept for the readers that opened it."""
 
-    def __init__(self, root: str | Path, model_name: str, dataset_name: str) -> None:
+    def __init__(self, root: str | Path, model_name: str, dataset_name: str,
+                 snapshot_grace: float = DEFAULT_SNAPSHOT_GRACE_S) -> None:
         for what, name in (("model", model_name), ("dataset", dataset_name)):
             if not name or "/" in name or name.startswith("."):
                 raise ValueError(f"{what} name {name!r} cannot name a table folder")
+        if snapshot_grace < 0:
+            raise ValueError(f"snapshot_grace must be >= 0 seconds, got {snapshot_grace}")
         self.path = Path(root) / model_name / dataset_name
         self.model_name, self.dataset_name = model_name, dataset_name
+        self.snapshot_grace = snapshot_grace
 
     def __repr__(self) -> str:
         return f"EmbeddingTable({str(self.path)!r})"
@@ -106,11 +137,17 @@ class EmbeddingTable:
             raise EmbeddingTableError(f"{self.path / CURRENT_FILE} names snapshot {snapshot_id} but {path} is missing")
         return Snapshot(path)
 
-    def snapshot_ids(self) -> list[str]:
-        """Published snapshots, oldest first."""
+    def _snapshot_folders(self) -> list[str]:
+        """Every snapshot folder, orphans included, oldest first."""
         if not self.path.is_dir():
             return []
         return sorted(p.name for p in self.path.iterdir() if SNAPSHOT_PATTERN.match(p.name) and (p / MANIFEST_FILE).is_file())
+
+    def snapshot_ids(self) -> list[str]:
+        """Published snapshots (CURRENT and those it named before), oldest first; a folder newer
+        than CURRENT was never named (an orphan, or a publish in its last step) and is left out."""
+        current = self.current_id()
+        return [s for s in self._snapshot_folders() if current is not None and s <= current]
 
     # ---- writing (hold `lock()` around all of these) -------------------------------------
 
@@ -129,11 +166,26 @@ class EmbeddingTable:
     def staging_path(self, snapshot_id: str) -> Path:
         return self.path / f"{STAGING_PREFIX}{snapshot_id}"
 
-    def remove_staging(self) -> None:
-        """Remove staging folders of runs that were killed before they published."""
-        if self.path.is_dir():
-            for leftover in self.path.glob(f"{STAGING_PREFIX}*"):
-                shutil.rmtree(leftover, ignore_errors=True)
+    def remove_leftovers(self) -> list[str]:
+        """Remove what runs killed before they published left: staging folders, snapshots that
+        CURRENT never named (newer than it), CURRENT's temporary files, pruned folders half deleted.
+        Returns their names.
+        Only under `lock()`: a live writer's renamed snapshot is newer than CURRENT for a moment."""
+        if not self.path.is_dir():
+            return []
+        current = self.current_id()
+        removed = []
+        for entry in sorted(self.path.iterdir()):
+            name = entry.name
+            if name.startswith((STAGING_PREFIX, PRUNED_PREFIX)) or (
+                    SNAPSHOT_PATTERN.match(name) and (current is None or name > current)):
+                shutil.rmtree(entry, ignore_errors=True)
+            elif name.startswith(CURRENT_TEMPORARY_PREFIX):
+                entry.unlink(missing_ok=True)
+            else:
+                continue
+            removed.append(name)
+        return removed
 
     def set_current(self, snapshot_id: str) -> None:
         """Point CURRENT at a published snapshot, atomically and durably."""
@@ -142,14 +194,21 @@ class EmbeddingTable:
         replace_atomically(self.path / CURRENT_FILE, snapshot_id + "\n")
 
     def prune(self, keep: int) -> list[str]:
-        """Remove all but the newest `keep` snapshots, never the one CURRENT names; returns the
+        """Remove published snapshots beyond the newest `keep`, except CURRENT and any superseded
+        less than `snapshot_grace` seconds ago (a reader may still be reading it); returns the
         ids removed. Call it only after CURRENT names the new snapshot."""
         if keep < 1:
             raise ValueError(f"keep must be >= 1, got {keep}")
-        current = self.current_id()
-        removed = [s for s in self.snapshot_ids()[:-keep] if s != current]
-        for snapshot_id in removed:
-            shutil.rmtree(self.path / snapshot_id, ignore_errors=True)
+        published = self.snapshot_ids()
+        now = datetime.now(UTC)
+        removed = []
+        for older, newer in zip(published[:-keep], published[1:], strict=False):
+            superseded = datetime.fromisoformat(read_manifest(self.path / newer).created_at)
+            if (now - superseded).total_seconds() >= self.snapshot_grace:
+                doomed = self.path / f"{PRUNED_PREFIX}{older}"
+                os.rename(self.path / older, doomed)
+                shutil.rmtree(doomed, ignore_errors=True)
+                removed.append(older)
         return removed
 
 

@@ -71,6 +71,7 @@ class SnapshotWriter:
         self._writer_rows = 0
 
     def __enter__(self) -> SnapshotWriter:
+        self.table.remove_leftovers()  # of runs killed before they published; the caller holds the lock
         self.staging.mkdir(parents=True)
         return self
 
@@ -176,6 +177,7 @@ class SnapshotWriter:
             created_at=datetime.now(UTC).isoformat(),
         )
         write_manifest(self.staging, manifest)
+        fsync_dir(self.staging)  # the parts' and manifest's names, before the folder is renamed into place
         final = self.table.path / self.snapshot_id
         os.rename(self.staging, final)
         fsync_dir(self.table.path)

@@ -51,7 +51,7 @@ def test_export_publishes_a_snapshot_and_points_current_at_it(tmp_path, ingest):
 
 
 def test_keeps_the_last_snapshots_and_records_the_parent(tmp_path, ingest):
-    table = EmbeddingTable(tmp_path / "embeddings", "m", "d")
+    table = EmbeddingTable(tmp_path / "embeddings", "m", "d", snapshot_grace=0)  # no reader to wait for
     first = _export(table, ingest(range(10)))
     made = [first.id] + [_export(table, ingest(range(12)), keep=2).id for _ in range(3)]
     assert table.snapshot_ids() == made[-2:] and table.current_id() == made[-1]
