@@ -420,6 +420,9 @@ class DataConfig(_Section):
     version: str | None = None  # None = the latest ingested version
     limit: int | None = Field(None, ge=1)  # ingest only the first N good records
     max_bad_fraction: float = Field(0.05, ge=0.0, le=1.0)
+    # tar shards: a member larger than this is refused unread and quarantined with its name and
+    # size (cl_core/datasets/sources/webdataset.py, MAX_MEMBER_BYTES); 64 MiB by default.
+    max_member_bytes: int = Field(64 * 2**20, ge=1)
     image_size: int = Field(8, ge=4, le=1024)  # digits' native size
     text: TextSourceSpec = TextSourceSpec()
     interactions: InteractionsSourceSpec = InteractionsSourceSpec()

@@ -10,16 +10,18 @@ from prefect import flow, get_run_logger, task
 
 from cl_core.config import DataConfig
 from cl_core.datasets import DatasetStore, InteractionsSourceSpec, TextSourceSpec
+from cl_core.datasets.sources.webdataset import MAX_MEMBER_BYTES
 from flows import progress
 from flows.workspace import Workspace
 
 
-def source_specs(data: DataConfig) -> dict[str, dict[str, Any] | None]:
+def source_specs(data: DataConfig) -> dict[str, Any]:
     """The `ingest_flow` arguments that say how to read `data.source`: its text or interactions
-    section as a plain dict, for the modality that reads one."""
+    section as a plain dict, for the modality that reads one, and the tar member size limit."""
     return {
         "text_spec": data.text.model_dump(mode="json") if data.modality == "text" else None,
         "interactions_spec": data.interactions.model_dump(mode="json") if data.modality == "interactions" else None,
+        "max_member_bytes": data.max_member_bytes,
     }
 
 
@@ -37,7 +39,8 @@ def _check_engine(engine: str, limit: int | None, interactions_spec: dict[str, A
 def ingest_source(source: str, name: str, datasets_root: str, limit: int | None, max_bad_fraction: float,
                   text_spec: dict[str, Any] | None = None,
                   interactions_spec: dict[str, Any] | None = None,
-                  engine: str = "local", ray_address: str | None = None) -> dict[str, Any]:
+                  engine: str = "local", ray_address: str | None = None,
+                  max_member_bytes: int = MAX_MEMBER_BYTES) -> dict[str, Any]:
     _check_engine(engine, limit, interactions_spec)
     logger = get_run_logger()
 
@@ -52,7 +55,7 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
 
         spec = TextSourceSpec.model_validate(text_spec) if text_spec is not None else None
         result = ingest_with_ray(store, source, name, text_spec=spec, max_bad_fraction=max_bad_fraction,
-                                 ray_address=ray_address)
+                                 ray_address=ray_address, max_member_bytes=max_member_bytes)
     elif text_spec is not None:
         spec = TextSourceSpec.model_validate(text_spec)
         result = store.ingest_text(source, name, spec, limit=limit, max_bad_fraction=max_bad_fraction, progress=records_read)
@@ -61,7 +64,8 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
         result = store.ingest_interactions(source, name, spec, limit=limit, max_bad_fraction=max_bad_fraction,
                                            progress=records_read)
     else:
-        result = store.ingest(source, name, limit=limit, max_bad_fraction=max_bad_fraction, progress=records_read)
+        result = store.ingest(source, name, limit=limit, max_bad_fraction=max_bad_fraction, progress=records_read,
+                              max_member_bytes=max_member_bytes)
     summary = {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(result).items()}
     state = "new version" if result.created else "unchanged (existing version)"
     logger.info(
@@ -80,7 +84,8 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
 def ingest_flow(source: str, name: str, workspace: str, limit: int | None = None, max_bad_fraction: float = 0.05,
                 text_spec: dict[str, Any] | None = None,
                 interactions_spec: dict[str, Any] | None = None,
-                engine: str = "local", ray_address: str | None = None) -> dict[str, Any]:
+                engine: str = "local", ray_address: str | None = None,
+                max_member_bytes: int = MAX_MEMBER_BYTES) -> dict[str, Any]:
     """Read `source` into dataset `name`: images from 'digits', a folder of tar shards or an
     image folder; with `text_spec` (the `data.text` section as a dict, `TextSourceSpec.model_dump()`),
     sentence pairs from a TSV/CSV/JSONL/Parquet file or a folder of them; with `interactions_spec`
@@ -88,8 +93,9 @@ def ingest_flow(source: str, name: str, workspace: str, limit: int | None = None
 
     `engine` "ray" (`ingest.engine`) reads and checks on Ray Data across the cluster at
     `ray_address` (else $RAY_ADDRESS, else a local Ray): images and text only, without `limit`;
-    the same version as "local"."""
+    the same version as "local". `max_member_bytes` (`data.max_member_bytes`): a tar shard's
+    member above it is quarantined unread, with its name and size."""
     _check_engine(engine, limit, interactions_spec)
     ws = Workspace(Path(workspace)).create()
     return ingest_source(source, name, str(ws.datasets), limit, max_bad_fraction, text_spec, interactions_spec,
-                         engine, ray_address)
+                         engine, ray_address, max_member_bytes)

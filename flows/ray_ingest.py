@@ -34,6 +34,7 @@ from cl_core.datasets.image_rows import ImageRows
 from cl_core.datasets.sources import open_source
 from cl_core.datasets.sources.text import open_text_source
 from cl_core.datasets.sources.text.rows import TextRows
+from cl_core.datasets.sources.webdataset import MAX_MEMBER_BYTES
 from cl_core.datasets.version_id import BUCKETS
 from flows.ray_cluster import ensure_ray
 
@@ -165,6 +166,7 @@ def ingest_with_ray(
     text_spec: TextSourceSpec | None = None,
     max_bad_fraction: float = 0.05,
     ray_address: str | None = None,
+    max_member_bytes: int = MAX_MEMBER_BYTES,
 ) -> IngestResult:
     """Ingest images (or with `text_spec` sentence pairs) from `source` on Ray Data; the same
     version as `store.ingest` / `store.ingest_text` would publish, checks and quarantine
@@ -176,7 +178,7 @@ def ingest_with_ray(
     """
     started = time.perf_counter()
     if text_spec is None:
-        opened = open_source(str(source))
+        opened = open_source(str(source), max_member_bytes=max_member_bytes)
         make_rows: RowsFactory = partial(ImageRows, opened.class_names)
     else:
         opened = open_text_source(source, text_spec)

@@ -26,6 +26,15 @@ def _is_gray(mode: str) -> bool:
     return mode in _GRAY_MODES or mode.startswith("I;16")
 
 
+def _check_pixels(image: Image.Image) -> None:
+    """Refuse, from the header, an image above PIL's pixel limit: PIL itself refuses only above
+    twice it and merely warns below that, and decoding allocates every pixel."""
+    width, height = image.size
+    if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
+        raise ValueError(f"{width}x{height} = {width * height} pixels, above the limit of {Image.MAX_IMAGE_PIXELS} "
+                         "pixels (PIL.Image.MAX_IMAGE_PIXELS; a decompression bomb?)")
+
+
 def _open(data: bytes, load: bool) -> Image.Image:
     """Open `data` with PIL; any failure becomes a ValueError saying why."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -34,6 +43,7 @@ def _open(data: bytes, load: bool) -> Image.Image:
         raise ValueError("cannot decode image: 0 bytes")
     try:
         image = Image.open(io.BytesIO(data))
+        _check_pixels(image)
         if load:
             image.load()  # Image.open only parses the header; truncation shows up here
     # PIL reports damage through many types (OSError, SyntaxError, struct.error, EOFError,

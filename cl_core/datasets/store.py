@@ -52,6 +52,7 @@ from cl_core.datasets.sources.interactions import InteractionsSourceSpec, open_i
 from cl_core.datasets.sources.interactions.rows import InteractionRows, read_source, write_version
 from cl_core.datasets.sources.text import TextPairRecord, TextSourceSpec, open_text_source
 from cl_core.datasets.sources.text.rows import TextRows
+from cl_core.datasets.sources.webdataset import MAX_MEMBER_BYTES
 from cl_core.datasets.version_id import BUCKETS, combine, empty_bucket_digest
 from cl_core.durable_files import fsync_dir, replace_atomically
 
@@ -151,6 +152,7 @@ class DatasetStore:
         limit: int | None = None,
         max_bad_fraction: float = 0.05,
         progress: Callable[[int], None] | None = None,
+        max_member_bytes: int = MAX_MEMBER_BYTES,
     ) -> IngestResult:
         """Validate every record of `source` and publish the good ones as a version of `name`.
 
@@ -164,6 +166,8 @@ class DatasetStore:
             limit: ingest only the first `limit` good records.
             max_bad_fraction: fail when bad / (good + bad) exceeds this.
             progress: called with the number of records seen, every few thousand records.
+            max_member_bytes: tar shards: a member above this is quarantined unread, with its
+                name and size (`data.max_member_bytes`).
 
         Raises:
             ValueError: invalid name, limit or max_bad_fraction.
@@ -173,7 +177,7 @@ class DatasetStore:
         """
         _check_ingest_args(name, max_bad_fraction)
         started = time.perf_counter()
-        opened = open_source(source, limit=limit)
+        opened = open_source(source, limit=limit, max_member_bytes=max_member_bytes)
         return self._ingest(
             opened.records, ImageRows(opened.class_names), name, opened.description,
             max_bad_fraction, progress, started,

@@ -92,15 +92,34 @@ def _same_dataset(local, by_ray, local_store: DatasetStore, ray_store: DatasetSt
     assert not list(ray_store.root.glob(f"{by_ray.name}/.tmp-*"))
 
 
+def _oversized_shards(folder: Path) -> bytes:
+    """Two more shards, each with a member above a 2000-byte data.max_member_bytes: in the plain
+    tar it is skipped and the rest read (e000-e003); in the .gz one the samples behind it (f002)
+    are not reached."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)).save(buffer, format="PNG")
+    big = buffer.getvalue()
+    members = _samples([f"e{i:03d}" for i in range(4)])
+    _shard(folder / "toy-train-0003.tar", members[:4] + [("big.png", big), ("big.cls", b"1")] + members[4:])
+    _shard(folder / "toy-train-0004.tar.gz", _samples(["f000", "f001"]) + [("bomb.png", big)] + _samples(["f002"]))
+    return big
+
+
 def test_tar_shards_give_the_local_engines_dataset(tmp_path):
     source = _toy_shards(tmp_path / "shards")
+    big = _oversized_shards(source)
     local_store, ray_store = DatasetStore(tmp_path / "local"), DatasetStore(tmp_path / "ray", rows_per_file=8)
-    local = local_store.ingest(str(source), "toy", max_bad_fraction=0.3)
-    by_ray = ingest_with_ray(ray_store, source, "toy", max_bad_fraction=0.3)
+    local = local_store.ingest(str(source), "toy", max_bad_fraction=0.3, max_member_bytes=2000)
+    by_ray = ingest_with_ray(ray_store, source, "toy", max_bad_fraction=0.3, max_member_bytes=2000)
     _same_dataset(local, by_ray, local_store, ray_store)
     reasons = [entry["reason"] for entry in _quarantine(by_ray)]
     assert sum("cannot decode image" in r for r in reasons) == 2  # a005, and c001's first copy
     assert reasons.count("duplicate id") == 1 and any("archive damaged" in r for r in reasons)
+    refused = {entry["id"]: entry["reason"] for entry in _quarantine(by_ray) if "above the limit" in entry["reason"]}
+    assert set(refused) == {"big.png", "bomb.png"}  # data.max_member_bytes reaches the Ray read tasks
+    assert all(f"is {len(big)} bytes, above the limit of 2000 bytes" in r for r in refused.values())
+    ids = set(ray_store.resolve("toy").read(columns=["id"]).column("id").to_pylist())
+    assert {"e000", "e003", "f000", "f001"} <= ids and not ids & {"big", "f002"}
     kept = ray_store.resolve("toy").read(columns=["id", "image"]).to_pydict()
     images = dict(zip(kept["id"], kept["image"], strict=True))
     assert images["b003"] == _png(200) and images["c001"] == _png(10 * 7 + 4)  # first good copies in source order
@@ -108,9 +127,9 @@ def test_tar_shards_give_the_local_engines_dataset(tmp_path):
     assert by_ray.details["engine"] == "ray" and len(by_ray.details["nodes"]) == 1
 
     again = local_store.resolve("toy")
-    other = ingest_with_ray(local_store, source, "toy", max_bad_fraction=0.3)  # the local engine's store
+    other = ingest_with_ray(local_store, source, "toy", max_bad_fraction=0.3, max_member_bytes=2000)  # the local engine's store
     assert (other.version, other.created) == (again.version, False)
-    assert local_store.ingest(str(source), "toy", max_bad_fraction=0.3).created is False
+    assert local_store.ingest(str(source), "toy", max_bad_fraction=0.3, max_member_bytes=2000).created is False
 
 
 def test_image_folder_gives_the_local_engines_dataset(tmp_path):

@@ -34,12 +34,15 @@ class Source:
     units: list[Callable[[], Iterator[ImageRecord | BadRecord]]] = field(default_factory=list)
 
 
-def open_source(source: str, limit: int | None = None) -> Source:
+def open_source(source: str, limit: int | None = None,
+                max_member_bytes: int = webdataset.MAX_MEMBER_BYTES) -> Source:
     """Open `source` for one pass.
 
     Args:
         source: "digits" or a folder path (see the module docstring).
         limit: keep only the first `limit` good records (for small runs), None for all.
+        max_member_bytes: tar shards: a member above this is refused unread (a bad record
+            naming it and its size; `webdataset.read_shard`).
 
     Raises:
         IngestError: the source does not exist, cannot be read, or is none of the known kinds.
@@ -52,13 +55,13 @@ def open_source(source: str, limit: int | None = None) -> Source:
             digits.read_digits(), digits.DESCRIPTION, None, "digits", [digits.read_digits]
         )
     else:
-        opened = _open_folder(Path(source).expanduser())
+        opened = _open_folder(Path(source).expanduser(), max_member_bytes)
     if limit is not None:
         opened.records = first_good(opened.records, limit, ImageRecord)
     return opened
 
 
-def _open_folder(path: Path) -> Source:
+def _open_folder(path: Path, max_member_bytes: int = webdataset.MAX_MEMBER_BYTES) -> Source:
     if not path.exists():
         raise IngestError(f"source {str(path)!r} does not exist (and is not 'digits')")
     folder = path.resolve()
@@ -69,8 +72,8 @@ def _open_folder(path: Path) -> Source:
     if entries and any(webdataset.is_shard(p) for p in entries):
         shards = webdataset.list_shards(folder)
         return Source(
-            webdataset.read_shards(shards), str(folder), None, "webdataset",
-            [partial(webdataset.read_shard, shard) for shard in shards],
+            webdataset.read_shards(shards, max_member_bytes), str(folder), None, "webdataset",
+            [partial(webdataset.read_shard, shard, max_member_bytes) for shard in shards],
         )
     if entries and any(p.is_dir() and not p.name.startswith(".") for p in entries):
         reader = ImageFolderReader(folder)

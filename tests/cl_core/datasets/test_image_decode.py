@@ -130,3 +130,14 @@ def test_decode_images_names_the_bad_image(gray):
         decode_images([gray[1], other])
     with pytest.raises(ValueError, match="at least one"):
         decode_images([])
+
+
+def test_an_image_above_the_pixel_limit_is_refused_from_its_header(monkeypatch):
+    """A small file may declare a huge image (a decompression bomb): PIL only warns between its
+    limit and twice it, and decoding would allocate every pixel. Refused before decoding."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL's own setting, lowered for a small test
+    data = _save(Image.new("L", (40, 30)))  # 1,200 pixels: above the limit, below twice it
+    for check in (decoded_shape, image_channels, decode_image):
+        with pytest.raises(ValueError, match="1200 pixels.*1000"):
+            check(data)
+    assert decoded_shape(_save(Image.new("L", (30, 30)))) == (1, 30, 30)

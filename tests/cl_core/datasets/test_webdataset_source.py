@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
 import io
+import json
 import tarfile
+import tracemalloc
 
+import numpy as np
 import pytest
 
+from cl_core.config import DataConfig
+from cl_core.datasets import DatasetStore
 from cl_core.datasets.errors import IngestError
 from cl_core.datasets.records import BadRecord, ImageRecord
-from cl_core.datasets.sources.webdataset import list_shards, read_shard, split_from_shard_name
+from cl_core.datasets.sources.webdataset import MAX_MEMBER_BYTES, list_shards, read_shard, split_from_shard_name
 
 
 @pytest.mark.parametrize(
@@ -136,3 +142,122 @@ def test_second_image_for_a_key_is_reported(tmp_path, build):
     assert isinstance(first, BadRecord) and "second .png" in first.reason
     assert isinstance(second, ImageRecord)
     assert io.BytesIO(second.image).read() == image
+
+
+# Bounded reading (data.max_member_bytes): small limits and member sizes stand in for the GBs of a
+# crafted shard or a gzip bomb.
+
+def _info(name: str, size: int, **pax) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.pax_headers = pax
+    return info
+
+
+def _peak_bytes(read) -> tuple[list, int]:
+    """What `read()` returns and the peak of Python allocations while it ran."""
+    tracemalloc.start()
+    try:
+        result = read()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("name", ["s.tar", "s.tar.gz"])
+def test_a_member_above_the_limit_is_refused_with_its_name_and_size(tmp_path, build, name):
+    big = build.encode(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8))  # ~4 KB, incompressible
+    members = build.samples(["a"]) + [("big.png", big), ("big.cls", b"1")] + build.samples(["c"])
+    shard = build.write_shard(tmp_path / name, members)
+    records = list(read_shard(shard, max_member_bytes=2000))
+    good = [r.id for r in records if isinstance(r, ImageRecord)]
+    (refused,) = [r for r in records if isinstance(r, BadRecord)]
+    assert refused.id_or_location == "big.png" and refused.source == str(shard)
+    assert f"{len(big)} bytes" in refused.reason and "2000" in refused.reason and "max_member_bytes" in refused.reason
+    if name == "s.tar":
+        assert good == ["a", "c"]  # skipped by a seek: the rest of the shard is read
+    else:
+        assert good == ["a"]  # reaching "c" would mean decompressing past the refused member
+        assert "not read" in refused.reason
+
+
+def test_unused_fields_are_never_read_into_memory(tmp_path, build):
+    """A sample's fields other than the image and .cls (here a 32 MB .npy) are skipped, not read,
+    whatever their size; the sample ingests."""
+    image = build.toy_image(3)
+    huge = tmp_path / "huge.bin"
+    with huge.open("wb") as out:
+        out.truncate(32 * 2**20)
+    shard = tmp_path / "s.tar"
+    with tarfile.open(shard, "w") as tar:
+        for member, data in [("k.png", image), ("k.cls", b"4")]:
+            tar.addfile(_info(member, len(data)), io.BytesIO(data))
+        tar.add(huge, arcname="k.npy")
+        tar.addfile(_info("k2.png", len(image)), io.BytesIO(image))
+    records, peak = _peak_bytes(lambda: list(read_shard(shard, max_member_bytes=1000)))
+    assert records == [ImageRecord("k", image, 4, None), ImageRecord("k2", image, None, None)]
+    assert peak < 4 * 2**20, peak
+
+
+def test_a_gzip_bomb_member_is_refused_without_decompressing_it(tmp_path, build):
+    """The member's header says 1 GiB, and the compressed stream stops 1 MiB into its data: a
+    reader that decompressed the member (to keep it or to skip it) would find the stream damaged.
+    This one refuses it from its header, keeps the samples before it, and stays small."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for member, data in build.samples(["a", "b"]):
+            tar.addfile(_info(member, len(data)), io.BytesIO(data))
+        samples_end = tar.offset
+    stream = raw.getvalue()[:samples_end] + _info("bomb.png", 2**30).tobuf() + bytes(2**20)
+    shard = tmp_path / "bomb-train.tar.gz"
+    shard.write_bytes(gzip.compress(stream))
+    records, peak = _peak_bytes(lambda: list(read_shard(shard, max_member_bytes=2**20)))
+    assert [r.id for r in records if isinstance(r, ImageRecord)] == ["a", "b"]
+    (refused,) = [r for r in records if isinstance(r, BadRecord)]
+    assert refused.id_or_location == "bomb.png" and f"{2**30} bytes" in refused.reason
+    assert "damaged" not in refused.reason
+    assert peak < 2**20, peak
+
+
+def test_a_long_header_member_above_the_limit_fails_the_shard_not_the_process(tmp_path, build):
+    """A pax extended header is a member tarfile itself reads whole: one above the limit ends the
+    shard's reading (the samples before it are kept)."""
+    shard = tmp_path / "s.tar"
+    with tarfile.open(shard, "w", format=tarfile.PAX_FORMAT) as tar:
+        for member, data in build.samples(["a"]):
+            tar.addfile(_info(member, len(data)), io.BytesIO(data))
+        info = _info("b.png", 3, comment="x" * 5000)
+        tar.addfile(info, io.BytesIO(b"png"))
+    records = list(read_shard(shard, max_member_bytes=4000))
+    assert [r.id for r in records if isinstance(r, ImageRecord)] == ["a"]
+    (refused,) = [r for r in records if isinstance(r, BadRecord)]
+    assert refused.source == str(shard) and "4000" in refused.reason and "header" in refused.reason
+
+
+def test_store_quarantines_a_refused_member_and_still_writes_the_version(tmp_path, build):
+    big = build.encode(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8))
+    members = build.samples([f"k{i}" for i in range(30)]) + [("big.png", big), ("big.cls", b"1")]
+    build.write_shard(tmp_path / "shards" / "s-train.tar", members)
+    result = DatasetStore(tmp_path / "store").ingest(str(tmp_path / "shards"), "toy", max_bad_fraction=0.1,
+                                                      max_member_bytes=2000)
+    assert (result.rows, result.quarantined) == (30, 1)
+    (entry,) = [json.loads(line) for line in result.quarantine_path.read_text().splitlines()]
+    assert entry["id"] == "big.png" and f"{len(big)} bytes" in entry["reason"]
+
+
+def test_max_member_bytes_is_a_data_setting():
+    assert DataConfig().max_member_bytes == MAX_MEMBER_BYTES == 64 * 2**20
+    assert DataConfig(max_member_bytes=1000).max_member_bytes == 1000
+    with pytest.raises(ValueError):
+        DataConfig(max_member_bytes=0)
+
+
+def test_many_members_do_not_pile_up_in_memory(tmp_path, build):
+    """tarfile keeps every member it read in a list; the reader does not let it."""
+    shard = tmp_path / "s.tar"
+    with tarfile.open(shard, "w") as tar:
+        for i in range(20_000):
+            tar.addfile(_info(f"k{i}.txt", 0), io.BytesIO(b""))
+    records, peak = _peak_bytes(lambda: list(read_shard(shard)))
+    assert len(records) == 20_000 and all(isinstance(r, BadRecord) for r in records[:3])
+    assert peak < 2**20 + 20_000 * 400, peak  # the records themselves, not 20,000 TarInfos besides
