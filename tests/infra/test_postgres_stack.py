@@ -7,17 +7,15 @@ here the dataset is written directly and only the training goes through the stac
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
-import urllib.request
 
 import pytest
 from mlflow import MlflowClient
 
 from cl_core.datasets import DatasetStore
 from tests.conftest import clpipe, free_port, last_json
-from tests.infra.test_local_stack import SCRIPT, stack_environment
+from tests.infra.test_local_stack import SCRIPT, post, stack_credentials, stack_environment
 from tests.services import pid_alive, require_postgres
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -41,12 +39,7 @@ def _clpipe_databases() -> set[str]:
     return set(_sql("postgres", "SELECT datname FROM pg_database WHERE datname LIKE 'clpipe_%'"))
 
 
-def _post(url: str) -> list[dict]:
-    request = urllib.request.Request(url, data=b"{}", method="POST", headers={"Content-Type": "application/json"})
-    return json.loads(urllib.request.urlopen(request, timeout=30).read())
-
-
-def test_postgres_stack_records_training_and_drops_its_databases(tmp_path):
+def test_postgres_stack_records_training_and_drops_its_databases(tmp_path, monkeypatch):
     require_postgres()
     before = _clpipe_databases()
     workspace = tmp_path / "ws"
@@ -56,17 +49,18 @@ def test_postgres_stack_records_training_and_drops_its_databases(tmp_path):
                              text=True, env=env, timeout=400)
     pids = {p.stem: int(p.read_text()) for p in (workspace / ".stack").glob("*.pid")}
     # The databases the script names, not every new clpipe_* one: other tests may create theirs meanwhile.
-    listed = re.search(r"^# databases: (\S+) (\S+) on ", started.stdout, re.MULTILINE)
+    listed = re.search(r"^# databases: (\S+) (\S+) (\S+) on ", started.stdout, re.MULTILINE)
     created = set(listed.groups()) if listed else set()
     try:
         assert started.returncode == 0, started.stderr + started.stdout
         assert created <= _clpipe_databases() - before, started.stdout
-        assert {name.rsplit("_", 1)[1] for name in created} == {"mlflow", "prefect"}
+        assert {name.rsplit("_", 1)[1] for name in created} == {"mlflow", "prefect", "auth"}  # auth: MLflow's users
         assert not (workspace / "mlflow.db").exists()
         tracking = f"http://127.0.0.1:{ports['MLFLOW_PORT']}"
         api = f"http://127.0.0.1:{ports['PREFECT_PORT']}/api"
-        services = {"MLFLOW_TRACKING_URI": tracking, "PREFECT_API_URL": api}
-        workers = _post(f"{api}/work_pools/clpipe/workers/filter")
+        credentials = stack_credentials(workspace)  # both servers let no one in without them
+        services = {"MLFLOW_TRACKING_URI": tracking, "PREFECT_API_URL": api, **credentials}
+        workers = post(f"{api}/work_pools/clpipe/workers/filter", credentials)
         assert [w["name"] for w in workers] == [f"clpipe-{ports['PREFECT_PORT']}"]
 
         config = tmp_path / "tiny.yaml"
@@ -76,6 +70,8 @@ def test_postgres_stack_records_training_and_drops_its_databases(tmp_path):
         trained = last_json(clpipe("train", "--dataset", "digits", "--config", str(config), "--json",
                                    workspace=workspace, env=services))
 
+        for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            monkeypatch.setenv(name, credentials[name])  # what MlflowClient sends
         client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
         for key in ("loss", "lr", "samples_per_s"):
             history = client.get_metric_history(trained["run_id"], key)
@@ -85,7 +81,7 @@ def test_postgres_stack_records_training_and_drops_its_databases(tmp_path):
         mlflow_db = next(name for name in created if name.endswith("_mlflow"))
         assert _sql(mlflow_db, f"SELECT version FROM model_versions WHERE run_id = '{trained['run_id']}'") == [
             trained["model_version"]]
-        runs = _post(f"{api}/flow_runs/filter")
+        runs = post(f"{api}/flow_runs/filter", credentials)
         flow_run = client.get_run(trained["run_id"]).data.tags["prefect.flow_run_id"]
         assert [(run["id"], run["state_type"]) for run in runs] == [(flow_run, "COMPLETED")]
     finally:
