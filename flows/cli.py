@@ -140,11 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--dataset", required=True, help="dataset name")
     _common(table)
 
-    recommend = commands.add_parser("recommend", help="a user's top-k unseen items from a registered recommender",
-                                    description="Embed USER with a registered two-tower recommender (its history as of "
-                                    "training), leave out the items it had in training, and list the k best of the "
-                                    "other items by exact search over the item rows of the CURRENT embedding table "
-                                    "(embeddings/MODEL/DATASET/), with their titles. Exit 1 on an unknown user.")
+    recommend = commands.add_parser("recommend", help="a user's top-k new items from a registered recommender's table",
+                                    description="Take USER's row of the CURRENT embedding table of a two-tower "
+                                    "recommender (embeddings/MODEL/DATASET/, kept up to date by refresh), leave out every "
+                                    "item the user has an interaction with in the dataset (any split), and list the k best "
+                                    "of the other items by exact search over the table's item rows, with their titles. "
+                                    "Exit 1 when the snapshot has no row for the user (run `clpipe refresh`).")
     recommend.add_argument("--model", required=True, help="MODEL@ALIAS or MODEL/VERSION, e.g. ml-100k-two-tower@champion")
     recommend.add_argument("--user", required=True, help="the user's id, as the source writes it")
     recommend.add_argument("-k", type=int, default=10, help="how many items (default 10)")

@@ -1,33 +1,35 @@
-"""`clpipe recommend`: a user's top-k unseen items, by exact search over the item rows of the
-CURRENT snapshot of the model's embedding table.
+"""`clpipe recommend`: a user's top-k items, by exact search over the CURRENT snapshot of the
+model's embedding table (`cl_core.embeddings.recommend`).
 
-The user's vector comes from the registered recommender (its history and features as of
-training); the items it had in training (train and val) are left out; every other item of the
-table is scored by its dot product with the user's vector (the score the model was trained and
-evaluated with) and the k best are listed with their titles. No Prefect, Ray or dataset: the
-MLflow registry and the table's files only.
+The user's vector is the snapshot's own user row (what refresh and reembed keep up to date, a
+new user included, with no retraining); every item the user has an interaction with, in any
+split, in the snapshot's dataset version (and in the dataset's LATEST version when it is newer)
+is left out; every other item of the table is scored by its dot product with the user's vector
+and the k best are listed with their titles. No Prefect, Ray or model loading: the MLflow
+registry (to resolve MODEL@ALIAS), the table's files and the dataset's interactions only.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import pyarrow.compute as pc
-
+from cl_core.datasets import DatasetStore
 from cl_core.embeddings import EmbeddingTable, EmbeddingTableError
+from cl_core.embeddings.recommend import check_recommender_table, interacted_items, recommend_from_snapshot
 from flows.workspace import Workspace
 
 
 def recommend(workspace: Workspace, model_ref: str, user: str, k: int) -> dict[str, Any]:
-    """{"model", "user", "k", "table", "snapshot", "items": [{"rank", "id", "title", "score"}]}.
+    """{"model": {"name", "version"}, "user", "k", "table", "snapshot", "dataset": {"name",
+    "version"}, "masked_items", "items": [{"rank", "id", "title", "score"}]}: the snapshot and
+    model version the vectors come from, and how many items of the user's were left out.
 
     Raises:
-        LookupError: an unknown model, user or table (the message is one line).
+        LookupError: an unknown model, a missing table, a user without a row in the snapshot
+            (the message is one line).
         ValueError: k < 1, a model that is not a recommender, or a table of another model version.
     """
     import mlflow
-    import pandas as pd
     from mlflow import MlflowClient
 
     from flows import preflight, registry
@@ -37,46 +39,39 @@ def recommend(workspace: Workspace, model_ref: str, user: str, k: int) -> dict[s
     preflight.check_model(workspace.tracking_uri, model_ref)
     mlflow.set_tracking_uri(workspace.tracking_uri)
     version = registry.ModelRef.parse(model_ref).resolve(MlflowClient())
-    shown = f"{version.name} v{version.version}"
-    model = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
-    recommender = model.unwrap_python_model()
-    if getattr(recommender, "modality", None) != "interactions":
-        raise ValueError(f"model {shown} embeds {getattr(recommender, 'modality', 'images or text')}, it is not a recommender")
-    table = EmbeddingTable(workspace.embeddings, version.name, version.tags.get("dataset.name", ""))
+    dataset_name = version.tags.get("dataset.name", "")
+    table = EmbeddingTable(workspace.embeddings, version.name, dataset_name)
     snapshot = table.current()
     if snapshot is None:
-        raise LookupError(f"no embedding table at {table.path}: run `clpipe export --model {version.name}@champion "
-                          f"--dataset {version.tags.get('dataset.name')}` first")
-    if snapshot.manifest.model_version != str(version.version):
-        raise ValueError(f"the table {table.path} holds vectors of {version.name} v{snapshot.manifest.model_version}, not "
+        raise LookupError(f"no embedding table at {table.path}: run `clpipe export --model {version.name}/{version.version} "
+                          f"--dataset {dataset_name}` first")
+    manifest = snapshot.manifest
+    if manifest.model_version != str(version.version):
+        raise ValueError(f"the table {table.path} holds vectors of {version.name} v{manifest.model_version}, not "
                          f"v{version.version}: run `clpipe reembed --model {version.name}/{version.version} "
-                         f"--dataset {snapshot.manifest.dataset_name}`")
-    try:
-        vector = np.asarray(model.predict(pd.DataFrame({"user": [str(user)]})), dtype=np.float32)[0]  # (D,)
-        seen = recommender.seen_item_ids(str(user))
-    except KeyError as error:  # UnknownIdError
-        raise LookupError(f"{error} (model {shown})") from None
-    items = snapshot.dataset().to_table(columns=["id", "title", "embedding"], filter=pc.field("entity") == "item")
-    ids = items.column("id").to_numpy(zero_copy_only=False)
-    dim = items.schema.field("embedding").type.list_size
-    vectors = items.column("embedding").combine_chunks().flatten().to_numpy().reshape(-1, dim)  # (I, D)
-    scores = vectors @ vector  # (I,)
-    candidates = np.flatnonzero(~np.isin(ids, np.asarray(seen, dtype=object)))
-    # Exact search: every candidate scored; ties by table order, so the listing is stable.
-    best = candidates[np.argsort(-scores[candidates], kind="stable")[:k]]
-    titles = items.column("title").to_pylist()
+                         f"--dataset {manifest.dataset_name}`")
+    check_recommender_table(snapshot)
+    store = DatasetStore(workspace.datasets)
+    versions = [store.resolve(manifest.dataset_name, manifest.dataset_version)]
+    latest = store.latest(manifest.dataset_name)
+    if latest is not None and latest != manifest.dataset_version:  # ingested since: its interactions count too
+        versions.append(store.resolve(manifest.dataset_name, latest))
+    interacted = interacted_items(versions, str(user))
+    items = recommend_from_snapshot(snapshot, str(user), k, interacted)
     return {
         "model": {"name": version.name, "version": str(version.version)}, "user": str(user), "k": k,
-        "table": str(table.path), "snapshot": snapshot.id, "seen_items": len(seen),
-        "items": [{"rank": rank, "id": str(ids[i]), "title": titles[i] or str(ids[i]), "score": float(scores[i])}
-                  for rank, i in enumerate(best, start=1)],
+        "table": str(table.path), "snapshot": snapshot.id,
+        "dataset": {"name": manifest.dataset_name, "version": manifest.dataset_version},
+        "masked_items": len(interacted),
+        "items": [{"rank": i.rank, "id": i.id, "title": i.title, "score": i.score} for i in items],
     }
 
 
 def format_recommendations(result: dict[str, Any]) -> str:
-    model = result["model"]
-    lines = [f"top {len(result['items'])} for user {result['user']} ({model['name']} v{model['version']}, "
-             f"{result['seen_items']} seen items left out, snapshot {result['snapshot']}):"]
+    model, dataset = result["model"], result["dataset"]
+    lines = [f"top {len(result['items'])} for user {result['user']} ({model['name']} v{model['version']}, snapshot "
+             f"{result['snapshot']} of {dataset['name']}@{dataset['version']}; {result['masked_items']} items the user "
+             f"has left out):"]
     lines += [f"{item['rank']:>4}. {item['score']:+.4f}  {item['title']}  [{item['id']}]" for item in result["items"]]
     return "\n".join(lines)
 

@@ -62,8 +62,9 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         return self.encoder.user_vectors(model_input["user"].astype(str).tolist(), histories, features)
 
     def seen_item_ids(self, user: str) -> list[str]:
-        """The items `user` had in training (train and val), oldest first: what a recommendation
-        leaves out."""
+        """The items `user` had in training (train and val), oldest first: its history as of
+        training (`clpipe recommend` leaves out every item of the user's in the table's dataset
+        version, `cl_core.embeddings.recommend`)."""
         return self.encoder.seen_item_ids(user)
 
 

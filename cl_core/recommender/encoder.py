@@ -2,7 +2,7 @@
 ids, without the dataset: the ids it was trained on, its feature codecs, every user's and
 item's encoded side features, and each user's seen items (train and val, in time order) as of
 training. It is what the registry logs (`flows/recommender_pyfunc.py`) and what evaluation,
-export and `clpipe recommend` embed with.
+export and reembed embed with (`clpipe recommend` reads the vectors they wrote).
 
     encoder = TwoTowerEncoder.from_dataset(spec, weights, load_interactions(version))
     encoder.user_vectors(["196", "186"])                     # float32 (2, D), as of training
@@ -16,7 +16,8 @@ and features, exactly the vector the model was evaluated with. Given `histories`
 instead, so a newer dataset version can be embedded with the same model: items in a history
 that the model does not know are skipped, and an id the model was not trained on gets the mean
 id embedding (`cl_core.models.two_tower.id_embedding`). Such an id needs its inputs given;
-without them it is an `UnknownIdError`.
+without them it is an `UnknownIdError`. A model trained without side features of a kind needs
+none: a new user then needs only its history, a new item nothing but its id.
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ class TwoTowerEncoder:
         ids = [str(i) for i in ids]
         _same_length(ids, histories, "histories")
         _same_length(ids, features, "features")
+        if features is None and not self.user_codec.names:  # no side features: an id and a history are all the inputs
+            features = [None] * len(ids) if histories is not None else None
         index = self._indices(ids, self.user_index, "user", given=histories is not None and features is not None)
         chunks = []
         for start in range(0, len(ids), self.batch_size):
@@ -136,7 +139,8 @@ class TwoTowerEncoder:
         """float32 (N, D) unit vectors of items `ids`; `features`: each item's raw feature values."""
         ids = [str(i) for i in ids]
         _same_length(ids, features, "features")
-        index = self._indices(ids, self.item_index, "item", given=features is not None)
+        given = features is not None or not self.item_codec.names  # without side features the id is the whole input
+        index = self._indices(ids, self.item_index, "item", given=given)
         chunks = []
         for start in range(0, len(ids), self.batch_size):
             part = slice(start, start + self.batch_size)

@@ -1,7 +1,9 @@
 """End to end for recommendation: synthetic interaction files (with user and item side tables)
 -> `clpipe run` (the two towers on 2 Ray workers) -> registry -> evaluation against most-popular
 and BPR-MF -> the user/item embedding table; then the registered pyfunc against the table,
-`clpipe recommend` and `clpipe reembed`. One run, shared by every test of the module."""
+`clpipe recommend` and `clpipe reembed`; last, a new user and a new interaction added to the
+source, `clpipe refresh`, and recommendations from the refreshed table with no retraining. One run,
+shared by every test of the module (the refresh test, which changes the workspace, comes last)."""
 
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ def recommender_run(tmp_path_factory):
     summary = last_json(clpipe("run", "--config", str(config), "--json", workspace=workspace))
     mlflow.set_tracking_uri(f"sqlite:///{workspace / 'mlflow.db'}")
     table = open_current(workspace / "embeddings", MODEL, "clusters").to_table()
-    yield {"summary": summary, "workspace": workspace, "table": table}
+    yield {"summary": summary, "workspace": workspace, "table": table, "config": config, "paths": paths}
     mlflow.set_tracking_uri(None)
 
 
@@ -120,7 +122,9 @@ def test_an_unknown_user_fails_in_one_line(recommender_run):
     failed = clpipe("recommend", "--model", f"{MODEL}@champion", "--user", "nobody", workspace=recommender_run["workspace"])
     assert failed.returncode == 1 and failed.stdout == ""
     errors = [line for line in failed.stderr.splitlines() if line.strip()]
-    assert errors[-1].startswith("clpipe recommend failed: user id 'nobody' is not known to the model")
+    assert errors[-1].startswith("clpipe recommend failed: user 'nobody' has no row in snapshot ")
+    for named in (MODEL, "v1", "clusters@", "clpipe refresh"):  # the model, its version, the dataset, the fix
+        assert named in errors[-1], errors[-1]
     assert sum(line.startswith("clpipe recommend failed") for line in errors) == 1
 
 
@@ -129,3 +133,72 @@ def test_reembed_finds_the_table_up_to_date(recommender_run):
                                   workspace=recommender_run["workspace"]))
     assert reembedded["action"] == "up_to_date" and reembedded["rows"] == USERS + ITEMS
     assert reembedded["rows_embedded"] == 0
+
+
+def _interactions(path) -> dict[str, list[tuple[str, int]]]:
+    """Every user's (item, timestamp) in the source file, in any split."""
+    by_user: dict[str, list[tuple[str, int]]] = {}
+    for line in path.read_text().splitlines()[1:]:
+        user, item, timestamp = line.split(",")
+        by_user.setdefault(user, []).append((item, int(timestamp)))
+    return by_user
+
+
+def _check_from_table(result: dict, table, user: str, masked: set[str]) -> None:
+    """The listing is exact search with the table's own user row: every item not in `masked`,
+    scored by its dot product with the user's vector, best first."""
+    user_ids, user_vectors, _ = _rows(table, "user")
+    item_ids, item_vectors, _ = _rows(table, "item")
+    scores = dict(zip(item_ids, item_vectors @ user_vectors[user_ids.index(user)], strict=True))
+    listed = [item["id"] for item in result["items"]]
+    assert not set(listed) & masked and len(listed) == min(result["k"], ITEMS - len(masked))
+    assert [item["score"] for item in result["items"]] == pytest.approx([scores[i] for i in listed], abs=1e-5)
+    best_left_out = max((score for item, score in scores.items() if item not in masked and item not in listed),
+                        default=-np.inf)
+    assert min(item["score"] for item in result["items"]) >= best_left_out - 1e-6
+
+
+def test_recommend_leaves_out_every_item_of_the_user_in_any_split(recommender_run):
+    """Under leave-last-out the test item is the user's last interaction: it is left out too."""
+    workspace, table = recommender_run["workspace"], recommender_run["table"]
+    had = {item for item, _ in _interactions(recommender_run["paths"]["interactions"])["7"]}
+    assert len(had) == PER_USER
+    result = last_json(clpipe("recommend", "--model", f"{MODEL}@champion", "--user", "7", "-k", str(ITEMS), "--json",
+                              workspace=workspace))
+    assert result["masked_items"] == PER_USER and len(result["items"]) == ITEMS - PER_USER
+    _check_from_table(result, table, "7", had)
+    current = (workspace / "embeddings" / MODEL / "clusters" / "CURRENT").read_text().strip()
+    assert result["snapshot"] == current and result["model"] == {"name": MODEL, "version": "1"}
+    assert result["dataset"] == {"name": "clusters", "version": recommender_run["summary"]["ingest"]["version"]}
+
+
+def test_a_user_new_in_the_source_gets_recommendations_after_refresh_without_retraining(recommender_run):
+    """A new user (and a new interaction of user 7) appended to the source, `clpipe refresh`: the
+    new user's row is embedded by the user tower from its history, and `recommend` ranks from that
+    row, leaving out every item the user has; user 7's row follows its new history. Runs last: it
+    adds a dataset version and a snapshot to the module's workspace."""
+    workspace, paths = recommender_run["workspace"], recommender_run["paths"]
+    before = _interactions(paths["interactions"])
+    mine = [item for item, _ in before["7"]]
+    new_user, new_items = "1000", mine[:4]
+    extra_for_7 = next(str(i) for i in range(ITEMS) if str(i) not in mine)
+    with paths["interactions"].open("a") as source:
+        source.writelines(f"{new_user},{item},{t}\n" for t, item in enumerate(new_items))
+        source.write(f"7,{extra_for_7},{PER_USER + 5}\n")
+    users = paths["users"].read_text().splitlines()
+    segment = next(line.split(",")[1] for line in users if line.startswith("7,"))
+    paths["users"].write_text("\n".join([*users, f"{new_user},{segment},0.5"]) + "\n")
+
+    refreshed = last_json(clpipe("refresh", "--config", str(recommender_run["config"]), "--json", workspace=workspace))
+    reembedded = refreshed["reembed"]
+    assert reembedded["action"] == "incremental" and reembedded["model_version"] == "1"
+    table = open_current(workspace / "embeddings", MODEL, "clusters").to_table()
+
+    for user, had in ((new_user, set(new_items)), ("7", {*mine, extra_for_7})):
+        result = last_json(clpipe("recommend", "--model", f"{MODEL}@champion", "--user", user, "-k", "5", "--json",
+                                  workspace=workspace))
+        assert result["snapshot"] == reembedded["snapshot"] and result["model"]["version"] == "1"
+        assert result["dataset"]["version"] == refreshed["ingest"]["version"] == reembedded["dataset_version"]
+        assert result["masked_items"] == len(had)
+        _check_from_table(result, table, user, had)
+    assert [str(v.version) for v in MlflowClient().search_model_versions(f"name='{MODEL}'")] == ["1"]  # no retraining

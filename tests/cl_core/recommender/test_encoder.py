@@ -100,3 +100,23 @@ def test_unknown_ids_need_their_inputs_and_unknown_history_items_are_skipped(syn
     assert not np.allclose(encoder.user_vectors(["0"], histories=[["1", "2"]]), known)
     with pytest.raises(ValueError, match="1 ids but 2 histories"):
         encoder.user_vectors(["0"], histories=[["1"], ["2"]])
+
+
+def test_without_side_features_a_new_user_needs_only_its_history_and_a_new_item_its_id(synthetic_version, tmp_path):
+    """What reembed gives a model trained on interactions alone (no users or items table): the
+    input rows carry no "features", and a user or item of a later version is still embedded."""
+    from cl_core.config import InteractionsSourceSpec
+    from cl_core.datasets import DatasetStore
+
+    _, _, paths = synthetic_version
+    store = DatasetStore(tmp_path / "datasets")
+    store.ingest_interactions(paths["interactions"], "bare", InteractionsSourceSpec())
+    encoder, _ = _trained_encoder(store.resolve("bare"))
+    cold = encoder.user_vectors(["newcomer"], histories=[["3", "4"]])
+    assert cold.shape == (1, 8) and np.isclose(np.linalg.norm(cold), 1.0, atol=1e-5)
+    np.testing.assert_allclose(encoder.user_vectors(["0"], histories=[encoder.seen_item_ids("0")]),
+                               encoder.user_vectors(["0"]), atol=1e-6)  # a known user: as before
+    new_item = encoder.item_vectors(["x", "3"])
+    np.testing.assert_allclose(new_item[1:], encoder.item_vectors(["3"]), atol=1e-6)
+    with pytest.raises(UnknownIdError, match="user id 'newcomer'"):
+        encoder.user_vectors(["newcomer"])  # as of training: it had no history then
