@@ -5,8 +5,10 @@ primary metric (always the fine-tuned model's score)."""
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,9 @@ import numpy as np
 import pandas as pd
 import torch
 from mlflow import MlflowClient
-from mlflow.entities import Metric
+from mlflow.entities import Metric, RunTag
 from prefect import flow, get_run_logger, task
+from prefect.exceptions import MissingContextError
 
 from cl_core.config import EvalConfig, ViewsConfig
 from cl_core.datasets import DatasetStore, DatasetVersion, decode_images
@@ -24,6 +27,7 @@ from cl_core.evaluation import alignment, knn_top1, linear_probe_accuracy, proje
 from cl_core.views import SimCLRViews
 from flows import headline_metrics, plots, progress, recommender_evaluation, registry, text_evaluation, tracking
 from flows.promotion_event import emit_promoted
+from flows.registry_errors import is_not_found
 from flows.run_description import PARENT_TAG, STAGE_TAG
 from flows.workspace import Workspace
 
@@ -155,23 +159,55 @@ def champion_score(model_ref: str, dataset: DatasetVersion, cfg: EvalConfig, met
     return knn_score(model_ref, dataset, cfg)
 
 
-@task(name="log-evaluation", retries=2, retry_delay_seconds=2)
-def log_evaluation(scored: dict[str, Any]) -> str:
+EVALUATION_KEY_TAG = "clpipe.evaluation"  # model/version on dataset@version:split: one run per key
+DECISION_TAG = "promotion.decision"  # "promoted: reason" or "kept: reason"
+PREVIOUS_TAG = "promotion.previous_champion"  # the champion's version when the decision was taken
+ANNOUNCED_TAG = "promotion.announced"  # set once the promotion event went out
+NO_CHAMPION = "none"
+
+
+def evaluation_key(scored: dict[str, Any]) -> str:
+    return (f"{scored['model_name']}/{scored['model_version']} on "
+            f"{scored['dataset']['name']}@{scored['dataset']['version']}:{scored['split']}")
+
+
+def _logger() -> Any:
+    try:
+        return get_run_logger()
+    except MissingContextError:  # called outside a flow (tests, scripts)
+        return logging.getLogger(__name__)
+
+
+def _evaluation_run(client: MlflowClient, experiment_id: str, training_run_id: str, key: str) -> Any | None:
+    """The evaluation run of `key` under the training run, if an earlier attempt created it."""
+    # MLflow run ids are [A-Za-z0-9_-] (validated by MLflow), so this filter holds no user text;
+    # the key, which holds the model name, is compared here rather than in the filter.
+    runs = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{training_run_id}' and "
+                              f"tags.`{STAGE_TAG}` = 'evaluate'", max_results=1000, order_by=["attributes.start_time ASC"])
+    return next((run for run in runs if run.data.tags.get(EVALUATION_KEY_TAG) == key), None)
+
+
+def record_evaluation(scored: dict[str, Any]) -> str:
     """Log the scores on the training run (its headline columns, overwritten by a later
-    evaluation) and in a run of their own nested under it (one per evaluation); returns the
-    nested run's id."""
+    evaluation) and in a run of their own nested under it, one per model version, dataset
+    version and split (a retry finds and reuses the run an earlier attempt created); returns
+    the nested run's id."""
     run_id = scored["source_run_id"]
     name, version = scored["model_name"], scored["model_version"]
     named = headline_metrics.evaluation_metrics(scored["metrics"], scored["baseline"])
     evaluated_on = f"{scored['dataset']['name']}@{scored['dataset']['version']}:{scored['split']}"
+    key = evaluation_key(scored)
     client = MlflowClient()
     training = client.get_run(run_id)
-    nested = client.create_run(training.info.experiment_id, run_name=f"evaluate-v{version}", tags={
-        PARENT_TAG: run_id, STAGE_TAG: "evaluate", "model.name": name, "model.version": version,
-        "eval.dataset": evaluated_on,
-    })
-    client.log_batch(nested.info.run_id, metrics=[Metric(key, value, int(time.time() * 1000), 0) for key, value in named.items()])
-    client.set_terminated(nested.info.run_id, "FINISHED")
+    nested = _evaluation_run(client, training.info.experiment_id, run_id, key)
+    if nested is None:
+        nested = client.create_run(training.info.experiment_id, run_name=f"evaluate-v{version}", tags={
+            PARENT_TAG: run_id, STAGE_TAG: "evaluate", "model.name": name, "model.version": version,
+            "eval.dataset": evaluated_on, EVALUATION_KEY_TAG: key,
+        })
+    if nested.info.status != "FINISHED":  # an earlier attempt logged the scores already
+        client.log_batch(nested.info.run_id, metrics=[Metric(k, v, int(time.time() * 1000), 0) for k, v in named.items()])
+        client.set_terminated(nested.info.run_id, "FINISHED")
     with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as folder:
         mlflow.log_metrics(named)
         mlflow.set_tag("eval.dataset", evaluated_on)
@@ -182,51 +218,114 @@ def log_evaluation(scored: dict[str, Any]) -> str:
             mlflow.log_artifact(str(map_path), "evaluation")
         history = tracking.metric_history(run_id, "loss")
         mlflow.log_artifact(str(plots.loss_curve(history, f"{name} v{version}", Path(folder) / "loss_curve.png")), "evaluation")
-    for key, value in named.items():
-        client.set_model_version_tag(name, version, key, f"{value:.6f}")
+    for key_, value in named.items():
+        client.set_model_version_tag(name, version, key_, f"{value:.6f}")
     client.set_model_version_tag(name, version, "eval.dataset", evaluated_on)
     return nested.info.run_id
+
+
+@task(name="log-evaluation", retries=2, retry_delay_seconds=2)
+def log_evaluation(scored: dict[str, Any]) -> str:
+    """`record_evaluation` as a task: retried, it reuses the evaluation run."""
+    return record_evaluation(scored)
+
+
+def _champion(client: MlflowClient, name: str) -> Any | None:
+    """The `champion` ModelVersion, or None when the registry says there is none. Any other
+    registry error (a tracking server's 5xx, a refusal) is raised: it says nothing about the
+    champion, and taking it for "none" would promote the challenger unopposed."""
+    try:
+        return client.get_model_version_by_alias(name, registry.CHAMPION)
+    except mlflow.exceptions.MlflowException as error:
+        if is_not_found(error):
+            return None
+        raise
+
+
+def _decide(client: MlflowClient, scored: dict[str, Any], datasets_root: str, eval_cfg: dict) -> tuple[str, str, str]:
+    """(decision, reason, previous champion version or NO_CHAMPION), on the registry's facts."""
+    name, version, metric = scored["model_name"], scored["model_version"], scored["primary_metric"]
+    challenger_score = scored["metrics"][metric]
+    champion = _champion(client, name)
+    if champion is None:
+        return "promoted", f"no champion yet; v{version} {metric}={challenger_score:.4f}", NO_CHAMPION
+    if str(champion.version) == version:
+        return "kept", f"v{version} is already the champion", str(champion.version)
+    dataset = DatasetStore(Path(datasets_root)).resolve(scored["dataset"]["name"], scored["dataset"]["version"])
+    current = champion_score(f"{name}/{champion.version}", dataset, EvalConfig.model_validate(eval_cfg), metric)
+    promoted = challenger_score > current
+    verb = "beats" if promoted else "does not beat"
+    reason = f"v{version} {metric}={challenger_score:.4f} {verb} champion v{champion.version} {metric}={current:.4f}"
+    return ("promoted" if promoted else "kept"), reason, str(champion.version)
+
+
+def decide_promotion(scored: dict[str, Any], datasets_root: str, eval_cfg: dict, evaluation_run_id: str | None = None,
+                     announce: Callable[..., Any] = emit_promoted) -> dict[str, Any]:
+    """Move `champion` to the evaluated version if there is none or it beats the champion on
+    the primary metric (kNN top-1 for images, STS Spearman for scored text pairs, NDCG@10 for
+    recommenders), with both scored on the same dataset version.
+
+    The decision is taken once per evaluation run: it is recorded on that run (with the
+    champion it was taken against) before the alias moves, then on the model version and the
+    training run. An attempt that finds it recorded (a retry after a partial failure) does not
+    decide again: it finishes what the record says (moves the alias if it still points where it
+    did, announces a promotion not yet announced) and says so in `note`. `announce` sends the
+    promotion event (`emit_promoted`)."""
+    client = MlflowClient()
+    log = _logger()
+    name, version = scored["model_name"], scored["model_version"]
+    recorded = client.get_run(evaluation_run_id).data.tags if evaluation_run_id else {}
+    notes = []
+    if DECISION_TAG in recorded:
+        decision, reason = recorded[DECISION_TAG].split(": ", 1)
+        previous = recorded.get(PREVIOUS_TAG, NO_CHAMPION)
+        notes.append(f"decision recorded by an earlier attempt of this evaluation ({evaluation_run_id})")
+    else:
+        decision, reason, previous = _decide(client, scored, datasets_root, eval_cfg)
+        if evaluation_run_id:  # the record a retry goes by, before anything moves
+            client.log_batch(evaluation_run_id, tags=[RunTag(DECISION_TAG, f"{decision}: {reason}"),
+                                                      RunTag(PREVIOUS_TAG, previous)])
+    promoted = decision == "promoted"
+    for run_id in filter(None, (scored["source_run_id"], evaluation_run_id)):
+        client.set_tag(run_id, DECISION_TAG, f"{decision}: {reason}")
+    client.set_model_version_tag(name, version, DECISION_TAG, f"{decision}: {reason}")
+
+    if promoted:
+        champion = _champion(client, name)
+        now = str(champion.version) if champion else NO_CHAMPION
+        if now == previous:  # still where it was when the decision was taken
+            client.set_registered_model_alias(name, registry.CHAMPION, version)
+            if notes:
+                notes.append(f"champion had not moved yet: moved to v{version} now")
+        elif now == version:
+            if notes:
+                notes.append(f"v{version} is champion already")
+        else:  # moved by someone else since: that is theirs to keep
+            notes.append(f"champion has moved since, to v{now}; left there")
+        if now in (previous, version) and recorded.get(ANNOUNCED_TAG) != "true":
+            sent = announce(name, version, None if previous == NO_CHAMPION else previous, scored["dataset"]["name"],
+                            scored["dataset"]["version"])
+            if evaluation_run_id:
+                client.set_tag(evaluation_run_id, ANNOUNCED_TAG, "true" if sent is not None else "lost")
+            if notes:
+                notes.append("promotion announced now")
+
+    paragraph = (f"Evaluated on {scored['dataset']['name']}@{scored['dataset']['version']} ({scored['split']}): "
+                 f"{scored['primary_metric']} {scored['metrics'][scored['primary_metric']]:.4f}. "
+                 f"Promotion: {decision}: {reason}")
+    if paragraph not in (client.get_model_version(name, version).description or ""):
+        registry.append_to_description(name, version, paragraph)
+    note = "; ".join(notes) or None
+    log.info("promotion: %s (%s)%s", decision, reason, f" [{note}]" if note else "")
+    return {"promoted": promoted, "reason": reason, "earlier": bool(notes), "note": note,
+            "aliases": registry.aliases_of(name, version)}
 
 
 @task(name="promote-if-better", retries=2, retry_delay_seconds=2)
 def promote_if_better(scored: dict[str, Any], datasets_root: str, eval_cfg: dict,
                       evaluation_run_id: str | None = None) -> dict[str, Any]:
-    """Move `champion` to the evaluated version if there is none or it beats the champion on
-    the primary metric (kNN top-1 for images, STS Spearman for scored text pairs, NDCG@10 for
-    recommenders), with both
-    scored on the same dataset version. The decision is recorded either way."""
-    client = MlflowClient()
-    name, version = scored["model_name"], scored["model_version"]
-    metric = scored["primary_metric"]
-    challenger_score = scored["metrics"][metric]
-    try:
-        champion = client.get_model_version_by_alias(name, registry.CHAMPION)
-    except mlflow.exceptions.MlflowException:
-        champion = None
-
-    if champion is None:
-        promoted, reason = True, f"no champion yet; v{version} {metric}={challenger_score:.4f}"
-    elif str(champion.version) == version:
-        promoted, reason = False, f"v{version} is already the champion"
-    else:
-        dataset = DatasetStore(Path(datasets_root)).resolve(scored["dataset"]["name"], scored["dataset"]["version"])
-        current = champion_score(f"{name}/{champion.version}", dataset, EvalConfig.model_validate(eval_cfg), metric)
-        promoted = challenger_score > current
-        verb = "beats" if promoted else "does not beat"
-        reason = f"v{version} {metric}={challenger_score:.4f} {verb} champion v{champion.version} {metric}={current:.4f}"
-    if promoted:
-        client.set_registered_model_alias(name, registry.CHAMPION, version)
-        emit_promoted(name, version, str(champion.version) if champion else None, scored["dataset"]["name"],
-                      scored["dataset"]["version"])
-    decision = "promoted" if promoted else "kept"
-    client.set_model_version_tag(name, version, "promotion.decision", f"{decision}: {reason}")
-    for run_id in filter(None, (scored["source_run_id"], evaluation_run_id)):
-        client.set_tag(run_id, "promotion.decision", f"{decision}: {reason}")
-    registry.append_to_description(name, version, f"Evaluated on {scored['dataset']['name']}@"
-                                   f"{scored['dataset']['version']} ({scored['split']}): {metric} "
-                                   f"{challenger_score:.4f}. Promotion: {decision}: {reason}")
-    get_run_logger().info("promotion: %s (%s)", decision, reason)
-    return {"promoted": promoted, "reason": reason, "aliases": registry.aliases_of(name, version)}
+    """`decide_promotion` as a task: retried, it finishes the recorded decision."""
+    return decide_promotion(scored, datasets_root, eval_cfg, evaluation_run_id)
 
 
 @flow(name="evaluate")
@@ -247,6 +346,7 @@ def evaluate_flow(model_ref: str, dataset_name: str, workspace: str, dataset_ver
         scored = score_model(model_ref, str(ws.datasets), dataset_name, dataset.version, eval_cfg, views_cfg)
     evaluation_run_id = log_evaluation(scored)
     decision = promote_if_better(scored, str(ws.datasets), eval_cfg, evaluation_run_id)
-    progress.finish("evaluate", f"{'promoted' if decision['promoted'] else 'kept'}: {decision['reason']}")
+    progress.finish("evaluate", f"{'promoted' if decision['promoted'] else 'kept'}: {decision['reason']}"
+                    + (f" ({decision['note']})" if decision["note"] else ""))
     keys = ("model_name", "model_version", "source_run_id", "dataset", "split", "primary_metric", "metrics", "baseline")
     return {key: scored[key] for key in keys} | {"promotion": decision, "evaluation_run_id": evaluation_run_id}
