@@ -90,8 +90,10 @@ def main() -> None:
         try:
             if started.returncode != 0:
                 sys.exit(f"local stack did not start:\n{started.stderr}{started.stdout}")
+            # What the script prints to export, and the credentials file it says to source.
+            exported = started.stdout + (workspace / ".stack" / "credentials.env").read_text()
             env = {**base, **dict(re.findall(r"(\w+)=(\S+)", "\n".join(
-                       line.removeprefix("export ") for line in started.stdout.splitlines() if line.startswith("export ")))),
+                       line.removeprefix("export ") for line in exported.splitlines() if line.startswith("export ")))),
                    "CLPIPE_WORKSPACE": str(workspace)}
             time.sleep(5)  # the Ray head registers its node a moment after its GCS answers
             clpipe("ingest", "digits", "--name", "digits", env=env)
