@@ -6,6 +6,7 @@ primary metric (always the fine-tuned model's score)."""
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -164,6 +165,7 @@ DECISION_TAG = "promotion.decision"  # "promoted: reason" or "kept: reason"
 PREVIOUS_TAG = "promotion.previous_champion"  # the champion's version when the decision was taken
 ANNOUNCED_TAG = "promotion.announced"  # set once the promotion event went out
 NO_CHAMPION = "none"
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,255}")
 
 
 def evaluation_key(scored: dict[str, Any]) -> str:
@@ -180,8 +182,10 @@ def _logger() -> Any:
 
 def _evaluation_run(client: MlflowClient, experiment_id: str, training_run_id: str, key: str) -> Any | None:
     """The evaluation run of `key` under the training run, if an earlier attempt created it."""
-    # MLflow run ids are [A-Za-z0-9_-] (validated by MLflow), so this filter holds no user text;
-    # the key, which holds the model name, is compared here rather than in the filter.
+    # A run id is [A-Za-z0-9_-] (MLflow's own rule, checked again here), so this filter holds no
+    # user text; the key, which holds the model name, is compared here rather than in the filter.
+    if not _RUN_ID.fullmatch(training_run_id):
+        raise ValueError(f"training run id {training_run_id!r} is not an MLflow run id")
     runs = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{training_run_id}' and "
                               f"tags.`{STAGE_TAG}` = 'evaluate'", max_results=1000, order_by=["attributes.start_time ASC"])
     return next((run for run in runs if run.data.tags.get(EVALUATION_KEY_TAG) == key), None)
