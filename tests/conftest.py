@@ -190,3 +190,42 @@ def register_tiny_image_model(tracking_uri: str, name: str, artifacts: Path | No
     with mlflow.start_run(experiment_id=experiment_id) as run:
         info, _ = log_embedder({"model": model.state_dict(), "model_meta": spec.to_dict()})
     return str(register(info.model_uri, name, run.info.run_id).version)
+
+
+def register_changed_image_model(name: str, version: str, seed: int | None = None, scale: float = 0.1) -> str:
+    """Register, as a new version of `name` in the current tracking registry, the image encoder
+    of `name`/`version` with seeded noise (`scale` x N(0, 1)) added to every floating-point
+    weight, through the project's registry code; returns the version. Its vectors differ from
+    `version`'s (and, with the default seed, the number of the version it becomes, from every
+    other version made this way), so a backfill that copied old vectors would be seen."""
+    import mlflow
+    import torch
+
+    from flows.registry import log_image_embedder, register
+
+    source = mlflow.MlflowClient().get_model_version(name, version)
+    if seed is None:
+        seed = 1 + max(int(v.version) for v in mlflow.MlflowClient().get_registered_model(name).latest_versions)
+    loaded = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
+    generator = torch.Generator().manual_seed(seed)
+    state = {f"embedder.{key}": value + scale * torch.randn(value.shape, generator=generator, dtype=value.dtype)
+             if value.is_floating_point() else value for key, value in loaded.embedder.state_dict().items()}
+    experiment_id = mlflow.MlflowClient().get_run(source.run_id).info.experiment_id
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"changed-v{version}") as run:
+        info = log_image_embedder({"model": state, "model_meta": loaded.meta})
+    return str(register(info.model_uri, name, run.info.run_id).version)
+
+
+def assert_vectors_differ(parent: Any, child: Any, atol: float = 1e-4) -> None:
+    """Every row of `child` (a pyarrow table with `id` and `embedding`) has a vector that differs
+    from the same id's in `parent`: it was embedded again, not copied."""
+    import numpy as np
+
+    def by_id(table: Any) -> dict[str, np.ndarray]:
+        vectors = np.stack(table.column("embedding").to_numpy(zero_copy_only=False))
+        return dict(zip(table.column("id").to_pylist(), vectors, strict=True))
+
+    old, new = by_id(parent), by_id(child)
+    assert new and set(new) <= set(old)
+    same = [key for key, vector in new.items() if old[key].shape == vector.shape and np.allclose(old[key], vector, atol=atol)]
+    assert not same, f"{len(same)} of {len(new)} rows kept their parent's vectors, e.g. {same[:3]}"

@@ -16,12 +16,18 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from mlflow import MlflowClient
 
 from cl_core.datasets import DatasetStore
 from cl_core.embeddings import EmbeddingTable, open_current
-from flows import registry
-from tests.conftest import CLI_SERVICES, REPO, clpipe, copy_workspace, last_json
+from tests.conftest import (
+    CLI_SERVICES,
+    REPO,
+    assert_vectors_differ,
+    clpipe,
+    copy_workspace,
+    last_json,
+    register_changed_image_model,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -42,10 +48,10 @@ def trained(digits_run, tmp_path_factory):
 
 
 def _new_version(trained) -> str:
-    """Register the trained weights again: a model version the table has not seen, so a
-    reembed with it backfills every row."""
-    first = MlflowClient().get_model_version(MODEL, trained["summary"]["train"]["model_version"])
-    return str(registry.register(first.source, MODEL, first.run_id).version)
+    """Register the trained weights with seeded noise added: a model version the table has not
+    seen, whose vectors differ from the trained ones, so a reembed with it backfills every row
+    and a backfill that copied the parent's vectors would be seen."""
+    return register_changed_image_model(MODEL, trained["summary"]["train"]["model_version"])
 
 
 def _start_reembed(workspace: Path, version: str, log: Path) -> subprocess.Popen:
@@ -108,6 +114,7 @@ def test_sigkill_mid_backfill_leaves_current_on_the_old_snapshot_and_a_rerun_com
     assert not any(path.exists() for path in staging)  # the rerun removed the leftovers
     rows = open_current(workspace / "embeddings", MODEL, DATASET).to_table()
     assert rows.num_rows == trained["rows"] and set(rows.column("model_version").to_pylist()) == {version}
+    assert_vectors_differ(old, rows)  # embedded with the new weights, not copied from the parent
 
 
 def _waiting_for(lock_file: Path, pids: set[int]) -> set[int]:
@@ -125,6 +132,7 @@ def test_two_reembeds_started_together_publish_one_snapshot(trained):
     workspace, table = trained["workspace"], trained["table"]
     version = _new_version(trained)
     before = _snapshots(table)
+    parent = open_current(workspace / "embeddings", MODEL, DATASET).to_table()
 
     # The test holds the table's lock until both runs wait for it, so they truly overlap
     # whatever their start-up times.
@@ -149,3 +157,4 @@ def test_two_reembeds_started_together_publish_one_snapshot(trained):
     assert rows.num_rows == trained["rows"] and sorted(rows.column("id").to_pylist()) == sorted(
         dataset.read(columns=["id"]).column("id").to_pylist())
     assert set(rows.column("model_version").to_pylist()) == {version}
+    assert_vectors_differ(parent, rows)

@@ -188,6 +188,7 @@ def test_run_deployment_of_refresh_catches_up_with_new_files(stack):
 
 def test_promoting_a_better_model_backfills_through_reembed_on_promotion(stack):
     workspace, config, env = stack["workspace"], stack["config"], stack["env"]
+    before = _current(workspace)
     trained = last_json(clpipe("train", "--dataset", DATASET, "--config", str(config), "--epochs", "3", "--json",
                                workspace=workspace, env=env))
     evaluated = last_json(clpipe("evaluate", "--model", f"{MODEL}/{trained['model_version']}", "--dataset", DATASET,
@@ -202,6 +203,8 @@ def test_promoting_a_better_model_backfills_through_reembed_on_promotion(stack):
     current = _current(workspace)
     assert current.model_version == trained["model_version"] and current.action == "backfill"
     assert current.rows == current.rows_embedded == N + K
+    # Other weights (16-d, where the champion before embedded into 2): no vector could be the parent's.
+    assert current.parent == before.snapshot and (before.dimension, current.dimension) == (2, 16)
 
 
 def test_a_refresh_started_while_another_runs_is_cancelled(stack):
