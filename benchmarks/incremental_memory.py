@@ -82,7 +82,7 @@ def main() -> None:
             results.append((rows, peak, idle_peak, vector_mb, written))
 
     base_rows, base_peak = results[0][0], results[0][1]
-    lines = [(f"{rows:,}", f"{w['rows_embedded']:,} / {w['rows_reused']:,}", f"{vector_mb:,.0f}", f"{idle:,.0f}",
+    lines = [(f"{rows:,}", f"{w['rows_embedded']:,} / {w['rows_reused']:,}", f"{vector_mb:,.1f}", f"{idle:,.0f}",
               f"{peak:,.0f}", f"{peak - idle:,.0f}", f"**{peak / base_peak:.3f}**" if rows != base_rows else "1")
              for rows, peak, idle, vector_mb, w in results]
     print()
