@@ -183,8 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.add_argument("--config", type=Path, help="YAML config the train and refresh runs read")
     _common(schedule)
 
-    run = commands.add_parser("run", help="the whole pipeline: ingest -> train -> evaluate -> export",
-                              description="Ingest, train, evaluate and export in one Prefect flow (default: digits).")
+    run = commands.add_parser("run", help="the whole pipeline: ingest -> train -> evaluate -> reembed",
+                              description="Ingest, train, evaluate, then bring the champion's embedding table up to "
+                              "date (reembed: up_to_date, incremental or backfill) in one Prefect flow (default: "
+                              "digits). `clpipe export` is the explicit full rewrite.")
     run.add_argument("--source", help="data source (data.source)")
     run.add_argument("--name", help="dataset name (data.name)")
     run.add_argument("--limit", type=int, help="ingest only the first N records (data.limit)")
@@ -276,7 +278,7 @@ def _config(args: argparse.Namespace, workspace: Workspace | None = None) -> Pip
 
 
 def _print_run_summary(summary: dict[str, Any], workspace: Workspace) -> None:
-    ingested, trained, evaluated, exported = (summary[k] for k in ("ingest", "train", "evaluate", "export"))
+    ingested, trained, evaluated, table = (summary[k] for k in ("ingest", "train", "evaluate", "reembed"))
     metrics, baseline = evaluated["metrics"], evaluated["baseline"]
     lines = [
         "",
@@ -288,13 +290,22 @@ def _print_run_summary(summary: dict[str, Any], workspace: Workspace) -> None:
         *_metric_lines(metrics, baseline, evaluated.get("split", "test")),
         f"  model          {trained['model_name']} v{trained['model_version']}  aliases {evaluated['promotion']['aliases']}",
         f"  promotion      {evaluated['promotion']['reason']}",
-        f"  embeddings     {exported['path']}  ({exported['rows']} rows x {exported['embedding_dim']}, "
-        f"model v{exported['model_version']})",
+        _table_line(table),
         f"  compare runs   {mlflow_ui_command(workspace)}",
     ]
     if summary.get("log"):
         lines.append(f"  log            {summary['log']}")
     print("\n".join(lines))
+
+
+def _table_line(table: dict[str, Any]) -> str:
+    """What the run did to the champion's embedding table: reembed's action and the snapshot."""
+    action = table["action"]
+    if action == "superseded":
+        return f"  embeddings     superseded, nothing written: {table.get('reason', '')}"
+    where = f"{table['table_path']}/{table['snapshot']}" if table.get("snapshot") else table["table_path"]
+    return (f"  embeddings     {action}  {where}  ({table['rows']} rows, {table['rows_embedded']} embedded, "
+            f"model v{table['model_version']})")
 
 
 def _metric_lines(metrics: dict[str, float], baseline: dict[str, float], split: str) -> list[str]:

@@ -74,7 +74,7 @@ def deployment_table(workspace: str = DEFAULT_WORKSPACE, config_file: str | None
             name="train",
             flow_name="clpipe-run-config",
             entrypoint="flows/pipeline_flow.py:pipeline_from_config",
-            description="The whole pipeline (clpipe run --config FILE): ingest, train, evaluate, export.",
+            description="The whole pipeline (clpipe run --config FILE): ingest, train, evaluate, reembed.",
             parameters=common(),
             schedules=[{"cron": TRAIN_CRON, "timezone": "UTC", "active": False, "parameters": common()}],
         ),

@@ -1,4 +1,12 @@
-"""The whole DAG: ingest -> train -> evaluate -> export."""
+"""The whole DAG: ingest -> train -> evaluate -> reembed.
+
+The run ends with reembed's decision for the table its champion follows, not a full export: the
+table is left as it is when the champion and the dataset version did not change (`up_to_date`),
+embeds only new and changed rows for a new dataset version (`incremental`), and embeds every row
+when this run's model was promoted (`backfill`); `superseded` (the champion or the dataset's
+LATEST moved on while it waited for the table's lock) writes nothing and is reported, not an
+error. `clpipe export` stays the explicit full rewrite.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +16,8 @@ from prefect import flow
 
 from cl_core.config import PipelineConfig, load_config
 from flows.evaluate_flow import evaluate_flow
-from flows.export_flow import export_flow
 from flows.ingest_flow import ingest_flow, source_specs
+from flows.reembed_flow import reembed_flow
 from flows.registry import CHAMPION
 from flows.train_flow import train_flow
 
@@ -30,10 +38,10 @@ def pipeline_flow(
         cfg.eval.model_dump(mode="json"), cfg.views.model_dump(mode="json"),
     )
     export = cfg.export
-    exported = export_flow(f"{trained['model_name']}@{CHAMPION}", data.name, workspace, ingested["version"],
-                           export.batch_size, export.keep_snapshots, export.engine, export.actors, export.num_gpus,
-                           ray_address)
-    return {"ingest": ingested, "train": trained, "evaluate": evaluated, "export": exported}
+    # The table follows the champion (whichever version that is now) and the dataset's LATEST.
+    reembedded = reembed_flow(f"{trained['model_name']}@{CHAMPION}", data.name, workspace, export.batch_size,
+                              export.keep_snapshots, export.engine, export.actors, export.num_gpus, ray_address)
+    return {"ingest": ingested, "train": trained, "evaluate": evaluated, "reembed": reembedded}
 
 
 @flow(name="clpipe-run-config")

@@ -96,6 +96,6 @@ def test_the_champion_embeds_raw_jpeg_bytes_as_the_exported_table(finetuned):
     vectors = model.predict(pd.DataFrame({"image": [path.read_bytes() for path in photos]}))
     assert vectors.shape == (4, 1280) and np.isfinite(vectors).all()
     table = open_current(workspace / "embeddings", "photos-lite0", "photos").to_table().to_pandas()
-    assert len(table) == 48 and summary["export"]["embedding_dim"] == 1280
+    assert len(table) == 48 == summary["reembed"]["rows"] and len(table["embedding"].iloc[0]) == 1280
     exported = np.stack(table.set_index("id").loc[[f"test/red/{p.stem}" for p in photos], "embedding"].to_numpy())
     np.testing.assert_allclose(vectors, exported, atol=1e-5)

@@ -4,6 +4,7 @@ one run, `digits_run` in tests/conftest.py)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -14,7 +15,9 @@ from mlflow import MlflowClient
 
 from cl_core.datasets import DatasetStore
 from cl_core.embeddings import open_current
-from tests.conftest import CLI_SERVICES, DIGITS_RUN_EPOCHS, clpipe, last_json
+from flows.cli import _print_run_summary
+from flows.workspace import Workspace
+from tests.conftest import CLI_SERVICES, DIGITS_RUN_CONFIG, DIGITS_RUN_EPOCHS, clpipe, copy_workspace, last_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -62,7 +65,7 @@ def test_run_holds_per_epoch_metrics_params_lineage_and_evaluation(pipeline):
     assert artifacts == {"evaluation/test_embeddings_2d.png", "evaluation/loss_curve.png"}
 
 
-def test_training_run_is_named_described_tagged_and_parents_its_evaluation_and_export(pipeline):
+def test_training_run_is_named_described_tagged_and_parents_its_evaluation_and_table_write(pipeline):
     summary = pipeline["summary"]
     client = MlflowClient()
     run = client.get_run(summary["train"]["run_id"])
@@ -76,7 +79,7 @@ def test_training_run_is_named_described_tagged_and_parents_its_evaluation_and_e
     assert tags["prefect.flow_run_url"].endswith(f"/runs/flow-run/{flow_run_id}")
     assert run.data.metrics["train.seconds"] > 0 and run.data.metrics["train.samples_per_s"] > 0
     for child_id, stage in ((summary["evaluate"]["evaluation_run_id"], "evaluate"),
-                            (summary["export"]["export_run_id"], "export")):
+                            (summary["reembed"]["mlflow_run_id"], "reembed")):
         child = client.get_run(child_id)
         assert child.data.tags["mlflow.parentRunId"] == run.info.run_id
         assert child.data.tags["clpipe.stage"] == stage
@@ -104,9 +107,11 @@ def test_prefect_flow_run_links_to_its_mlflow_run(pipeline):
 
 def test_embedding_table_has_one_row_per_dataset_row(pipeline):
     summary, workspace = pipeline["summary"], pipeline["workspace"]
-    export = summary["export"]
+    written = summary["reembed"]  # the run ends with reembed's decision, not a full export
     table = open_current(workspace / "embeddings", "digits-ntxent", "digits").to_table()
-    assert export["path"].endswith(export["snapshot"]) and export["action"] == "export"
+    assert written["action"] == "backfill"  # its model was promoted (the first champion): every row embedded
+    assert (Path(written["table_path"]) / "CURRENT").read_text().strip() == written["snapshot"]
+    assert written["rows"] == written["rows_embedded"] == 500 and written["model_version"] == "1"
     dataset = DatasetStore(workspace / "datasets").resolve("digits", summary["ingest"]["version"])
     assert table.num_rows == dataset.num_rows() == summary["ingest"]["rows"] == 500
     assert table.schema.field("embedding").type == pa.list_(pa.float32(), 32)
@@ -115,10 +120,10 @@ def test_embedding_table_has_one_row_per_dataset_row(pipeline):
     assert set(table.column("dataset_version").to_pylist()) == {dataset.version}
     vectors = np.stack(table.column("embedding").to_numpy(zero_copy_only=False))
     assert np.isfinite(vectors).all() and vectors.std() > 0
-    export_run = MlflowClient().get_run(export["export_run_id"])
-    assert export_run.data.metrics["rows"] == 500
-    assert export_run.data.params["table_path"] == export["table_path"]
-    assert export_run.data.params["snapshot"] == export["snapshot"]
+    table_run = MlflowClient().get_run(written["mlflow_run_id"])
+    assert table_run.data.metrics["rows"] == 500 and table_run.data.params["action"] == "backfill"
+    assert table_run.data.params["table_path"] == written["table_path"]
+    assert table_run.data.params["snapshot"] == written["snapshot"]
 
 
 def test_registered_pyfunc_embeds_encoded_images(pipeline):
@@ -157,3 +162,36 @@ def test_second_training_is_gated_against_the_champion(digits_challenger):
     assert compared["runs"][0]["metrics"]["eval.knn_top1"] >= compared["runs"][1]["metrics"]["eval.knn_top1"]
     assert "champion" in next(run for run in compared["runs"] if run["model_version"] == f"digits-ntxent/{champion}")[
         "aliases"]
+
+
+# The same data (so the same dataset version), but a challenger that cannot beat the champion: a
+# 2-channel encoder (2-d features, after a ReLU: kNN can only tell angles in one quadrant apart),
+# trained one epoch on one worker at a negligible learning rate.
+LOSING_CHALLENGER = DIGITS_RUN_CONFIG.replace("depths: [1, 1], widths: [16, 32], proj_hidden: 64, proj_dim: 32",
+                                              "depths: [1], widths: [2], proj_hidden: 8, proj_dim: 4").replace(
+    f"epochs: {EPOCHS}, batch_size: 64, workers: 2", "epochs: 1, batch_size: 64, workers: 1, lr: 1.0e-9")
+
+
+def test_a_daily_run_whose_challenger_is_kept_leaves_the_table_alone(digits_run, tmp_path, capsys):
+    """The `train` deployment runs this every day: when the champion did not change, the run ends
+    "up_to_date" and writes no snapshot (no full export); CURRENT stays where it was."""
+    assert LOSING_CHALLENGER != DIGITS_RUN_CONFIG and "widths: [2]" in LOSING_CHALLENGER
+    workspace = copy_workspace(digits_run.workspace, tmp_path / "workspace")
+    table = workspace / "embeddings" / "digits-ntxent" / "digits"
+    current, listed = (table / "CURRENT").read_text(), sorted(p.name for p in table.iterdir())
+    config = tmp_path / "losing.yaml"
+    config.write_text(LOSING_CHALLENGER)
+    result = clpipe("run", "--config", str(config), "--json", workspace=workspace)
+    summary = last_json(result)
+    assert summary["ingest"]["version"] == digits_run.summary["ingest"]["version"] and not summary["ingest"]["created"]
+    assert summary["train"]["model_version"] == "2"
+    assert not summary["evaluate"]["promotion"]["promoted"], summary["evaluate"]["promotion"]
+    written = summary["reembed"]
+    assert written["action"] == "up_to_date" and written["rows_embedded"] == 0 and written["mlflow_run_id"] is None
+    assert (written["model_version"], written["snapshot"]) == ("1", digits_run.summary["reembed"]["snapshot"])
+    assert (table / "CURRENT").read_text() == current
+    assert sorted(p.name for p in table.iterdir()) == listed  # no snapshot written, none removed
+    assert re.search(r"^reembed .* up_to_date", result.stderr, re.MULTILINE), result.stderr[-2000:]
+    _print_run_summary(summary, Workspace(workspace))
+    shown = capsys.readouterr().out
+    assert re.search(r"embeddings +up_to_date .*model v1", shown), shown

@@ -90,7 +90,7 @@ def test_evaluation_logs_the_model_and_both_baselines_on_the_test_split(recommen
 
 
 def test_the_table_holds_every_user_and_item_and_the_pyfunc_gives_its_vectors(recommender_run):
-    table, exported = recommender_run["table"], recommender_run["summary"]["export"]
+    table, exported = recommender_run["table"], recommender_run["summary"]["reembed"]
     assert table.num_rows == exported["rows"] == USERS + ITEMS
     user_ids, user_vectors, _ = _rows(table, "user")
     item_ids, item_vectors, titles = _rows(table, "item")

@@ -62,17 +62,17 @@ def table(tmp_path_factory):
 
 
 def test_export_writes_a_snapshot_that_table_shows(table):
-    exported, workspace = table["summary"]["export"], table["workspace"]
-    assert exported["rows"] == exported["rows_embedded"] == N and exported["action"] == "export"
+    exported, workspace = table["summary"]["reembed"], table["workspace"]  # `clpipe run` ends with reembed
+    assert exported["rows"] == exported["rows_embedded"] == N and exported["action"] == "backfill"
     shown = last_json(clpipe("table", "--model", "imgs-ntxent", "--dataset", "imgs", "--json", workspace=workspace))
     current = shown["current"]
     assert current["snapshot"] == exported["snapshot"] and current["rows"] == N and current["dimension"] == 16
-    assert current["mlflow_run_id"] == exported["export_run_id"] and current["prefect_flow_run_id"]
+    assert current["mlflow_run_id"] == exported["mlflow_run_id"] and current["prefect_flow_run_id"]
 
 
 def test_reembed_embeds_only_new_and_changed_rows(table):
     source, digits, workspace = table["source"], table["digits"], table["workspace"]
-    before = table["summary"]["export"]
+    before = table["summary"]["reembed"]
     for i in range(N, N + K):  # k new images
         _write_png(source / str(digits.target[i]) / f"{i:04d}.png", digits.images[i])
     changed = source / str(digits.target[1]) / "0001.png"

@@ -116,10 +116,10 @@ def test_evaluation_reports_sts_and_retrieval_against_the_pretrained_model(text_
 
 
 def test_export_writes_every_sentence_and_matches_the_registered_pyfunc(text_run):
-    exported = text_run["summary"]["export"]
+    exported = text_run["summary"]["reembed"]
     table = open_current(text_run["workspace"] / "embeddings", "pairs-minilm", exported["dataset_name"]).to_table()
     assert table.num_rows == exported["rows"] == 2 * 90
-    assert exported["embedding_dim"] == 384
+    assert table.schema.field("embedding").type.list_size == 384
     assert set(table.column_names) >= {"id", "split", "text", "embedding", "model_name", "model_version", "dataset_version"}
     rows = table.slice(0, 5).to_pylist()
     assert all(row["id"].endswith(("/1", "/2")) for row in rows)
