@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.dataset as ds
 import pytest
+from mlflow import MlflowClient
 from PIL import Image
 from sklearn.datasets import load_digits
 
@@ -108,15 +109,23 @@ def test_reembed_embeds_only_new_and_changed_rows(table):
 
 def test_a_new_model_version_backfills_and_bad_input_changes_nothing(table):
     workspace, config = table["workspace"], table["config"]
-    trained = last_json(clpipe("train", "--dataset", "imgs", "--config", str(config), "--json", workspace=workspace))
+    # Two epochs, where the first model trained one: other weights, so other vectors.
+    trained = last_json(clpipe("train", "--dataset", "imgs", "--config", str(config), "--epochs", "2", "--json",
+                               workspace=workspace))
     table_path = workspace / "embeddings" / "imgs-ntxent" / "imgs"
     current = (table_path / "CURRENT").read_text()
     missing = clpipe("reembed", "--model", "imgs-ntxent@nosuchalias", "--dataset", "imgs", workspace=workspace)
     assert missing.returncode == 1 and "nosuchalias" in missing.stderr
     assert (table_path / "CURRENT").read_text() == current
 
+    # The table follows champion: the new version is promoted, as a winning evaluation would.
+    MlflowClient(f"sqlite:///{workspace / 'mlflow.db'}").set_registered_model_alias(
+        "imgs-ntxent", "champion", trained["model_version"])
     result = last_json(clpipe("reembed", "--model", f"imgs-ntxent/{trained['model_version']}", "--dataset", "imgs",
                               "--json", workspace=workspace))
     assert result["action"] == "backfill" and result["model_version"] == trained["model_version"]
     assert result["rows"] == result["rows_embedded"] == N + K - 1 and result["rows_reused"] == 0
     assert (table_path / "CURRENT").read_text().strip() == result["snapshot"]
+    old, new = _vectors(table_path / current.strip()), _vectors(table_path / result["snapshot"])
+    assert sorted(new) == sorted(old)
+    assert all(np.abs(new[key] - old[key]).max() > 1e-4 for key in new)  # embedded anew, not copied from the parent
