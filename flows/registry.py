@@ -84,8 +84,7 @@ def alias_target(client: MlflowClient, model_ref: str) -> str | None:
     try:
         return str(client.get_model_version_by_alias(ref.name, ref.alias).version)
     except mlflow.exceptions.MlflowException as error:
-        # MLflow 3.17 answers an unset alias with INVALID_PARAMETER_VALUE "... alias X not found."
-        if error.error_code == "INVALID_PARAMETER_VALUE" and "not found" in error.message:
+        if is_not_found(error):
             return None
         raise
 
