@@ -2,8 +2,8 @@
 complete snapshot and a rerun finishes; two runs started together publish one snapshot; a run
 for an older model or dataset version held behind a newer one writes nothing. Real Prefect, MLflow
 and Parquet, in a copy of the session's digits run (tests/conftest.py); each test backfills into a
-model version of its own (a new registry version of the trained weights, promoted to champion:
-no second training)."""
+model version of its own (the trained weights plus seeded noise, registered anew and promoted
+to champion: no second training, and vectors that differ from the parent's)."""
 
 from __future__ import annotations
 
