@@ -40,7 +40,8 @@ def pipeline_flow(
     export = cfg.export
     # The table follows the champion (whichever version that is now) and the dataset's LATEST.
     reembedded = reembed_flow(f"{trained['model_name']}@{CHAMPION}", data.name, workspace, export.batch_size,
-                              export.keep_snapshots, export.engine, export.actors, export.num_gpus, ray_address)
+                              export.keep_snapshots, export.engine, export.actors, export.num_gpus, ray_address,
+                              snapshot_grace=export.snapshot_grace)
     return {"ingest": ingested, "train": trained, "evaluate": evaluated, "reembed": reembedded}
 
 
