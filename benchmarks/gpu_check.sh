@@ -30,7 +30,7 @@
 #   timeout_s: 580
 # The log comes back as $OUT/gpu_check.log and the result lines as $OUT/gpu_simclr.json and
 # $OUT/gpu_finetune.json. Record images/s, epochs, kNN top-1 (and the pretrained one), peak
-# memory and the card in README.md's Benchmarks table. CASES="simclr" or CASES="finetune" runs
+# memory and the card in docs/benchmarks.md's table. CASES="simclr" or CASES="finetune" runs
 # one of the two.
 #
 # CPU smoke test here (GPU tests are reported as skipped; wheels are not installed when the

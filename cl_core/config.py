@@ -471,7 +471,7 @@ class ModelConfig(_Section):
     text_projection_dim: int | None = Field(None, ge=1)
     # WiSE-FT (cl_core/models/merge.py): the registered text encoder is (1 - w) * pretrained +
     # w * fine-tuned. 1.0 keeps the fine-tuned weights; ~0.5 holds up better on data unlike the
-    # training pairs (STS-B dev after training on STS-B train: see the README).
+    # training pairs (STS-B dev after training on STS-B train: see docs/benchmarks.md).
     finetuned_weight: float = Field(1.0, ge=0.0, le=1.0)
     two_tower: TwoTowerConfig = TwoTowerConfig()  # interactions
 

@@ -1,6 +1,6 @@
 """The image backbones a run can train, by name (`model.backbone`): one row per backbone, read by
 the config validation (`cl_core.config`), the model description (`cl_core.models.spec`), the
-registry's pip requirements and the README.
+registry's pip requirements and docs/steps.md.
 
 A row says what the backbone needs from the images (channels, smallest size), how pixels are
 normalised for it, where its pretrained weights come from (an installed package, never a
