@@ -45,9 +45,9 @@ _HOMES = {
     "TextSource": "sources.text",
     "TextSourceSpec": "sources.text",
     "open_text_source": "sources.text",
+    "split_for_id": "splits",
     "DatasetStore": "store",
     "IngestResult": "store",
-    "split_for_id": "store",
 }
 
 __all__ = sorted(_HOMES)

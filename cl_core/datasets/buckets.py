@@ -22,7 +22,7 @@ from cl_core.datasets.manifest import ImageStats, TextStats
 from cl_core.datasets.parquet_parts import write_parts
 from cl_core.datasets.records import SPLITS, BadRecord
 from cl_core.datasets.sources.text.rows import TextRows
-from cl_core.datasets.store import split_for_id
+from cl_core.datasets.splits import split_for_id
 from cl_core.datasets.version_id import bucket_of
 
 SourceOrder = tuple[int, int]  # (unit index, position of the record in its unit)

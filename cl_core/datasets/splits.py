@@ -5,10 +5,13 @@ Image folders (`root/dev/<class>/`), shard names (`x-dev-0000.tar`), text file n
 same split whatever the source:
 
     canonical_split("Validation") -> "val"      split_in_name("sts-dev.tsv.gz") -> "val"
+
+A row whose source names no split is stored under `split_for_id(row id)`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from cl_core.datasets.records import SPLITS
@@ -40,3 +43,11 @@ def split_in_name(name: str) -> str | None:
 def describe_split_names() -> str:
     """The names `canonical_split` accepts, for error messages: "train, val, test, or dev, ..."."""
     return f"{', '.join(SPLITS)}, or {', '.join(SPLIT_ALIASES)}"
+
+
+def split_for_id(record_id: str) -> str:
+    """Deterministic 80/10/10 train/val/test split from the sha1 of the id."""
+    bucket = int.from_bytes(hashlib.sha1(record_id.encode("utf-8")).digest()[:8], "big") % 100
+    if bucket < 80:
+        return "train"
+    return "val" if bucket < 90 else "test"

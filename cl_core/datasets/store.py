@@ -19,7 +19,6 @@ existing version and LATEST as they were.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -53,6 +52,7 @@ from cl_core.datasets.sources.interactions.rows import InteractionRows, read_sou
 from cl_core.datasets.sources.text import TextPairRecord, TextSourceSpec, open_text_source
 from cl_core.datasets.sources.text.rows import TextRows
 from cl_core.datasets.sources.webdataset import MAX_MEMBER_BYTES
+from cl_core.datasets.splits import split_for_id
 from cl_core.datasets.version_id import BUCKETS, combine, empty_bucket_digest
 from cl_core.durable_files import fsync_dir, replace_atomically
 
@@ -61,14 +61,6 @@ if TYPE_CHECKING:
 
 QUARANTINE_DIR = "quarantine"
 PROGRESS_EVERY = 5000
-
-
-def split_for_id(record_id: str) -> str:
-    """Deterministic 80/10/10 train/val/test split from the sha1 of the id."""
-    bucket = int.from_bytes(hashlib.sha1(record_id.encode("utf-8")).digest()[:8], "big") % 100
-    if bucket < 80:
-        return "train"
-    return "val" if bucket < 90 else "test"
 
 
 def _check_description(description: object) -> None:
