@@ -548,9 +548,9 @@ def _flush_prefect_logs() -> None:
     # its queue; logs still queued then print "Error logging to API" after the summary. Send
     # them while the server is up.
     if "prefect" in sys.modules:
-        from prefect.logging.handlers import APILogWorker
+        from prefect.logging.handlers import APILogHandler
 
-        APILogWorker.drain_all(timeout=5)
+        APILogHandler().flush()  # outside an event loop: sends the queued logs, waits up to 5 s
 
 
 if __name__ == "__main__":

@@ -173,5 +173,8 @@ def _stop_temporary_prefect_server() -> None:
     """Stop Prefect's temporary server now, so that its goodbye goes to the log (it would
     otherwise stop at exit, after the console has its streams back)."""
     server = sys.modules.get("prefect.server.api.server")
-    for instance in list(getattr(getattr(server, "SubprocessASGIServer", None), "_instances", {}).values()):
-        instance.stop()
+    if server is not None:
+        # The temporary server is the one instance Prefect makes without a port; the constructor
+        # returns that instance (or a new one that was never started), and stop() is a no-op on
+        # a server that is not running.
+        server.SubprocessASGIServer().stop()

@@ -6,7 +6,11 @@ same errors, with the same messages, as the flows would; the flows keep their ow
 deployments and for anything that changes in between.
 
 Heavy imports (mlflow, prefect, ray) stay out: with the default SQLite tracking store the registry
-is read with `sqlite3`, a few milliseconds; any other store is asked through `MlflowClient`.
+is read with `sqlite3`, a few milliseconds; any other store is asked through `MlflowClient` (about
+1.5 s more, importing mlflow and opening its store). The tables and columns read are MLflow's,
+not a public API: `SQLITE_SCHEMA` lists them, tests/flows/test_dependency_apis.py fails if the
+installed MLflow's schema lacks them, and a database this cannot read is asked through
+`MlflowClient` instead.
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ if TYPE_CHECKING:
 _REF = re.compile(r"^(?P<name>[^@/]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))?$")
 _SQLITE = "sqlite:///"
 _NO_VERSIONS = "no versions"
+# What the fast path reads of MLflow's SQL registry (mlflow/store/model_registry/dbmodels/models.py),
+# and the stage MLflow's SQL store gives a deleted version (model_version_stages.STAGE_DELETED_INTERNAL).
+SQLITE_SCHEMA = {"registered_models": ("name",), "registered_model_aliases": ("name", "alias"),
+                 "model_versions": ("name", "version", "current_stage")}
+DELETED_STAGE = "Deleted_Internal"
 
 
 def check_source(source: str, text: bool) -> None:
@@ -75,7 +84,10 @@ def check_model(tracking_uri: str, model_ref: str, default_alias: str | None = N
     name, version = match["name"], match["version"]
     alias = match["alias"] or (None if version else default_alias)
     if tracking_uri.startswith(_SQLITE):
-        missing = _missing_in_sqlite(Path(tracking_uri[len(_SQLITE):]), name, alias, version)
+        try:
+            missing = _missing_in_sqlite(Path(tracking_uri[len(_SQLITE):]), name, alias, version)
+        except sqlite3.Error:  # not the schema this reads (another MLflow), or not readable now
+            missing = _missing_in_client(tracking_uri, name, alias, version)
     else:
         missing = _missing_in_client(tracking_uri, name, alias, version)
     if missing == _NO_VERSIONS:
@@ -86,8 +98,8 @@ def check_model(tracking_uri: str, model_ref: str, default_alias: str | None = N
 
 
 def _missing_in_sqlite(database: Path, name: str, alias: str | None, version: str | None) -> str | None:
-    """Why the reference resolves to nothing, or None when it resolves (or the schema is not the
-    one this reads: then the flow's own check decides)."""
+    """Why the reference resolves to nothing, or None when it resolves; sqlite3.Error when the
+    database is not the schema this reads."""
     # The messages MLflow's SQL store gives: a version is looked up without its model first, and
     # a bare NAME by a search, which finds no versions rather than no model.
     if version:
@@ -96,23 +108,20 @@ def _missing_in_sqlite(database: Path, name: str, alias: str | None, version: st
         unknown = f"Registered Model with name={name} not found" if alias else _NO_VERSIONS
     if not database.is_file():
         return unknown
-    try:
-        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
-            if not db.execute("SELECT 1 FROM registered_models WHERE name = ?", (name,)).fetchone():
-                return unknown
-            if alias:
-                found = db.execute("SELECT 1 FROM registered_model_aliases WHERE name = ? AND alias = ?",
-                                   (name, alias)).fetchone()
-                return None if found else f"Registered model alias {alias} not found."
-            live = "current_stage != 'Deleted_Internal'"
-            if version:
-                found = db.execute(f"SELECT 1 FROM model_versions WHERE name = ? AND version = ? AND {live}",
-                                   (name, int(version))).fetchone()
-                return None if found else unknown
-            found = db.execute(f"SELECT 1 FROM model_versions WHERE name = ? AND {live}", (name,)).fetchone()
-            return None if found else _NO_VERSIONS
-    except sqlite3.Error:
-        return None
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        if not db.execute("SELECT 1 FROM registered_models WHERE name = ?", (name,)).fetchone():
+            return unknown
+        if alias:
+            found = db.execute("SELECT 1 FROM registered_model_aliases WHERE name = ? AND alias = ?",
+                               (name, alias)).fetchone()
+            return None if found else f"Registered model alias {alias} not found."
+        if version:
+            found = db.execute("SELECT 1 FROM model_versions WHERE name = ? AND version = ? AND current_stage != ?",
+                               (name, int(version), DELETED_STAGE)).fetchone()
+            return None if found else unknown
+        found = db.execute("SELECT 1 FROM model_versions WHERE name = ? AND current_stage != ?",
+                           (name, DELETED_STAGE)).fetchone()
+        return None if found else _NO_VERSIONS
 
 
 def _missing_in_client(tracking_uri: str, name: str, alias: str | None, version: str | None) -> str | None:
