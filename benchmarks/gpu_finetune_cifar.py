@@ -113,7 +113,7 @@ def main(argv=None) -> dict:
                   "proj_hidden": args.proj_hidden, "proj_dim": args.proj_dim},
         "train": {"lr": args.lr, "backbone_lr_mult": args.backbone_lr_mult, "workers": 1, "batch_size": args.batch},
     })
-    spec = ImageModelSpec.from_config(cfg, channels=3)
+    spec = ImageModelSpec.from_config(cfg.model, cfg.data.image_size, channels=3)
 
     def knn(embedder: torch.nn.Module) -> float:
         train_x = embed(embedder, train_images, args.eval_batch, memory_format, autocast_dtype)

@@ -179,7 +179,8 @@ def register_tiny_image_model(tracking_uri: str, name: str, artifacts: Path | No
     from cl_core.models.spec import ImageModelSpec
     from flows.registry import log_embedder, register
 
-    spec = ImageModelSpec.from_config(build_config(TINY_IMAGE_MODEL), channels=1)
+    cfg = build_config(TINY_IMAGE_MODEL)
+    spec = ImageModelSpec.from_config(cfg.model, cfg.data.image_size, channels=1)
     torch.manual_seed(0)
     model = spec.build_training_model().eval()
     mlflow.set_tracking_uri(tracking_uri)

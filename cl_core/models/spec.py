@@ -3,21 +3,25 @@
 A training checkpoint stores `spec.to_dict()` under "model_meta", and the registry logs part of
 it as the pyfunc's model config; only the dict crosses Ray and MLflow, and
 `model_spec_from_dict` turns it back into a spec. The dict keys are the registry format: a
-model registered before these classes existed reads back the same.
+model registered before these classes existed reads back the same. `from_config` takes the
+config's model section (and the few other values a spec holds, passed as such), so this module
+sits below `cl_core.config` and imports it for type annotations only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from cl_core.config import PipelineConfig
 from cl_core.models.backbones import SCRATCH_MEAN, SCRATCH_STD, get_backbone
 from cl_core.models.projection import ProjectionHead
 from cl_core.models.simclr import ImageEmbedder, SimCLRModel
 from cl_core.models.text import TextEmbedder, TextTokenizer, resolve_text_encoder
 from cl_core.models.two_tower import TwoTowerModel, TwoTowerSizes
+
+if TYPE_CHECKING:
+    from cl_core.config import ModelConfig
 
 
 def _known_fields(cls: type, meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -70,13 +74,13 @@ class ImageModelSpec:
         object.__setattr__(self, "pixel_std", tuple(float(v) for v in self.pixel_std))
 
     @classmethod
-    def from_config(cls, cfg: PipelineConfig, channels: int) -> ImageModelSpec:
-        """The model `cfg` trains on images of `channels` channels (the dataset's; a backbone
-        that needs RGB gets 3, and grayscale images are replicated to fill them)."""
-        model = cfg.model
+    def from_config(cls, model: ModelConfig, image_size: int, channels: int) -> ImageModelSpec:
+        """The model a config's `model` section trains on images of `image_size` (its
+        `data.image_size`) and `channels` channels (the dataset's; a backbone that needs RGB gets
+        3, and grayscale images are replicated to fill them)."""
         backbone = get_backbone(model.backbone)
         return cls(
-            backbone.channels or channels, cfg.data.image_size, model.depths, model.widths, model.stem_stride,
+            backbone.channels or channels, image_size, model.depths, model.widths, model.stem_stride,
             model.proj_hidden, model.proj_dim, backbone=backbone.name, pretrained=model.uses_pretrained_weights,
             freeze_stages=model.freeze_stages, freeze_bn=model.freeze_bn, pixel_mean=backbone.pixel_mean,
             pixel_std=backbone.pixel_std,
@@ -136,8 +140,8 @@ class TextModelSpec:
     finetuned_weight: float = 1.0  # models registered before it existed kept the fine-tuned weights
 
     @classmethod
-    def from_config(cls, cfg: PipelineConfig) -> TextModelSpec:
-        model = cfg.model
+    def from_config(cls, model: ModelConfig) -> TextModelSpec:
+        """The encoder a config's `model` section fine-tunes."""
         return cls(model.text_encoder, model.max_length, model.text_projection_dim, model.finetuned_weight)
 
     @classmethod
@@ -193,9 +197,9 @@ class TwoTowerModelSpec:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     @classmethod
-    def from_config(cls, cfg: PipelineConfig, sizes: TwoTowerSizes) -> TwoTowerModelSpec:
-        """The widths of `model.two_tower` for data of `sizes`."""
-        tower = cfg.model.two_tower
+    def from_config(cls, model: ModelConfig, sizes: TwoTowerSizes) -> TwoTowerModelSpec:
+        """The widths of a config's `model.two_tower` for data of `sizes`."""
+        tower = model.two_tower
         return cls(sizes, tower.feature_dim, tower.hidden, tower.embedding_dim, tower.dropout, tower.history_length)
 
     @classmethod

@@ -60,7 +60,7 @@ class ImageTask:
         self.memory_format = torch.channels_last
         self.autocast_dtype = torch.bfloat16 if on_gpu else None
         model_cfg = cfg.model
-        self.spec = ImageModelSpec.from_config(cfg, self.channels)
+        self.spec = ImageModelSpec.from_config(model_cfg, cfg.data.image_size, self.channels)
         self.model: nn.Module = self.spec.build_training_model().to(memory_format=self.memory_format)
         self.backbone: nn.Module = self.model.embedder.encoder  # learns at train.lr * train.backbone_lr_mult
         self.views = SimCLRViews(cfg.data.image_size, self.channels, **cfg.views.model_dump()).to(device)

@@ -96,5 +96,5 @@ def interactions_task(cfg: PipelineConfig, params: dict[str, Any], rank: int, wo
     popularity and the histories need every interaction) and keeps its shard."""
     dataset = DatasetStore(Path(params["dataset_root"])).resolve(params["dataset_name"], params["dataset_version"])
     data = training_arrays(load_interactions(dataset), cfg.model.two_tower.history_length)
-    spec = TwoTowerModelSpec.from_config(cfg, data.sizes)  # the history length travels with the model
+    spec = TwoTowerModelSpec.from_config(cfg.model, data.sizes)  # the history length travels with the model
     return InteractionsTask(data, spec, cfg.loss, rank, world, cfg.train.seed, device)

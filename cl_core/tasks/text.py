@@ -38,7 +38,7 @@ class TextTask:
         examples = training_examples(dataset, cfg)
         self.examples = examples.take(shard_rows(len(examples), rank, world, cfg.train.seed))
         self.num_rows = len(self.examples)
-        self.spec = TextModelSpec.from_config(cfg)
+        self.spec = TextModelSpec.from_config(cfg.model)
         self.model: nn.Module = self.spec.build()
         self.backbone: nn.Module = self.model.encoder  # learns at train.lr * train.backbone_lr_mult
         self.tokenizer = self.spec.build_tokenizer()

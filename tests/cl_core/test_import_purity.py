@@ -29,6 +29,14 @@ def test_the_config_loads_without_torch():
     assert result.stdout.strip() == "[]", f"cl_core.config pulled in: {result.stdout.strip()}"
 
 
+def test_the_model_specs_sit_below_the_config():
+    """`cl_core.config` checks backbone names against `cl_core.models.backbones`; the specs take
+    its model section as an argument and import the config for type annotations only."""
+    code = "import sys, cl_core.models.spec\nprint('cl_core.config' in sys.modules)\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False", "cl_core.models.spec imported cl_core.config"
+
+
 def _imported_modules(path: Path, module: str, known: set[str]) -> set[str]:
     """The modules of `known` that the source file `path` (module `module`) imports anywhere: at
     the top, inside functions or under `if TYPE_CHECKING:`; a type-only import still ties the two

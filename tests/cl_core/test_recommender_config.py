@@ -21,7 +21,7 @@ def test_interactions_get_the_recommender_defaults_for_what_the_config_leaves_ou
     assert cfg.model.two_tower.history_length == 20 and cfg.eval.mf.epochs == 40
     assert cfg.model_name == "shop-sampled_softmax"
     linear = build_config({**INTERACTIONS, "model": {"two_tower": {"hidden": [], "history_length": 3}}})
-    spec = TwoTowerModelSpec.from_config(linear, TwoTowerSizes(4, 5))
+    spec = TwoTowerModelSpec.from_config(linear.model, TwoTowerSizes(4, 5))
     assert spec.hidden == () and spec.history_length == 3 and spec.build()
 
 

@@ -34,7 +34,7 @@ def logged(tmp_path_factory):
     root = tmp_path_factory.mktemp("pyfunc")
     cfg = build_config({"data": {"image_size": SIZE}, "model": {"backbone": "efficientnet-lite0", "freeze_stages": 3,
                                                               "proj_hidden": 32, "proj_dim": 8}})
-    spec = ImageModelSpec.from_config(cfg, channels=1)
+    spec = ImageModelSpec.from_config(cfg.model, cfg.data.image_size, channels=1)
     torch.manual_seed(0)
     trained = spec.build_training_model()
     optimizer = torch.optim.AdamW([p for p in trained.parameters() if p.requires_grad], lr=1e-2)

