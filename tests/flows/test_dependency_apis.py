@@ -9,7 +9,7 @@ against the installed versions so that an upgrade that changes it fails here, by
   cannot read is asked through `MlflowClient` (slower, same answers).
 - Prefect: `SubprocessASGIServer()` (the public constructor) returns the temporary server
   Prefect's clients start, which `flows/console.py` stops; `APILogHandler.flush()` sends the
-  queued logs (`flows/cli.py`). Both are public; the checks below say they still do that.
+  queued logs (`flows/cli/teardown.py`). Both are public; the checks below say they still do that.
 """
 
 from __future__ import annotations

@@ -1,0 +1,60 @@
+"""The commands over the deployments of flows/deployments.py: `schedule` lists them, `serve` runs
+them in this process against the Prefect server at PREFECT_API_URL."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from cl_core.config import ConfigError, load_config
+from flows.cli.flow_command import EXIT_USAGE
+from flows.workspace import Workspace, configure_environment
+
+
+def _prepare(args: argparse.Namespace, workspace: Workspace) -> tuple[str | None, str | None] | int:
+    """(the config file, PREFECT_API_URL) once the config is valid and the workspace set up; EXIT_USAGE
+    for a bad config."""
+    config_file = str(args.config.resolve()) if args.config else None
+    try:
+        if config_file:
+            load_config(config_file)
+    except ConfigError as error:
+        print(f"clpipe: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    workspace.create()
+    configure_environment(workspace)
+    from prefect.settings import PREFECT_API_URL
+
+    return config_file, PREFECT_API_URL.value()
+
+
+def schedule(args: argparse.Namespace, workspace: Workspace) -> int:
+    prepared = _prepare(args, workspace)
+    if isinstance(prepared, int):
+        return prepared
+    config_file, api_url = prepared
+    from flows.schedule_listing import format_schedules, list_schedules
+
+    listed = list_schedules(str(workspace.root), config_file, api_url)
+    print(json.dumps({"command": "schedule", **listed}, default=str) if args.json else format_schedules(listed))
+    return 0
+
+
+def serve(args: argparse.Namespace, workspace: Workspace) -> int:
+    prepared = _prepare(args, workspace)
+    if isinstance(prepared, int):
+        return prepared
+    config_file, api_url = prepared
+    if not api_url:
+        print("clpipe serve needs a Prefect server (its temporary server runs no scheduler): start one with "
+              "`infra/local_stack.sh start` or `prefect server start`, then export PREFECT_API_URL=http://HOST:PORT/api",
+              file=sys.stderr)
+        return EXIT_USAGE
+    from prefect import serve as serve_deployments
+
+    from flows.deployments import runner_deployments
+
+    print(f"clpipe serve: workspace {workspace.root}, config {config_file or 'built-in defaults'}, API {api_url}", flush=True)
+    serve_deployments(*runner_deployments(str(workspace.root), config_file))
+    return 0
