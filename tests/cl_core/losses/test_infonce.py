@@ -2,9 +2,9 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from cl_core.losses import InfoNCELoss, build_loss
+from tests.cl_core.losses import reference as ref
 
 
 def naive_infonce(query, positive, negatives, temperature):
@@ -12,25 +12,19 @@ def naive_infonce(query, positive, negatives, temperature):
     total = 0.0
     for i in range(query.shape[0]):
         own = negatives[i] if negatives.dim() == 3 else negatives
-        numerator = torch.exp(F.cosine_similarity(query[i], positive[i], dim=0) / temperature)
-        denominator = numerator
-        for k in range(own.shape[0]):
-            denominator = denominator + torch.exp(F.cosine_similarity(query[i], own[k], dim=0) / temperature)
+        numerator = ref.exp_cosine(query[i], positive[i], temperature)
+        denominator = numerator + sum(ref.exp_cosine(query[i], own[k], temperature) for k in range(own.shape[0]))
         total = total - torch.log(numerator / denominator)
     return total / query.shape[0]
 
 
-@pytest.mark.parametrize("batch", [1, 4, 9])
-@pytest.mark.parametrize("dim", [3, 16])
-@pytest.mark.parametrize("temperature", [0.05, 0.3, 1.0])
-@pytest.mark.parametrize("shared", [False, True])
+@ref.parametrize_grid(batch=[1, 4, 9], dim=[3, 16], temperature=[0.05, 0.3, 1.0], shared=[False, True])
 def test_matches_naive_reference(batch, dim, temperature, shared):
-    generator = torch.Generator().manual_seed(batch * dim)
-    query, positive = (torch.randn(batch, dim, generator=generator, dtype=torch.float64) for _ in range(2))
     shape = (5, dim) if shared else (batch, 5, dim)
-    negatives = torch.randn(*shape, generator=generator, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(batch * dim)
+    query, positive, negatives = ref.randn_from(generator, (batch, dim), (batch, dim), shape, dtype=torch.float64)
     ours = InfoNCELoss(temperature)(query, positive, negatives)
-    assert torch.allclose(ours, naive_infonce(query, positive, negatives, temperature), atol=1e-10)
+    ref.assert_matches_reference(ours, naive_infonce(query, positive, negatives, temperature))
 
 
 def test_exact_value_on_hand_built_case():
@@ -52,13 +46,9 @@ def test_shared_negatives_equal_the_same_negatives_repeated_per_query():
 
 def test_invariant_to_scale_batch_permutation_and_negative_order():
     generator = torch.Generator().manual_seed(0)
-    query, positive = torch.randn(8, 16, generator=generator), torch.randn(8, 16, generator=generator)
-    negatives = torch.randn(8, 5, 16, generator=generator)
+    query, positive, negatives = ref.randn_from(generator, (8, 16), (8, 16), (8, 5, 16))
     loss = InfoNCELoss(0.3)
-    base = loss(query, positive, negatives)
-    permutation = torch.randperm(8, generator=generator)
-    assert torch.allclose(loss(2.0 * query, 0.1 * positive, 7.0 * negatives), base, atol=1e-5)
-    assert torch.allclose(loss(query[permutation], positive[permutation], negatives[permutation]), base, atol=1e-5)
+    base = ref.assert_invariant_to_scale_and_permutation(loss, (query, positive, negatives), (2.0, 0.1, 7.0), generator)
     assert torch.allclose(loss(query, positive, negatives.flip(1)), base, atol=1e-5)
 
 
@@ -72,8 +62,7 @@ def test_rejects_mismatched_shapes():
 
 @pytest.mark.parametrize("temperature", [0.0, -1.0])
 def test_rejects_non_positive_temperature(temperature):
-    with pytest.raises(ValueError, match="temperature"):
-        InfoNCELoss(temperature)
+    ref.assert_rejects_non_positive_temperature(InfoNCELoss, temperature)
 
 
 def test_registry_builds_by_name():

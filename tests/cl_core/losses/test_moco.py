@@ -7,16 +7,15 @@ from torch import nn
 
 from cl_core.losses import MoCoLoss, build_loss
 from cl_core.models.momentum import MomentumEncoder, momentum_update
+from tests.cl_core.losses import reference as ref
 
 
 def naive_moco(query, key, queue, temperature):
     """Query by query: -log(e^{s(q,k)} / (e^{s(q,k)} + sum_j e^{s(q,n_j)})), s = cosine / T."""
     total = 0.0
     for i in range(query.shape[0]):
-        numerator = torch.exp(F.cosine_similarity(query[i], key[i], dim=0) / temperature)
-        denominator = numerator
-        for j in range(queue.shape[0]):
-            denominator = denominator + torch.exp(F.cosine_similarity(query[i], queue[j], dim=0) / temperature)
+        numerator = ref.exp_cosine(query[i], key[i], temperature)
+        denominator = numerator + sum(ref.exp_cosine(query[i], queue[j], temperature) for j in range(queue.shape[0]))
         total = total - torch.log(numerator / denominator)
     return total / query.shape[0]
 
@@ -37,15 +36,12 @@ class RingBuffer:
         return torch.stack(self.slots)
 
 
-@pytest.mark.parametrize("batch", [1, 4, 9])
-@pytest.mark.parametrize("queue_size", [1, 7, 32])
-@pytest.mark.parametrize("temperature", [0.07, 0.5])
+@ref.parametrize_grid(batch=[1, 4, 9], queue_size=[1, 7, 32], temperature=[0.07, 0.5])
 def test_matches_naive_reference(batch, queue_size, temperature):
-    generator = torch.Generator().manual_seed(batch * queue_size)
-    query, key = (torch.randn(batch, 6, generator=generator, dtype=torch.float64) for _ in range(2))
+    query, key = ref.seeded_randn(batch * queue_size, (batch, 6), (batch, 6))
     loss_fn = MoCoLoss(temperature, queue_size=queue_size, dim=6, gather_distributed=False).double()
     queue = loss_fn.queue.clone()
-    assert torch.allclose(loss_fn(query, key), naive_moco(query, key, queue, temperature), atol=1e-10)
+    ref.assert_matches_reference(loss_fn(query, key), naive_moco(query, key, queue, temperature))
 
 
 def test_exact_value_on_hand_built_case():
@@ -58,12 +54,9 @@ def test_exact_value_on_hand_built_case():
 
 def test_invariant_to_scale_and_batch_permutation():
     generator = torch.Generator().manual_seed(3)
-    query, key = torch.randn(8, 16, generator=generator), torch.randn(8, 16, generator=generator)
-    permutation = torch.randperm(8, generator=generator)
+    query, key = ref.randn_from(generator, (8, 16), (8, 16))
     loss_fn = MoCoLoss(0.2, queue_size=64, dim=16).eval()  # eval: the queue stays put between calls
-    base = loss_fn(query, key)
-    assert torch.allclose(loss_fn(2.0 * query, 0.1 * key), base, atol=1e-5)
-    assert torch.allclose(loss_fn(query[permutation], key[permutation]), base, atol=1e-5)
+    ref.assert_invariant_to_scale_and_permutation(loss_fn, (query, key), (2.0, 0.1), generator)
 
 
 def test_gradient_reaches_the_query_only_and_backward_survives_the_enqueue():
@@ -149,8 +142,13 @@ WORLD, BATCH, DIM, QUEUE, STEPS = 2, 3, 4, 10, 5  # 6 keys a step into 10 slots:
 
 def _global_batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
     generator = torch.Generator().manual_seed(5)
-    return [(torch.randn(WORLD * BATCH, DIM, generator=generator, dtype=torch.float64),
-             torch.randn(WORLD * BATCH, DIM, generator=generator, dtype=torch.float64)) for _ in range(STEPS)]
+    return [
+        (
+            torch.randn(WORLD * BATCH, DIM, generator=generator, dtype=torch.float64),
+            torch.randn(WORLD * BATCH, DIM, generator=generator, dtype=torch.float64),
+        )
+        for _ in range(STEPS)
+    ]
 
 
 def _worker(rank: int) -> dict:
