@@ -42,18 +42,41 @@ def _engine_flags(parser: argparse.ArgumentParser) -> None:
                         "local Ray)")
 
 
+def _embedding_flags(parser: argparse.ArgumentParser) -> None:
+    """What export and reembed share: the batch size, the config whose export section applies, the engine."""
+    parser.add_argument("--batch-size", type=int, help="rows per model call (export.batch_size, default 1024)")
+    parser.add_argument("--config", type=Path, help="YAML config whose export section applies (keep_snapshots, batch_size, "
+                        "engine, actors, num_gpus)")
+    _engine_flags(parser)
+
+
+def _model_and_dataset(parser: argparse.ArgumentParser, model_help: str, dataset_help: str | None = None,
+                       version: bool = False) -> None:
+    """The registered model and the dataset a command reads (both required), and optionally the dataset's version."""
+    parser.add_argument("--model", required=True, help=model_help)
+    parser.add_argument("--dataset", required=True, help=dataset_help)
+    if version:
+        parser.add_argument("--dataset-version")
+
+
+def _command(commands, name: str, func, help: str, description: str) -> argparse.ArgumentParser:
+    """One subparser, naming the handler `main` calls for it."""
+    command = commands.add_parser(name, help=help, description=description)
+    command.set_defaults(func=func)
+    return command
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clpipe", description="Contrastive-learning pipeline: ingest, train, evaluate, export.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    ingest = commands.add_parser("ingest", help="read a source into a versioned Parquet dataset",
-                                 description="Read SOURCE into a content-versioned Parquet dataset. Images: 'digits', "
-                                 "a folder of WebDataset tar shards, or an image folder with one subfolder per class. "
-                                 "Text (with --text-columns or a config whose data.modality is text): a TSV/CSV/JSONL/"
-                                 "Parquet file of sentence pairs, or a folder of them (split from the file names). "
-                                 "Interactions: 'ml-100k' (MovieLens 100k from the recbole wheel), or with a config whose "
-                                 "data.modality is interactions a CSV/TSV/Parquet file of user-item interactions.")
-    ingest.set_defaults(func=pipeline_commands.INGEST)
+    ingest = _command(commands, "ingest", pipeline_commands.INGEST, "read a source into a versioned Parquet dataset",
+                      "Read SOURCE into a content-versioned Parquet dataset. Images: 'digits', "
+                      "a folder of WebDataset tar shards, or an image folder with one subfolder per class. "
+                      "Text (with --text-columns or a config whose data.modality is text): a TSV/CSV/JSONL/"
+                      "Parquet file of sentence pairs, or a folder of them (split from the file names). "
+                      "Interactions: 'ml-100k' (MovieLens 100k from the recbole wheel), or with a config whose "
+                      "data.modality is interactions a CSV/TSV/Parquet file of user-item interactions.")
     ingest.add_argument("source", nargs="?", help="default: the config's data.source")
     ingest.add_argument("--name", help="dataset name (default: the config's data.name)")
     ingest.add_argument("--config", type=Path, help="YAML config whose data section applies (modality, text columns)")
@@ -75,10 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--ray-address", help="ray engine: join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     _common(ingest)
 
-    train = commands.add_parser("train", help="train on Ray Train, log to MLflow, register as challenger",
-                                description="Contrastive training with the configured objective on Ray Train; one MLflow "
-                                "run; the encoder is registered as a new model version with alias 'challenger'.")
-    train.set_defaults(func=pipeline_commands.TRAIN)
+    train = _command(commands, "train", pipeline_commands.TRAIN, "train on Ray Train, log to MLflow, register as challenger",
+                     "Contrastive training with the configured objective on Ray Train; one MLflow "
+                     "run; the encoder is registered as a new model version with alias 'challenger'.")
     train.add_argument("--dataset", help="dataset name (data.name); required unless --resume")
     train.add_argument("--dataset-version", help="dataset version (default: latest)")
     train.add_argument("--resume", metavar="RUN_ID", help="continue this training run from its last checkpoint, "
@@ -86,108 +108,92 @@ def build_parser() -> argparse.ArgumentParser:
     _training_flags(train)
     _common(train)
 
-    evaluate = commands.add_parser("evaluate", help="score a registered model and gate the champion alias",
-                                   description="Images: kNN top-1, linear probe, alignment and uniformity on the test "
-                                   "split, next to the raw-pixel baseline. Text: STS correlation and pair retrieval, next "
-                                   "to the pretrained encoder. Interactions: recall, NDCG, MRR and coverage at 10 and 20 on the "
-                                   "test split, next to most-popular and BPR-MF. Moves 'champion' if the model beats it.")
-    evaluate.set_defaults(func=pipeline_commands.EVALUATE)
-    evaluate.add_argument("--model", required=True, help="MODEL, MODEL@ALIAS or MODEL/VERSION")
-    evaluate.add_argument("--dataset", required=True)
-    evaluate.add_argument("--dataset-version")
+    evaluate = _command(commands, "evaluate", pipeline_commands.EVALUATE, "score a registered model and gate the champion alias",
+                        "Images: kNN top-1, linear probe, alignment and uniformity on the test "
+                        "split, next to the raw-pixel baseline. Text: STS correlation and pair retrieval, next "
+                        "to the pretrained encoder. Interactions: recall, NDCG, MRR and coverage at 10 and 20 on the "
+                        "test split, next to most-popular and BPR-MF. Moves 'champion' if the model beats it.")
+    _model_and_dataset(evaluate, "MODEL, MODEL@ALIAS or MODEL/VERSION", version=True)
     evaluate.add_argument("--config", type=Path, help="YAML config whose eval and views sections apply")
     _common(evaluate)
 
-    export = commands.add_parser("export", help="embed a dataset into a new snapshot of its embedding table",
-                                 description="Embed every row of a dataset with a registered model (usually "
-                                 "MODEL@champion) into a new snapshot of embeddings/MODEL/DATASET/; CURRENT "
-                                 "moves to it once it is complete.")
-    export.set_defaults(func=embedding_commands.EXPORT)
-    export.add_argument("--model", required=True, help="MODEL@ALIAS or MODEL/VERSION, e.g. digits-ntxent@champion")
-    export.add_argument("--dataset", required=True)
-    export.add_argument("--dataset-version")
-    export.add_argument("--batch-size", type=int, help="rows per model call (export.batch_size, default 1024)")
-    export.add_argument("--config", type=Path, help="YAML config whose export section applies (keep_snapshots, batch_size, "
-                        "engine, actors, num_gpus)")
-    _engine_flags(export)
+    export = _command(commands, "export", embedding_commands.EXPORT, "embed a dataset into a new snapshot of its embedding table",
+                      "Embed every row of a dataset with a registered model (usually "
+                      "MODEL@champion) into a new snapshot of embeddings/MODEL/DATASET/; CURRENT "
+                      "moves to it once it is complete.")
+    _model_and_dataset(export, "MODEL@ALIAS or MODEL/VERSION, e.g. digits-ntxent@champion", version=True)
+    _embedding_flags(export)
     _common(export)
 
-    reembed = commands.add_parser("reembed", help="bring an embedding table up to date with a model and dataset",
-                                  description="Resolve MODEL[@ALIAS] (default alias champion) and the dataset's latest "
-                                  "version, then against the table's CURRENT snapshot: nothing to do (up_to_date), embed only "
-                                  "new and changed rows (incremental, same model version), or embed everything into a new "
-                                  "snapshot (backfill, another model version). "
-                                  "CURRENT moves only to a complete, checked snapshot.")
-    reembed.set_defaults(func=embedding_commands.REEMBED)
-    reembed.add_argument("--model", required=True, help="MODEL or MODEL@ALIAS (default alias champion) or MODEL/VERSION")
-    reembed.add_argument("--dataset", required=True, help="dataset name; its latest version is embedded")
-    reembed.add_argument("--batch-size", type=int, help="rows per model call (export.batch_size, default 1024)")
-    reembed.add_argument("--config", type=Path, help="YAML config whose export section applies (keep_snapshots, batch_size, "
-                         "engine, actors, num_gpus)")
-    _engine_flags(reembed)
+    reembed = _command(commands, "reembed", embedding_commands.REEMBED,
+                       "bring an embedding table up to date with a model and dataset",
+                       "Resolve MODEL[@ALIAS] (default alias champion) and the dataset's latest "
+                       "version, then against the table's CURRENT snapshot: nothing to do (up_to_date), embed only "
+                       "new and changed rows (incremental, same model version), or embed everything into a new "
+                       "snapshot (backfill, another model version). "
+                       "CURRENT moves only to a complete, checked snapshot.")
+    _model_and_dataset(reembed, "MODEL or MODEL@ALIAS (default alias champion) or MODEL/VERSION",
+                       "dataset name; its latest version is embedded")
+    _embedding_flags(reembed)
     _common(reembed)
 
-    table = commands.add_parser("table", help="show the current snapshot of an embedding table",
-                                description="Print the snapshot CURRENT names for MODEL and DATASET, its lineage "
-                                "(parent snapshots still kept) and its counts; exit 1 when there is none.")
-    table.set_defaults(func=reading_commands.show_table)
-    table.add_argument("--model", required=True, help="registered model name")
-    table.add_argument("--dataset", required=True, help="dataset name")
+    table = _command(commands, "table", reading_commands.show_table, "show the current snapshot of an embedding table",
+                     "Print the snapshot CURRENT names for MODEL and DATASET, its lineage "
+                     "(parent snapshots still kept) and its counts; exit 1 when there is none.")
+    _model_and_dataset(table, "registered model name", "dataset name")
     _common(table)
 
-    recommend = commands.add_parser("recommend", help="a user's top-k new items from a registered recommender's table",
-                                    description="Take USER's row of the CURRENT embedding table of a two-tower "
-                                    "recommender (embeddings/MODEL/DATASET/, kept up to date by refresh), leave out every "
-                                    "item the user has an interaction with in the dataset (any split), and list the k best "
-                                    "of the other items by exact search over the table's item rows, with their titles. "
-                                    "Exit 1 when the snapshot has no row for the user (run `clpipe refresh`).")
-    recommend.set_defaults(func=reading_commands.recommend)
+    recommend = _command(commands, "recommend", reading_commands.recommend,
+                         "a user's top-k new items from a registered recommender's table",
+                         "Take USER's row of the CURRENT embedding table of a two-tower "
+                         "recommender (embeddings/MODEL/DATASET/, kept up to date by refresh), leave out every "
+                         "item the user has an interaction with in the dataset (any split), and list the k best "
+                         "of the other items by exact search over the table's item rows, with their titles. "
+                         "Exit 1 when the snapshot has no row for the user (run `clpipe refresh`).")
     recommend.add_argument("--model", required=True, help="MODEL@ALIAS or MODEL/VERSION, e.g. ml-100k-two-tower@champion")
     recommend.add_argument("--user", required=True, help="the user's id, as the source writes it")
     recommend.add_argument("-k", type=int, default=10, help="how many items (default 10)")
     _common(recommend)
 
-    compare = commands.add_parser("compare", help="the training runs of an experiment side by side, best first",
-                                  description="Print the training runs of an MLflow experiment (not their nested "
-                                  "evaluation/export runs): name, objective, dataset version, headline metrics, "
-                                  "duration, registered version and aliases, best first. Reads the MLflow store only.")
-    compare.set_defaults(func=reading_commands.compare)
+    compare = _command(commands, "compare", reading_commands.compare,
+                       "the training runs of an experiment side by side, best first",
+                       "Print the training runs of an MLflow experiment (not their nested "
+                       "evaluation/export runs): name, objective, dataset version, headline metrics, "
+                       "duration, registered version and aliases, best first. Reads the MLflow store only.")
     compare.add_argument("--experiment", help="experiment name (default: the one whose training run started last)")
     compare.add_argument("--metric", help="sort by this metric, e.g. eval.linear_probe (default: the modality's "
                          "primary metric: eval.knn_top1 for images, eval.sts_spearman for text)")
     _common(compare)
 
-    refresh = commands.add_parser("refresh", help="ingest a source again, then bring its embedding table up to date",
-                                  description="Ingest SOURCE into dataset NAME (new or changed files give a new "
-                                  "version; none give the same one), then reembed it with MODEL (default: the config's "
-                                  "model name, e.g. NAME-ntxent, at alias champion). What the 'refresh' schedule runs.")
-    refresh.set_defaults(func=pipeline_commands.REFRESH)
+    refresh = _command(commands, "refresh", pipeline_commands.REFRESH,
+                       "ingest a source again, then bring its embedding table up to date",
+                       "Ingest SOURCE into dataset NAME (new or changed files give a new "
+                       "version; none give the same one), then reembed it with MODEL (default: the config's "
+                       "model name, e.g. NAME-ntxent, at alias champion). What the 'refresh' schedule runs.")
     refresh.add_argument("--source", help="data source (default: the config's data.source)")
     refresh.add_argument("--name", help="dataset name (default: the config's data.name)")
     refresh.add_argument("--model", help="MODEL[@ALIAS] or MODEL/VERSION (default: the config's model name @champion)")
     refresh.add_argument("--config", type=Path, help="YAML config whose data, loss, registry and export sections apply")
     _common(refresh)
 
-    serve = commands.add_parser("serve", help="run the deployments (train, refresh, reembed-on-promotion) in this process",
-                                description="Register the deployments of flows/deployments.py (the same ones prefect.yaml "
-                                "defines) with this workspace and config on the Prefect server at PREFECT_API_URL and run "
-                                "their scheduled and triggered runs here until stopped (Ctrl-C), which pauses their schedules.")
-    serve.set_defaults(func=schedule_commands.serve)
+    serve = _command(commands, "serve", schedule_commands.serve,
+                     "run the deployments (train, refresh, reembed-on-promotion) in this process",
+                     "Register the deployments of flows/deployments.py (the same ones prefect.yaml "
+                     "defines) with this workspace and config on the Prefect server at PREFECT_API_URL and run "
+                     "their scheduled and triggered runs here until stopped (Ctrl-C), which pauses their schedules.")
     serve.add_argument("--config", type=Path, help="YAML config the train and refresh runs read (default: the built-in digits)")
     serve.add_argument("--workspace", help="workspace the runs write to (default: $CLPIPE_WORKSPACE or ./workspace)")
 
-    schedule = commands.add_parser("schedule", help="list the deployments, their schedules and next runs",
-                                   description="From the Prefect API when PREFECT_API_URL is set (what is deployed, "
-                                   "active or not, the scheduled runs); else from flows/deployments.py with a note.")
-    schedule.set_defaults(func=schedule_commands.schedule)
+    schedule = _command(commands, "schedule", schedule_commands.schedule, "list the deployments, their schedules and next runs",
+                        "From the Prefect API when PREFECT_API_URL is set (what is deployed, "
+                        "active or not, the scheduled runs); else from flows/deployments.py with a note.")
     schedule.add_argument("--config", type=Path, help="YAML config the train and refresh runs read")
     _common(schedule)
 
-    run = commands.add_parser("run", help="the whole pipeline: ingest -> train -> evaluate -> reembed",
-                              description="Ingest, train, evaluate, then bring the champion's embedding table up to "
-                              "date (reembed: up_to_date, incremental or backfill) in one Prefect flow (default: "
-                              "digits). `clpipe export` is the explicit full rewrite.")
-    run.set_defaults(func=pipeline_commands.RUN)
+    run = _command(commands, "run", pipeline_commands.RUN, "the whole pipeline: ingest -> train -> evaluate -> reembed",
+                   "Ingest, train, evaluate, then bring the champion's embedding table up to "
+                   "date (reembed: up_to_date, incremental or backfill) in one Prefect flow (default: "
+                   "digits). `clpipe export` is the explicit full rewrite.")
     run.add_argument("--source", help="data source (data.source)")
     run.add_argument("--name", help="dataset name (data.name)")
     run.add_argument("--limit", type=int, help="ingest only the first N records (data.limit)")
