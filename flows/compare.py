@@ -89,8 +89,10 @@ def compared_runs(client: MlflowClient, experiment_id: str) -> list[ComparedRun]
 
 
 def best_first(runs: list[ComparedRun], metric: str) -> list[ComparedRun]:
-    """Highest `metric` first; runs without it last, newest first among equals."""
-    return sorted(runs, key=lambda run: (metric not in run.metrics, -run.metrics.get(metric, 0.0)))
+    """Best `metric` first (highest, or lowest for a primary metric where lower is better); runs
+    without it last, newest first among equals."""
+    sign = -1.0 if headline_metrics.higher_is_better(metric) else 1.0
+    return sorted(runs, key=lambda run: (metric not in run.metrics, sign * run.metrics.get(metric, 0.0)))
 
 
 def compare(client: MlflowClient, experiment_name: str | None, metric: str | None) -> dict[str, Any]:

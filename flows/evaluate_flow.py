@@ -16,119 +16,60 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-import torch
 from mlflow import MlflowClient
 from mlflow.entities import Metric, RunTag
 from prefect import flow, get_run_logger, task
 from prefect.exceptions import MissingContextError
 
 from cl_core.config import EvalConfig, ViewsConfig
-from cl_core.datasets import DatasetStore, DatasetVersion, decode_images
-from cl_core.evaluation import alignment, knn_top1, linear_probe_accuracy, project_2d, uniformity
-from cl_core.views import SimCLRViews
+from cl_core.datasets import DatasetStore, DatasetVersion
+from cl_core.evaluation import image_protocol
+from cl_core.evaluation.primary import PRIMARY_METRICS
 from flows import headline_metrics, plots, progress, recommender_evaluation, registry, text_evaluation, tracking
 from flows.promotion_event import emit_promoted
 from flows.registry_errors import is_not_found
 from flows.run_description import PARENT_TAG, STAGE_TAG
 from flows.workspace import Workspace
 
-PRIMARY_METRIC = "knn_top1"  # images; text: text_evaluation.primary_metric
-RAW_PIXELS_MAX_SIZE = 32  # the raw-pixel baseline's largest side
 
-
-def _split(dataset: DatasetVersion, split: str) -> tuple[list[bytes], np.ndarray]:
-    table = dataset.read(split=split, columns=["image", "label"])
-    labels = table.column("label").to_numpy(zero_copy_only=False)
-    if table.num_rows == 0:
-        raise ValueError(f"dataset {dataset.name}@{dataset.version} has no {split!r} rows to evaluate on")
-    if pd.isna(labels).any():
-        raise ValueError(
-            f"dataset {dataset.name}@{dataset.version}: the {split!r} split has unlabelled rows; "
-            "kNN and the linear probe need labels"
-        )
-    return table.column("image").to_pylist(), labels.astype(np.int64)
-
-
-def _embed(model: Any, images: list[bytes]) -> np.ndarray:
-    return np.asarray(model.predict(pd.DataFrame({"image": images})), dtype=np.float32)
+def _embedder(model: Any) -> image_protocol.Embed:
+    """Encoded images -> (N, D) float32 through a loaded pyfunc, exactly as a registry user calls it."""
+    return lambda images: np.asarray(model.predict(pd.DataFrame({"image": images})), dtype=np.float32)
 
 
 def knn_score(model_ref: str, dataset: DatasetVersion, cfg: EvalConfig) -> float:
     """kNN top-1 of a registered model on `dataset`: the primary metric, alone."""
     model, _ = registry.load_model(registry.ModelRef.parse(model_ref))
-    train_images, train_y = _split(dataset, "train")
-    test_images, test_y = _split(dataset, "test")
-    return knn_top1(_embed(model, train_images), train_y, _embed(model, test_images), test_y,
-                    k=cfg.knn_k, temperature=cfg.knn_temperature)
-
-
-def _scores(
-    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, cfg: EvalConfig
-) -> dict[str, float]:
-    return {
-        "knn_top1": knn_top1(train_x, train_y, test_x, test_y, k=cfg.knn_k, temperature=cfg.knn_temperature),
-        "linear_probe": linear_probe_accuracy(train_x, train_y, test_x, test_y, max_iter=cfg.probe_max_iter),
-    }
-
-
-def _alignment(embedder: Any, images: torch.Tensor, views_cfg: dict) -> float:
-    """Alignment of the embeddings of two augmented views of each image (N, C, S, S), as in Wang
-    & Isola (2020); views are made and embedded a batch at a time, so memory stays flat."""
-    views = SimCLRViews(embedder.image_size, embedder.channels, **ViewsConfig.model_validate(views_cfg).model_dump())
-    torch.manual_seed(0)
-    first, second = [], []
-    for start in range(0, images.shape[0], embedder.batch_size):
-        view1, view2 = views(images[start : start + embedder.batch_size])
-        first.append(torch.from_numpy(embedder.embed_tensor(view1)))
-        second.append(torch.from_numpy(embedder.embed_tensor(view2)))
-    return alignment(torch.cat(first), torch.cat(second))
+    return image_protocol.knn_score(_embedder(model), dataset, cfg)
 
 
 @task(name="score-model")
 def score_model(
     model_ref: str, datasets_root: str, dataset_name: str, dataset_version: str | None, eval_cfg: dict, views_cfg: dict
 ) -> dict[str, Any]:
-    cfg = EvalConfig.model_validate(eval_cfg)
     model, version = registry.load_model(registry.ModelRef.parse(model_ref))
     embedder = model.unwrap_python_model()
     base = embedder.pretrained()  # None: trained from scratch
-    steps = 4 if base is not None else 3
+    encoder = image_protocol.ImageEncoder(
+        embed=_embedder(model), embed_views=embedder.embed_tensor, image_size=embedder.image_size,
+        channels=embedder.channels, batch_size=embedder.batch_size,
+        pretrained=None if base is None else (lambda images: base.predict(None, pd.DataFrame({"image": images}))),
+    )
     dataset = DatasetStore(Path(datasets_root)).resolve(dataset_name, dataset_version)
-    train_images, train_y = _split(dataset, "train")
-    test_images, test_y = _split(dataset, "test")
-    progress.report("evaluate", 0, steps, "steps", "embedding the train split")
-    train_x = _embed(model, train_images)
-    progress.report("evaluate", 1, steps, "steps", "embedding the test split")
-    test_x = _embed(model, test_images)
-    progress.report("evaluate", 2, steps, "steps", "kNN and linear probe")
-    metrics = _scores(train_x, train_y, test_x, test_y, cfg)
-
-    # Raw pixels at most 32x32: larger inputs (a pretrained backbone's 96-224) would make the
-    # baseline's vectors, and its linear probe, tens of times larger for no new information.
-    raw_size = min(embedder.image_size, RAW_PIXELS_MAX_SIZE)
-    raw_train_x = decode_images(train_images, raw_size, embedder.channels).flatten(1).float().numpy() / 255
-    raw_test_x = decode_images(test_images, raw_size, embedder.channels).flatten(1).float().numpy() / 255
-    baseline = {f"raw_{key}": value for key, value in _scores(raw_train_x, train_y, raw_test_x, test_y, cfg).items()}
-    if base is not None:
-        progress.report("evaluate", 3, steps, "steps", "the pretrained backbone, before fine-tuning")
-        pretrained = _scores(base.predict(None, pd.DataFrame({"image": train_images})), train_y,
-                             base.predict(None, pd.DataFrame({"image": test_images})), test_y, cfg)
-        baseline |= {f"pretrained_{key}": value for key, value in pretrained.items()}
-
-    metrics["alignment"] = _alignment(embedder, decode_images(test_images, embedder.image_size, embedder.channels),
-                                      views_cfg)
-    metrics["uniformity"] = uniformity(torch.from_numpy(test_x))
+    evaluated = image_protocol.evaluate_images(
+        encoder, dataset, EvalConfig.model_validate(eval_cfg), ViewsConfig.model_validate(views_cfg),
+        report=lambda done, total, text: progress.report("evaluate", done, total, "steps", text))
     return {
         "model_name": version.name,
         "model_version": str(version.version),
         "source_run_id": version.run_id,
         "dataset": {"name": dataset.name, "version": dataset.version},
-        "split": "test",
-        "primary_metric": PRIMARY_METRIC,
-        "metrics": {key: float(value) for key, value in metrics.items()},
-        "baseline": {key: float(value) for key, value in baseline.items()},
-        "map_points": project_2d(test_x, method=cfg.map_method).tolist(),
-        "test_labels": test_y.tolist(),
+        "split": evaluated["split"],
+        "primary_metric": evaluated["primary_metric"],
+        "metrics": evaluated["metrics"],
+        "baseline": evaluated["baseline"],
+        "map_points": evaluated["map_points"],
+        "test_labels": evaluated["test_labels"],
     }
 
 
@@ -257,7 +198,7 @@ def _decide(client: MlflowClient, scored: dict[str, Any], datasets_root: str, ev
         return "kept", f"v{version} is already the champion", str(champion.version)
     dataset = DatasetStore(Path(datasets_root)).resolve(scored["dataset"]["name"], scored["dataset"]["version"])
     current = champion_score(f"{name}/{champion.version}", dataset, EvalConfig.model_validate(eval_cfg), metric)
-    promoted = challenger_score > current
+    promoted = PRIMARY_METRICS[dataset.kind].beats(challenger_score, current)
     verb = "beats" if promoted else "does not beat"
     reason = f"v{version} {metric}={challenger_score:.4f} {verb} champion v{champion.version} {metric}={current:.4f}"
     return ("promoted" if promoted else "kept"), reason, str(champion.version)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from cl_core.evaluation.primary import PRIMARY_METRICS
+
 TRAIN_SECONDS = "train.seconds"
 TRAIN_SAMPLES_PER_S = "train.samples_per_s"
 # Evaluation keys whose baseline is prefixed like this in the evaluate flow's output.
@@ -25,9 +27,10 @@ _BASELINE_PREFIXES = {
     "raw_": "eval.baseline.", "pretrained_": "eval.pretrained.",
     "popular_": "eval.baseline_popular.", "mf_": "eval.baseline_mf.",
 }
-# The promotion gate's metric per modality (flows/evaluate_flow.py, flows/text_evaluation.py,
-# flows/recommender_evaluation.py).
-PRIMARY = {"image": "eval.knn_top1", "text": "eval.sts_spearman", "interactions": "eval.ndcg_at_10"}
+# The promotion gate's metric per modality under its MLflow name (the table:
+# cl_core.evaluation.primary.PRIMARY_METRICS), and the names it falls back to (text: eval.mrr_at_10).
+PRIMARY = {kind: f"eval.{metric.name}" for kind, metric in PRIMARY_METRICS.items()}
+_FALLBACKS = tuple(f"eval.{metric.fallback}" for metric in PRIMARY_METRICS.values() if metric.fallback)
 # Columns of `clpipe compare`, in order; a column shows when any run has it.
 COLUMNS = (
     "eval.knn_top1", "eval.pretrained.knn_top1", "eval.baseline.knn_top1",
@@ -65,4 +68,12 @@ def primary_metric(modalities: Sequence[str], available: Sequence[str]) -> str:
         candidate = PRIMARY.get(modality)
         if candidate in available:
             return candidate
-    return "eval.mrr_at_10" if "eval.mrr_at_10" in available else PRIMARY["image"]
+    return next((name for name in _FALLBACKS if name in available), PRIMARY["image"])
+
+
+def higher_is_better(metric: str) -> bool:
+    """The direction of an MLflow metric name: a primary metric's (or its fallback's) own, else higher."""
+    for entry in PRIMARY_METRICS.values():
+        if metric in (f"eval.{entry.name}", f"eval.{entry.fallback}"):
+            return entry.higher_is_better
+    return True

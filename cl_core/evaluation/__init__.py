@@ -1,20 +1,28 @@
 """Metrics for frozen embeddings: kNN and linear-probe accuracy, alignment/uniformity, 2-D maps,
-STS correlation and retrieval recall/MRR."""
+STS correlation and retrieval recall/MRR. The evaluation protocols that score a model with them
+are `image_protocol`, `text_protocol` and `ranking_protocol`; the promotion gate's metric per
+modality is `primary.PRIMARY_METRICS`.
 
-from cl_core.evaluation.alignment_uniformity import alignment, uniformity
-from cl_core.evaluation.knn import knn_predict, knn_top1
-from cl_core.evaluation.linear_probe import linear_probe_accuracy
-from cl_core.evaluation.projection_2d import project_2d
-from cl_core.evaluation.retrieval import retrieval_scores
-from cl_core.evaluation.sts import sts_correlation
+The names below load on first use (PEP 562), so that the primary metrics table, which the CLI's
+summary and `clpipe compare` read, can be imported without torch or scikit-learn.
+"""
 
-__all__ = [
-    "alignment",
-    "knn_predict",
-    "knn_top1",
-    "linear_probe_accuracy",
-    "project_2d",
-    "retrieval_scores",
-    "sts_correlation",
-    "uniformity",
-]
+from __future__ import annotations
+
+from cl_core.lazy_names import lazy_names
+
+# Each public name -> the module of this package that defines it.
+_HOMES = {
+    "alignment": "alignment_uniformity",
+    "knn_predict": "knn",
+    "knn_top1": "knn",
+    "linear_probe_accuracy": "linear_probe",
+    "project_2d": "projection_2d",
+    "retrieval_scores": "retrieval",
+    "sts_correlation": "sts",
+    "uniformity": "alignment_uniformity",
+}
+
+__all__ = sorted(_HOMES)
+
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)
