@@ -69,30 +69,26 @@ def deployment_table(workspace: str = DEFAULT_WORKSPACE, config_file: str | None
     def common() -> dict[str, str | None]:
         return {"workspace": workspace, "config_file": config_file}
 
+    def spec(name: str, flow_name: str, entrypoint: str, description: str, **options: Any) -> DeploymentSpec:
+        """Every deployment runs its flow with this workspace and config file."""
+        return DeploymentSpec(name=name, flow_name=flow_name, entrypoint=entrypoint, description=description,
+                              parameters=common(), **options)
+
     return [
-        DeploymentSpec(
-            name="train",
-            flow_name="clpipe-run-config",
-            entrypoint="flows/pipeline_flow.py:pipeline_from_config",
-            description="The whole pipeline (clpipe run --config FILE): ingest, train, evaluate, reembed.",
-            parameters=common(),
+        spec(
+            "train", "clpipe-run-config", "flows/pipeline_flow.py:pipeline_from_config",
+            "The whole pipeline (clpipe run --config FILE): ingest, train, evaluate, reembed.",
             schedules=[{"cron": TRAIN_CRON, "timezone": "UTC", "active": False, "parameters": common()}],
         ),
-        DeploymentSpec(
-            name="refresh",
-            flow_name="refresh",
-            entrypoint="flows/refresh_flow.py:refresh_flow",
-            description="Ingest the config's source again, then bring its embedding table up to date with the champion.",
-            parameters=common(),
+        spec(
+            "refresh", "refresh", "flows/refresh_flow.py:refresh_flow",
+            "Ingest the config's source again, then bring its embedding table up to date with the champion.",
             schedules=[{"interval": REFRESH_SECONDS, "anchor_date": REFRESH_ANCHOR, "timezone": "UTC", "active": True}],
             concurrency_limit={"limit": 1, "collision_strategy": "CANCEL_NEW"},
         ),
-        DeploymentSpec(
-            name="reembed-on-promotion",
-            flow_name="reembed",
-            entrypoint="flows/reembed_flow.py:reembed_flow",
-            description="Backfill the promoted dataset's embedding table with the new champion.",
-            parameters=common(),  # the config's export section: batch size, snapshots kept, engine
+        spec(  # the config's export section: batch size, snapshots kept, engine
+            "reembed-on-promotion", "reembed", "flows/reembed_flow.py:reembed_flow",
+            "Backfill the promoted dataset's embedding table with the new champion.",
             concurrency_limit={"limit": 1, "collision_strategy": "ENQUEUE"},
             triggers=[{
                 "type": "event",

@@ -18,14 +18,7 @@ from cl_core.embeddings.inputs import table_rows
 from cl_core.embeddings.table import DEFAULT_SNAPSHOT_GRACE_S
 from cl_core.embeddings.writer import Embed
 from flows import progress
-from flows.table_runs import (
-    fail_table_run,
-    load_embedder,
-    log_table_run,
-    prefect_flow_run_id,
-    resolve_model,
-    start_table_run,
-)
+from flows.table_runs import fail_table_run, load_embedder, log_table_run, prefect_flow_run_id, resolve_model, start_table_run
 from flows.workspace import Workspace
 
 

@@ -13,6 +13,11 @@ from pathlib import Path
 DEFAULT_WORKSPACE = "workspace"
 
 
+def _under_root(name: str, doc: str | None = None) -> property:
+    """A read-only path: the workspace's root / `name`."""
+    return property(lambda self: self.root / name, doc=doc or f"The workspace's {name}.")
+
+
 @dataclass(frozen=True)
 class Workspace:
     """One folder holding datasets, the MLflow store, checkpoints and embedding tables."""
@@ -24,34 +29,13 @@ class Workspace:
         chosen = path or os.environ.get("CLPIPE_WORKSPACE") or DEFAULT_WORKSPACE
         return cls(Path(chosen).expanduser().resolve())
 
-    @property
-    def datasets(self) -> Path:
-        return self.root / "datasets"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def embeddings(self) -> Path:
-        return self.root / "embeddings"
-
-    @property
-    def logs(self) -> Path:
-        """One file per command run: Prefect's and Ray's output (flows/console.py)."""
-        return self.root / "logs"
-
-    @property
-    def mlflow_db(self) -> Path:
-        return self.root / "mlflow.db"
-
-    @property
-    def mlflow_artifacts(self) -> Path:
-        return self.root / "mlartifacts"
-
-    @property
-    def prefect_home(self) -> Path:
-        return self.root / ".prefect"
+    datasets = _under_root("datasets")
+    checkpoints = _under_root("checkpoints")
+    embeddings = _under_root("embeddings")
+    logs = _under_root("logs", "One file per command run: Prefect's and Ray's output (flows/console.py).")
+    mlflow_db = _under_root("mlflow.db")
+    mlflow_artifacts = _under_root("mlartifacts")
+    prefect_home = _under_root(".prefect")
 
     @property
     def tracking_uri(self) -> str:
