@@ -3,29 +3,26 @@ its side tables of user and item attributes, and how the interactions are split 
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 from pydantic import ValidationInfo, field_validator, model_validator
 
-from cl_core.config.base import ColumnKey, _column_key, _column_tuple, _Section
+from cl_core.config.base import (
+    ColumnKey,
+    OptionalRoleColumn,
+    RoleColumn,
+    StrictHeader,
+    _column_key,
+    _column_tuple,
+    _Section,
+    one_of,
+)
 
 InteractionsFormat = Literal["auto", "tsv", "csv", "parquet", "atomic"]
 INTERACTIONS_FORMATS: tuple[str, ...] = get_args(InteractionsFormat)
+KnownInteractionsFormat = Annotated[InteractionsFormat, one_of("format", INTERACTIONS_FORMATS)]
 # Names an entity table gives its own columns (cl_core.datasets.sources.interactions.records).
 RESERVED_FEATURE_NAMES = ("id", "title")
-
-
-def _known_interactions_format(value: object) -> object:
-    if value not in INTERACTIONS_FORMATS:
-        raise ValueError(f"format must be one of {INTERACTIONS_FORMATS}, got {value!r}")
-    return value
-
-
-def _check_header(value: object) -> object:
-    # Stricter than pydantic's bool: "yes" or 1 in a spec is more likely a mistake.
-    if not isinstance(value, bool):
-        raise ValueError(f"header must be True or False, got {value!r}")
-    return value
 
 
 def _columns_fit_the_format(roles: list[tuple[str, ColumnKey]], fmt: str, header: bool) -> None:
@@ -74,25 +71,15 @@ class SideTableSpec(_Section):
     """
 
     path: str
-    format: InteractionsFormat = "auto"
-    header: bool = True
-    id_column: ColumnKey
-    title_column: ColumnKey | None = None
+    format: KnownInteractionsFormat = "auto"
+    header: StrictHeader = True
+    id_column: RoleColumn
+    title_column: OptionalRoleColumn = None
     categorical_columns: tuple[ColumnKey, ...] = ()
     multi_valued_columns: tuple[ColumnKey, ...] = ()
     numeric_columns: tuple[ColumnKey, ...] = ()
     separator: str = "|"
     missing_values: tuple[str, ...] = ("",)
-
-    @field_validator("format", mode="before")
-    @classmethod
-    def _known_format(cls, value: object) -> object:
-        return _known_interactions_format(value)
-
-    @field_validator("header", mode="before")
-    @classmethod
-    def _strict_header(cls, value: object) -> object:
-        return _check_header(value)
 
     @field_validator("path", mode="before")
     @classmethod
@@ -100,12 +87,6 @@ class SideTableSpec(_Section):
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"path must be a file path, got {value!r}")
         return value
-
-    @field_validator("id_column", "title_column", mode="before")
-    @classmethod
-    def _one_column(cls, value: object, info: ValidationInfo) -> object:
-        role = info.field_name.removesuffix("_column")
-        return None if value is None else _column_key(value, role)
 
     @field_validator("categorical_columns", "multi_valued_columns", "numeric_columns", mode="before")
     @classmethod
@@ -209,31 +190,15 @@ class InteractionsSourceSpec(_Section):
         split: how interactions are split by time (`InteractionSplitSpec`).
     """
 
-    format: InteractionsFormat = "auto"
-    header: bool = True
-    user_column: ColumnKey = "user"
-    item_column: ColumnKey = "item"
-    timestamp_column: ColumnKey = "timestamp"
-    rating_column: ColumnKey | None = None
+    format: KnownInteractionsFormat = "auto"
+    header: StrictHeader = True
+    user_column: RoleColumn = "user"
+    item_column: RoleColumn = "item"
+    timestamp_column: RoleColumn = "timestamp"
+    rating_column: OptionalRoleColumn = None
     users: SideTableSpec | None = None
     items: SideTableSpec | None = None
     split: InteractionSplitSpec = InteractionSplitSpec()
-
-    @field_validator("format", mode="before")
-    @classmethod
-    def _known_format(cls, value: object) -> object:
-        return _known_interactions_format(value)
-
-    @field_validator("header", mode="before")
-    @classmethod
-    def _strict_header(cls, value: object) -> object:
-        return _check_header(value)
-
-    @field_validator("user_column", "item_column", "timestamp_column", "rating_column", mode="before")
-    @classmethod
-    def _column(cls, value: object, info: ValidationInfo) -> object:
-        role = info.field_name.removesuffix("_column")
-        return None if value is None else _column_key(value, role)
 
     @model_validator(mode="after")
     def _columns_fit(self) -> InteractionsSourceSpec:

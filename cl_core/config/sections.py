@@ -3,11 +3,11 @@ and registry. Each validates its own fields; checks across sections are `Pipelin
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from cl_core.config.base import _Section
+from cl_core.config.base import _Section, one_of
 from cl_core.config.interactions_source import InteractionsSourceSpec
 from cl_core.config.text_source import TextSourceSpec
 from cl_core.losses.margin_choices import DISTANCES
@@ -167,16 +167,10 @@ class ExportConfig(_Section):
     batch_size: int = Field(1024, ge=1)  # rows embedded per model call
     # local: one process embeds; ray: Ray Data reads the dataset's parts and an actor pool of
     # `actors` embeds (each loads the model once; `num_gpus` per actor on GPU nodes).
-    engine: ExportEngine = "local"
+    engine: Annotated[ExportEngine, one_of("engine", EXPORT_ENGINES)] = "local"
     actors: int = Field(2, ge=1)
     num_gpus: float = Field(0.0, ge=0)
 
-    @field_validator("engine", mode="before")
-    @classmethod
-    def _known_engine(cls, value: object) -> object:
-        if value not in EXPORT_ENGINES:
-            raise ValueError(f"engine must be one of {EXPORT_ENGINES}, got {value!r}")
-        return value
 
 
 class RegistryConfig(_Section):

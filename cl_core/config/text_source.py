@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
-from pydantic import ValidationInfo, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
-from cl_core.config.base import ColumnKey, _column_key, _column_tuple, _Section
+from cl_core.config.base import ColumnKey, OptionalRoleColumn, StrictHeader, _column_key, _column_tuple, _Section, one_of
 
 TextFormat = Literal["auto", "tsv", "csv", "jsonl", "parquet"]
 TEXT_FORMATS: tuple[str, ...] = get_args(TextFormat)
@@ -43,30 +43,15 @@ class TextSourceSpec(_Section):
             or one column given two roles.
     """
 
-    format: TextFormat = "auto"
+    format: Annotated[TextFormat, one_of("format", TEXT_FORMATS)] = "auto"
     # Lists (YAML, JSON) are accepted and frozen into tuples, so the spec stays hashable.
     text_columns: tuple[ColumnKey, ...] = (0, 1)
-    score_column: ColumnKey | None = None
-    label_column: ColumnKey | None = None
+    score_column: OptionalRoleColumn = None
+    label_column: OptionalRoleColumn = None
     negative_columns: tuple[ColumnKey, ...] = ()
-    id_column: ColumnKey | None = None
-    split_column: ColumnKey | None = None
-    header: bool = False
-
-    @field_validator("format", mode="before")
-    @classmethod
-    def _known_format(cls, value: object) -> object:
-        if value not in TEXT_FORMATS:
-            raise ValueError(f"format must be one of {TEXT_FORMATS}, got {value!r}")
-        return value
-
-    @field_validator("header", mode="before")
-    @classmethod
-    def _strict_header(cls, value: object) -> object:
-        # Stricter than pydantic's bool: "yes" or 1 in a spec is more likely a mistake.
-        if not isinstance(value, bool):
-            raise ValueError(f"header must be True or False, got {value!r}")
-        return value
+    id_column: OptionalRoleColumn = None
+    split_column: OptionalRoleColumn = None
+    header: StrictHeader = False
 
     @field_validator("text_columns", mode="before")
     @classmethod
@@ -81,12 +66,6 @@ class TextSourceSpec(_Section):
     def _negatives(cls, value: object) -> tuple:
         columns = _column_tuple(value, "negative_columns")
         return tuple(_column_key(key, f"negative {i}") for i, key in enumerate(columns, 1))
-
-    @field_validator("score_column", "label_column", "id_column", "split_column", mode="before")
-    @classmethod
-    def _optional_column(cls, value: object, info: ValidationInfo) -> object:
-        role = info.field_name.removesuffix("_column")
-        return None if value is None else _column_key(value, role)
 
     @model_validator(mode="after")
     def _columns_fit(self) -> TextSourceSpec:
