@@ -47,7 +47,7 @@ _HOMES = {
     "open_text_source": "sources.text",
     "split_for_id": "splits",
     "DatasetStore": "store",
-    "IngestResult": "store",
+    "IngestResult": "ingest_result",
 }
 
 __all__ = sorted(_HOMES)
