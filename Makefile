@@ -34,9 +34,11 @@ lint: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q --durations=40 $(PYTEST_ARGS)
 
-# Everything but the slow end-to-end tests.
+# The inner loop, under 5 minutes on 2 cores: everything but the slow tests and the `integration`
+# ones, so no Ray, no Prefect server and no MLflow server starts (MLflow on a sqlite file, in
+# process, still runs). `make test` runs these too.
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m "not slow and not integration" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py

@@ -104,6 +104,7 @@ def test_unknown_config_key_names_the_file_and_field(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.integration
 def test_ingest_cli_versions_and_keeps_previous_state_on_failure(tmp_path):
     """The summary carries the store's version and `created`; that the same input gives the same
     version, not created again, is the store's own test (test_dataset_store.py)."""
@@ -145,6 +146,7 @@ def test_ml_100k_is_an_interactions_source_of_its_own_name():
 
 
 @pytest.mark.slow
+@pytest.mark.integration
 def test_ingest_cli_reads_movielens_100k_from_the_wheel(tmp_path):
     from cl_core.datasets import IngestError
     from cl_core.datasets.movielens import movielens_files
@@ -181,6 +183,7 @@ def test_a_one_column_flag_refuses_several(flag, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.integration
 def test_ingest_cli_reads_a_gzipped_stsbenchmark_file(tmp_path):
     """sentence-transformers' stsbenchmark.tsv.gz layout: a header and a split column."""
     import gzip

@@ -40,6 +40,7 @@ def test_nothing_is_reported_without_a_listener():
 
 
 @pytest.mark.slow
+@pytest.mark.integration
 def test_a_run_prints_a_few_lines_and_logs_the_rest(digits_run, capsys):
     """The session's `clpipe run --json` (tests/conftest.py): a plain run shows the same step lines on
     stderr and prints the summary of `_print_run_summary` where --json prints its one JSON line."""
@@ -60,6 +61,7 @@ def test_a_run_prints_a_few_lines_and_logs_the_rest(digits_run, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.integration
 def test_a_command_with_json_prints_one_line_and_logs_the_rest(tmp_path):
     workspace = tmp_path / "ws"
     ingested = clpipe("ingest", "digits", "--name", "more", "--limit", "50", "--json", workspace=workspace)

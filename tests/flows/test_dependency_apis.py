@@ -110,6 +110,7 @@ def test_a_prefect_log_handler_flushes_outside_an_event_loop():
 
 
 @pytest.mark.slow
+@pytest.mark.integration
 def test_a_command_on_prefect_s_temporary_server_stops_it_into_its_log(tmp_path):
     """End to end with no Prefect server configured: the temporary server's goodbye is in the run's
     log, not on the console, and no log is left unsent at exit."""
