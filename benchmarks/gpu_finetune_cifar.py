@@ -25,9 +25,6 @@ cosine decay over the steps that fit the budget (estimated from the first steps'
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -38,16 +35,29 @@ for folder in (REPO, Path(__file__).resolve().parent):
         sys.path.insert(0, str(folder))
 
 import torch  # noqa: E402
-from gpu_simclr_cifar import WarmupCosine, embed, load_cifar, steady_step_s, sync  # noqa: E402
+from gpu_simclr_cifar import (  # noqa: E402
+    WarmupCosine,
+    add_common_args,
+    embed,
+    epoch_batches,
+    evaluation_facts,
+    in_memory_format,
+    load_on_device,
+    parse_common,
+    run_facts,
+    setup_device,
+    steady_step_s,
+    step_done,
+    sync,
+    training_facts,
+    write_result,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default=str(REPO / ".device_data" / "cifar10"), help="folder of CIFAR-10 tar shards")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--budget-s", type=float, default=90.0, help="training wall-clock budget (s)")
-    p.add_argument("--limit", type=int, default=None, help="keep only N train images (smoke tests)")
-    p.add_argument("--test-limit", type=int, default=None, help="test images kept (default: all, or limit//5 with --limit)")
+    add_common_args(p, budget_s=90.0, timing_steps=20, skip_steps=5, knn_k=20, knn_t=0.07, eval_batch=512,
+                    log_every_s=15.0)
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--objective", choices=["supcon", "ntxent"], default="supcon")
@@ -58,19 +68,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--proj-hidden", type=int, default=1024)
     p.add_argument("--proj-dim", type=int, default=128)
-    p.add_argument("--timing-steps", type=int, default=20, help="steps timed before the schedule length is fixed")
-    p.add_argument("--skip-steps", type=int, default=5, help="first steps left out of the throughput")
-    p.add_argument("--knn-k", type=int, default=20)
-    p.add_argument("--knn-t", type=float, default=0.07)
-    p.add_argument("--eval-batch", type=int, default=512)
-    p.add_argument("--workers", type=int, default=min(12, os.cpu_count() or 1), help="decode processes")
-    p.add_argument("--log-every-s", type=float, default=15.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json-out", default=None, help="also write the result JSON here")
-    args = p.parse_args(argv)
-    if args.test_limit is None and args.limit is not None:
-        args.test_limit = max(1, args.limit // 5)
-    return args
+    return parse_common(p, argv)
 
 
 def main(argv=None) -> dict:
@@ -83,25 +81,12 @@ def main(argv=None) -> dict:
     from cl_core.training_step import train_step
     from cl_core.views import SimCLRViews
 
-    device = torch.device(args.device)
-    on_gpu = device.type == "cuda"
-    if on_gpu and not torch.cuda.is_available():
-        raise SystemExit("--device cuda but torch.cuda.is_available() is False")
-    torch.manual_seed(args.seed)
-    if on_gpu:
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    device, on_gpu, autocast_dtype, device_name = setup_device(args)
     memory_format = torch.channels_last
-    autocast_dtype = torch.bfloat16 if on_gpu else None
-    device_name = torch.cuda.get_device_name(device) if on_gpu else "cpu"
     print(f"device {device_name}, torch {torch.__version__} (cuda {torch.version.cuda})", flush=True)
 
-    t0 = time.perf_counter()
-    data, bad = load_cifar(args.data, args.limit, args.test_limit, args.workers, size=args.image_size)
-    train_images, train_labels = (t.to(device) for t in data["train"])
-    test_images, test_labels = (t.to(device) for t in data["test"])
-    load_s = time.perf_counter() - t0
+    data, bad, load_s = load_on_device(args, device, size=args.image_size)
+    (train_images, train_labels), (test_images, test_labels) = data["train"], data["test"]
     n_train = train_images.shape[0]
     print(f"data: {n_train} train, {test_images.shape[0]} test images at {args.image_size}px, {bad} bad records, "
           f"{load_s:.1f} s", flush=True)
@@ -131,9 +116,7 @@ def main(argv=None) -> dict:
     views = SimCLRViews(args.image_size, 3, crop_scale=(0.3, 1.0), flip_p=0.5, jitter_strength=0.4, jitter_p=0.8,
                         gray_p=0.2).to(device)
 
-    def channels_last_views(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        view1, view2 = views(images)
-        return view1.contiguous(memory_format=memory_format), view2.contiguous(memory_format=memory_format)
+    channels_last_views = in_memory_format(views, memory_format)
 
     loss = LossConfig(name=args.objective, temperature=args.temperature)
     loss_fn = build_objective(loss, "image", gather_distributed=False).to(device)
@@ -148,11 +131,12 @@ def main(argv=None) -> dict:
 
     if on_gpu:
         torch.cuda.reset_peak_memory_stats(device)
-    generator = torch.Generator(device=device).manual_seed(args.seed)
-    step, epoch_pos, order = 0, steps_per_epoch, None
+    batches = epoch_batches(n_train, batch, device, torch.Generator(device=device).manual_seed(args.seed))
+    step = 0
     metrics = {"loss": float("nan"), "lr": args.lr}
     ends: list[float] = []
-    train_start = last_log = time.perf_counter()
+    train_start = time.perf_counter()
+    log = {"start": train_start, "last": train_start, "every_s": args.log_every_s, "batch": batch, "skip": args.skip_steps}
     while True:
         elapsed = time.perf_counter() - train_start
         if elapsed >= args.budget_s or (schedule.total is not None and step >= schedule.total):
@@ -162,26 +146,13 @@ def main(argv=None) -> dict:
             schedule.total = max(step + 1, step + int((args.budget_s - elapsed) / step_s))
             print(f"timing: {step_s * 1e3:.1f} ms/step -> {schedule.total} steps "
                   f"({schedule.total / steps_per_epoch:.2f} epochs) in {args.budget_s:g} s", flush=True)
-        if epoch_pos == steps_per_epoch:
-            order = torch.randperm(n_train, device=device, generator=generator)
-            epoch_pos = 0
-        rows = order[epoch_pos * batch : (epoch_pos + 1) * batch]
-        epoch_pos += 1
+        rows = next(batches)
         labels = train_labels[rows] if loss.uses_labels else None
         metrics = train_step(model, channels_last_views, train_images[rows], loss_fn, optimizer, scheduler,
                              autocast_dtype=autocast_dtype, labels=labels)
         step += 1
-        now = time.perf_counter()
-        ends.append(now)
-        if not math.isfinite(metrics["loss"]):
-            raise SystemExit(f"loss is {metrics['loss']} at step {step}")
-        if now - last_log >= args.log_every_s:
-            last_log = now
-            rate = batch / steady_step_s(ends, args.skip_steps) if len(ends) > 1 else float("nan")
-            print(f"step {step} epoch {step / steps_per_epoch:.2f} loss {metrics['loss']:.4f} "
-                  f"{rate:,.0f} images/s, {now - train_start:.0f} s", flush=True)
+        step_done(ends, metrics, step, log, f"step {step} epoch {step / steps_per_epoch:.2f} loss {metrics['loss']:.4f}")
     train_s = time.perf_counter() - train_start
-    step_s = steady_step_s(ends, args.skip_steps) if len(ends) > 1 else train_s / max(1, step)
 
     t0 = time.perf_counter()
     finetuned_top1 = knn(model.embedder)
@@ -190,35 +161,18 @@ def main(argv=None) -> dict:
 
     result = {
         "benchmark": "efficientnet_lite0_finetune_cifar10_knn",
-        "device": device_name,
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
+        **run_facts(device_name),
         "image_size": args.image_size,
         "objective": args.objective,
         "freeze_stages": args.freeze_stages,
         "backbone_lr_mult": args.backbone_lr_mult,
-        "batch": batch,
-        "budget_s": args.budget_s,
-        "n_train": n_train,
-        "n_test": int(test_images.shape[0]),
-        "steps": step,
-        "epochs": round(step * batch / n_train, 2),
-        "train_s": round(train_s, 1),
-        "images_per_s": round(batch / step_s, 1),
-        "step_ms": round(step_s * 1e3, 2),
+        **training_facts(batch, args, n_train, int(test_images.shape[0]), step, train_s, ends),
         "final_loss": round(metrics["loss"], 4),
         "pretrained_knn_top1": round(pretrained_top1, 4),
         "knn_top1": round(finetuned_top1, 4),
-        "knn_k": args.knn_k,
-        "knn_t": args.knn_t,
-        "peak_mem_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if on_gpu else None,
-        "load_s": round(load_s, 1),
-        "eval_s": round(eval_s + pretrained_eval_s, 1),
+        **evaluation_facts(args, device, load_s, eval_s + pretrained_eval_s),
     }
-    line = json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()})
-    if args.json_out:
-        Path(args.json_out).write_text(line + "\n")
-    print(line, flush=True)
+    write_result(result, args.json_out)
     return result
 
 

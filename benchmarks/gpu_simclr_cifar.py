@@ -162,16 +162,141 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+# --- what both CIFAR benchmarks share (gpu_finetune_cifar.py imports these) ----------------------
+
+def add_common_args(p: argparse.ArgumentParser, *, budget_s: float, timing_steps: int, skip_steps: int, knn_k: int,
+                    knn_t: float, eval_batch: int, log_every_s: float) -> None:
+    """The flags both benchmarks take (data, device, budget, timing, kNN evaluation, output),
+    with each benchmark's own defaults."""
+    p.add_argument("--data", default=str(REPO / ".device_data" / "cifar10"), help="folder of CIFAR-10 tar shards")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--budget-s", type=float, default=budget_s, help="training wall-clock budget (s)")
+    p.add_argument("--limit", type=int, default=None, help="keep only N train images (smoke tests)")
+    p.add_argument("--test-limit", type=int, default=None, help="test images kept (default: all, or limit//5 with --limit)")
+    p.add_argument("--timing-steps", type=int, default=timing_steps, help="steps timed before the schedule length is fixed")
+    p.add_argument("--skip-steps", type=int, default=skip_steps, help="first steps left out of the throughput")
+    p.add_argument("--knn-k", type=int, default=knn_k)
+    p.add_argument("--knn-t", type=float, default=knn_t)
+    p.add_argument("--eval-batch", type=int, default=eval_batch)
+    p.add_argument("--workers", type=int, default=min(12, os.cpu_count() or 1), help="decode processes")
+    p.add_argument("--log-every-s", type=float, default=log_every_s)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json-out", default=None, help="also write the result JSON here")
+
+
+def parse_common(p: argparse.ArgumentParser, argv) -> argparse.Namespace:
+    args = p.parse_args(argv)
+    if args.test_limit is None and args.limit is not None:
+        args.test_limit = max(1, args.limit // 5)
+    return args
+
+
+def setup_device(args: argparse.Namespace) -> tuple[torch.device, bool, torch.dtype | None, str]:
+    """(device, on_gpu, autocast dtype, device name): seeded, cuDNN autotuning and TF32 on a GPU."""
+    device = torch.device(args.device)
+    on_gpu = device.type == "cuda"
+    if on_gpu and not torch.cuda.is_available():
+        raise SystemExit("--device cuda but torch.cuda.is_available() is False")
+    torch.manual_seed(args.seed)
+    if on_gpu:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    autocast_dtype = torch.bfloat16 if on_gpu else None
+    device_name = torch.cuda.get_device_name(device) if on_gpu else "cpu"
+    return device, on_gpu, autocast_dtype, device_name
+
+
+def load_on_device(args: argparse.Namespace, device: torch.device, **decode) -> tuple[dict, int, float]:
+    """CIFAR-10 decoded once, uint8 on the device for the whole run (train is 150 MB):
+    ({split: (images, labels)}, bad records, seconds)."""
+    t0 = time.perf_counter()
+    data, bad = load_cifar(args.data, args.limit, args.test_limit, args.workers, **decode)
+    on_device = {split: tuple(t.to(device) for t in data[split]) for split in ("train", "test")}
+    return on_device, bad, time.perf_counter() - t0
+
+
+def in_memory_format(views, memory_format):
+    """The views, both returned in `memory_format` (channels-last on a GPU)."""
+
+    def both(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        view1, view2 = views(images)
+        return view1.contiguous(memory_format=memory_format), view2.contiguous(memory_format=memory_format)
+
+    return both
+
+
+def epoch_batches(n_train: int, batch: int, device: torch.device, generator: torch.Generator):
+    """Row indices of each training batch, forever: a fresh permutation every epoch, the last
+    partial batch of each epoch dropped."""
+    while True:
+        order = torch.randperm(n_train, device=device, generator=generator)
+        for start in range(0, (n_train // batch) * batch, batch):
+            yield order[start : start + batch]
+
+
+def step_done(ends: list[float], metrics: dict, step: int, log: dict, progress: str) -> None:
+    """Record the step's end time (train_step read the loss with .item(), so it includes the
+    device's work), stop on a non-finite loss, and every log["every_s"] print `progress` with the
+    throughput so far and the seconds since log["start"]."""
+    now = time.perf_counter()
+    ends.append(now)
+    if not math.isfinite(metrics["loss"]):
+        raise SystemExit(f"loss is {metrics['loss']} at step {step}")
+    if now - log["last"] >= log["every_s"]:
+        log["last"] = now
+        rate = log["batch"] / steady_step_s(ends, log["skip"]) if len(ends) > 1 else float("nan")
+        print(f"{progress} {rate:,.0f} images/s, {now - log['start']:.0f} s", flush=True)
+
+
+def run_facts(device_name: str) -> dict:
+    return {"device": device_name, "torch": torch.__version__, "cuda": torch.version.cuda}
+
+
+def training_facts(batch: int, args: argparse.Namespace, n_train: int, n_test: int, steps: int, train_s: float,
+                   ends: list[float]) -> dict:
+    """The result's training part: sizes, steps, wall time and steady-state throughput."""
+    step_s = steady_step_s(ends, args.skip_steps) if len(ends) > 1 else (train_s / max(1, steps))
+    return {
+        "batch": batch,
+        "budget_s": args.budget_s,
+        "n_train": n_train,
+        "n_test": n_test,
+        "steps": steps,
+        "epochs": round(steps * batch / n_train, 2),
+        "train_s": round(train_s, 1),
+        "images_per_s": round(batch / step_s, 1),
+        "step_ms": round(step_s * 1e3, 2),
+    }
+
+
+def evaluation_facts(args: argparse.Namespace, device: torch.device, load_s: float, eval_s: float) -> dict:
+    """The result's tail: the kNN settings, peak device memory, load and evaluation seconds."""
+    return {
+        "knn_k": args.knn_k,
+        "knn_t": args.knn_t,
+        "peak_mem_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None,
+        "load_s": round(load_s, 1),
+        "eval_s": round(eval_s, 1),
+    }
+
+
+def write_result(result: dict, json_out: str | None) -> None:
+    """Print the result as one strict JSON line (a non-finite number, no step ran say, becomes
+    null), and write it to `json_out` too when given."""
+    line = json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()})
+    if json_out:
+        Path(json_out).write_text(line + "\n")
+    print(line, flush=True)
+
+
 # --- main ---------------------------------------------------------------------------------------
 
 def parse_args(argv=None) -> argparse.Namespace:
     ints = lambda text: tuple(int(x) for x in text.split(","))  # noqa: E731
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default=str(REPO / ".device_data" / "cifar10"), help="folder of CIFAR-10 tar shards")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--budget-s", type=float, default=360.0, help="training wall-clock budget (s)")
-    p.add_argument("--limit", type=int, default=None, help="keep only N train images (smoke tests)")
-    p.add_argument("--test-limit", type=int, default=None, help="test images kept (default: all, or limit//5 with --limit)")
+    add_common_args(p, budget_s=360.0, timing_steps=30, skip_steps=10, knn_k=200, knn_t=0.1, eval_batch=1024,
+                    log_every_s=30.0)
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--depths", type=ints, default=(2, 2, 2, 2))
     p.add_argument("--widths", type=ints, default=(64, 128, 256, 512))
@@ -181,18 +306,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=None, help="peak lr (default 0.06 * batch / 256)")
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--warmup-epochs", type=float, default=5.0, help="capped at 10%% of the steps that fit")
-    p.add_argument("--timing-steps", type=int, default=30, help="steps timed before the schedule length is fixed")
-    p.add_argument("--skip-steps", type=int, default=10, help="first steps left out of the throughput")
-    p.add_argument("--knn-k", type=int, default=200)
-    p.add_argument("--knn-t", type=float, default=0.1)
-    p.add_argument("--eval-batch", type=int, default=1024)
-    p.add_argument("--workers", type=int, default=min(12, os.cpu_count() or 1), help="decode processes")
-    p.add_argument("--log-every-s", type=float, default=30.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json-out", default=None, help="also write the result JSON here")
-    args = p.parse_args(argv)
-    if args.test_limit is None and args.limit is not None:
-        args.test_limit = max(1, args.limit // 5)
+    args = parse_common(p, argv)
     if len(args.depths) != len(args.widths):
         p.error("--depths and --widths need the same number of stages")
     return args
@@ -206,29 +320,15 @@ def main(argv=None) -> dict:
     from cl_core.training_step import train_step
     from cl_core.views import SimCLRViews
 
-    device = torch.device(args.device)
-    on_gpu = device.type == "cuda"
-    if on_gpu and not torch.cuda.is_available():
-        raise SystemExit("--device cuda but torch.cuda.is_available() is False")
-    torch.manual_seed(args.seed)
-    if on_gpu:
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    device, on_gpu, autocast_dtype, device_name = setup_device(args)
     memory_format = torch.channels_last if on_gpu else torch.contiguous_format
-    autocast_dtype = torch.bfloat16 if on_gpu else None
-    device_name = torch.cuda.get_device_name(device) if on_gpu else "cpu"
     print(
         f"device {device_name}, torch {torch.__version__} (cuda {torch.version.cuda}), python {sys.version.split()[0]}",
         flush=True,
     )
 
-    # Data: decoded once, uint8 on the device for the whole run (CIFAR-10 train is 150 MB).
-    t0 = time.perf_counter()
-    data, bad = load_cifar(args.data, args.limit, args.test_limit, args.workers)
-    train_images, train_labels = (t.to(device) for t in data["train"])
-    test_images, test_labels = (t.to(device) for t in data["test"])
-    load_s = time.perf_counter() - t0
+    data, bad, load_s = load_on_device(args, device)
+    (train_images, train_labels), (test_images, test_labels) = data["train"], data["test"]
     n_train = train_images.shape[0]
     print(f"data: {n_train} train, {test_images.shape[0]} test images, {bad} bad records, {load_s:.1f} s", flush=True)
 
@@ -241,9 +341,7 @@ def main(argv=None) -> dict:
         IMAGE_SIZE, 3, crop_scale=(0.08, 1.0), flip_p=0.5, jitter_strength=0.5, jitter_p=0.8, gray_p=0.2
     ).to(device)
 
-    def channels_last_views(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        view1, view2 = views(images)
-        return view1.contiguous(memory_format=memory_format), view2.contiguous(memory_format=memory_format)
+    channels_last_views = in_memory_format(views, memory_format)
 
     loss_fn = build_loss("ntxent", temperature=args.temperature, gather_distributed=False).to(device)
     # SGD + Nesterov momentum rather than AdamW: without LARS, this is the recipe with a known
@@ -264,13 +362,13 @@ def main(argv=None) -> dict:
     # wall clock after each step includes the GPU work.
     if on_gpu:
         torch.cuda.reset_peak_memory_stats(device)
-    generator = torch.Generator(device=device).manual_seed(args.seed)
-    step, epoch_pos, order = 0, steps_per_epoch, None
+    batches = epoch_batches(n_train, batch, device, torch.Generator(device=device).manual_seed(args.seed))
+    step = 0
     refined = False
     metrics = {"loss": float("nan"), "lr": lr}
     ends: list[float] = []  # wall clock at the end of each step
     train_start = time.perf_counter()
-    last_log = train_start
+    log = {"start": train_start, "last": train_start, "every_s": args.log_every_s, "batch": batch, "skip": args.skip_steps}
     while True:
         now = time.perf_counter()
         elapsed = now - train_start
@@ -290,26 +388,12 @@ def main(argv=None) -> dict:
                 if schedule.total is not None:
                     print(f"timing refined: {step_s * 1e3:.1f} ms/step -> {total} steps", flush=True)
             schedule.total = max(total, step + 1)
-        if epoch_pos == steps_per_epoch:
-            order = torch.randperm(n_train, device=device, generator=generator)
-            epoch_pos = 0
-        rows = order[epoch_pos * batch : (epoch_pos + 1) * batch]
-        epoch_pos += 1
-        metrics = train_step(model, channels_last_views, train_images[rows], loss_fn, optimizer, scheduler,
+        metrics = train_step(model, channels_last_views, train_images[next(batches)], loss_fn, optimizer, scheduler,
                              autocast_dtype=autocast_dtype)
         step += 1
-        now = time.perf_counter()
-        ends.append(now)
-        if not math.isfinite(metrics["loss"]):
-            raise SystemExit(f"loss is {metrics['loss']} at step {step}")
-        if now - last_log >= args.log_every_s:
-            last_log = now
-            rate = batch / steady_step_s(ends, args.skip_steps) if len(ends) > 1 else float("nan")
-            print(f"step {step} epoch {step / steps_per_epoch:.1f} loss {metrics['loss']:.4f} lr {metrics['lr']:.4f} "
-                  f"{rate:,.0f} images/s, {now - train_start:.0f} s", flush=True)
+        step_done(ends, metrics, step, log,
+                  f"step {step} epoch {step / steps_per_epoch:.1f} loss {metrics['loss']:.4f} lr {metrics['lr']:.4f}")
     train_s = time.perf_counter() - train_start
-    step_s = steady_step_s(ends, args.skip_steps) if len(ends) > 1 else (train_s / max(1, step))
-    images_per_s = batch / step_s
 
     # Cost of the augmentations alone (both views), for the record: they run on the device too.
     sample = train_images[:batch]
@@ -331,34 +415,16 @@ def main(argv=None) -> dict:
 
     result = {
         "benchmark": "simclr_cifar10_knn",
-        "device": device_name,
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
+        **run_facts(device_name),
         "depths": list(args.depths),
         "widths": list(args.widths),
-        "batch": batch,
-        "budget_s": args.budget_s,
-        "n_train": n_train,
-        "n_test": int(test_images.shape[0]),
-        "steps": step,
-        "epochs": round(step * batch / n_train, 2),
-        "train_s": round(train_s, 1),
-        "images_per_s": round(images_per_s, 1),
-        "step_ms": round(step_s * 1e3, 2),
+        **training_facts(batch, args, n_train, int(test_images.shape[0]), step, train_s, ends),
         "views_ms": round(views_ms, 2),
         "final_loss": round(metrics["loss"], 4),
         "knn_top1": round(top1, 4),
-        "knn_k": args.knn_k,
-        "knn_t": args.knn_t,
-        "peak_mem_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if on_gpu else None,
-        "load_s": round(load_s, 1),
-        "eval_s": round(eval_s, 1),
+        **evaluation_facts(args, device, load_s, eval_s),
     }
-    # Strict JSON: a non-finite number (no step ran, say) becomes null.
-    line = json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()})
-    if args.json_out:
-        Path(args.json_out).write_text(line + "\n")
-    print(line, flush=True)
+    write_result(result, args.json_out)
     return result
 
 
