@@ -55,6 +55,18 @@ EXTRA_ARGS=${EXTRA_ARGS:-}
 FT_EXTRA_ARGS=${FT_EXTRA_ARGS:-}
 export PYTHONUNBUFFERED=1
 
+# One CIFAR-10 benchmark: SCRIPT (in benchmarks/) BUDGET_S JSON_NAME (under $OUT) EXTRA_ARGS;
+# returns the script's exit status.
+cifar_benchmark() {
+    local script=$1 budget=$2 json=$3 extra=$4
+    local args=(--data "$DATA" --budget-s "$budget")
+    [ -n "$DEVICE" ] && args+=(--device "$DEVICE")
+    [ -n "${OUT:-}" ] && args+=(--json-out "$OUT/$json")
+    # shellcheck disable=SC2206  # the extra arguments are split into words on purpose
+    [ -n "$extra" ] && args+=($extra)
+    "$PYTHON" "benchmarks/$script" "${args[@]}"
+}
+
 check() {
     local start=$SECONDS tests_rc=0 bench_rc=0 ft_rc=0
     echo "== gpu_check $(date -u +%Y-%m-%dT%H:%M:%SZ) in $PWD"
@@ -101,22 +113,12 @@ PY
 
     if [[ " $CASES " == *" simclr "* ]]; then
         echo "== SimCLR CIFAR-10, budget ${BUDGET_S} s ($((SECONDS - start)) s)"
-        local args=(--data "$DATA" --budget-s "$BUDGET_S")
-        [ -n "$DEVICE" ] && args+=(--device "$DEVICE")
-        [ -n "${OUT:-}" ] && args+=(--json-out "$OUT/gpu_simclr.json")
-        # shellcheck disable=SC2206  # EXTRA_ARGS is split into words on purpose
-        [ -n "$EXTRA_ARGS" ] && args+=($EXTRA_ARGS)
-        "$PYTHON" benchmarks/gpu_simclr_cifar.py "${args[@]}" || bench_rc=$?
+        cifar_benchmark gpu_simclr_cifar.py "$BUDGET_S" gpu_simclr.json "$EXTRA_ARGS" || bench_rc=$?
     fi
 
     if [[ " $CASES " == *" finetune "* ]]; then
         echo "== EfficientNet-Lite0 fine-tuning CIFAR-10, budget ${FT_BUDGET_S} s ($((SECONDS - start)) s)"
-        local ft_args=(--data "$DATA" --budget-s "$FT_BUDGET_S")
-        [ -n "$DEVICE" ] && ft_args+=(--device "$DEVICE")
-        [ -n "${OUT:-}" ] && ft_args+=(--json-out "$OUT/gpu_finetune.json")
-        # shellcheck disable=SC2206  # FT_EXTRA_ARGS is split into words on purpose
-        [ -n "$FT_EXTRA_ARGS" ] && ft_args+=($FT_EXTRA_ARGS)
-        "$PYTHON" benchmarks/gpu_finetune_cifar.py "${ft_args[@]}" || ft_rc=$?
+        cifar_benchmark gpu_finetune_cifar.py "$FT_BUDGET_S" gpu_finetune.json "$FT_EXTRA_ARGS" || ft_rc=$?
     fi
 
     echo "== done in $((SECONDS - start)) s: gpu tests rc=$tests_rc, simclr rc=$bench_rc, finetune rc=$ft_rc"
