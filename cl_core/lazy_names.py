@@ -25,3 +25,9 @@ def lazy_names(package: str, homes: Mapping[str, str]) -> tuple[Callable[[str], 
         return sorted(set(namespace) | set(homes))
 
     return __getattr__, __dir__
+
+
+def lazy_exports(package: str, homes: Mapping[str, str]) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """`__all__` (the names of `homes`, sorted), `__getattr__` and `__dir__` of `package`, as
+    `lazy_names` makes them: all a package whose public names all load on first use needs."""
+    return sorted(homes), *lazy_names(package, homes)

@@ -20,7 +20,7 @@ then needs neither pyarrow's dataset reader nor torch.
 
 from __future__ import annotations
 
-from cl_core.lazy_names import lazy_names
+from cl_core.lazy_names import lazy_exports
 
 # Each public name -> the module of this package that defines it.
 _HOMES = {
@@ -50,6 +50,4 @@ _HOMES = {
     "IngestResult": "ingest_result",
 }
 
-__all__ = sorted(_HOMES)
-
-__getattr__, __dir__ = lazy_names(__name__, _HOMES)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _HOMES)

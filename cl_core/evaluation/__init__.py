@@ -9,7 +9,7 @@ summary and `clpipe compare` read, can be imported without torch or scikit-learn
 
 from __future__ import annotations
 
-from cl_core.lazy_names import lazy_names
+from cl_core.lazy_names import lazy_exports
 
 # Each public name -> the module of this package that defines it.
 _HOMES = {
@@ -23,6 +23,4 @@ _HOMES = {
     "uniformity": "alignment_uniformity",
 }
 
-__all__ = sorted(_HOMES)
-
-__getattr__, __dir__ = lazy_names(__name__, _HOMES)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _HOMES)

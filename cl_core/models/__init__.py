@@ -8,7 +8,7 @@ when a model or tokenizer is built.
 
 from __future__ import annotations
 
-from cl_core.lazy_names import lazy_names
+from cl_core.lazy_names import lazy_exports
 
 # Each public name -> the module of this package that defines it.
 _HOMES = {
@@ -31,6 +31,4 @@ _HOMES = {
     "resolve_text_encoder": "text",
 }
 
-__all__ = sorted(_HOMES)
-
-__getattr__, __dir__ = lazy_names(__name__, _HOMES)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _HOMES)
