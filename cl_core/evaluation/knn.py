@@ -9,16 +9,17 @@ exp(sim / T). InstDisc, MoCo, DINO and lightly all report this number (k=20 or 2
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
-from cl_core.evaluation.embeddings import ArrayLike, as_embeddings
+from cl_core.evaluation.embeddings import ArrayLike, as_embeddings, check_labels_shape, check_same_width
 
 
 def _as_labels(y: ArrayLike, name: str, length: int) -> torch.Tensor:
     y = torch.as_tensor(y).detach()
-    if y.dim() != 1 or y.shape[0] != length:
-        raise ValueError(f"{name} must be ({length},); got shape {tuple(y.shape)}")
+    check_labels_shape(y, name, length)
     if y.dtype.is_floating_point or y.dtype == torch.bool:
         raise ValueError(f"{name} must hold integer class ids; got dtype {y.dtype}")
     return y.long()
@@ -62,10 +63,7 @@ def knn_predict(
     labels = _as_labels(train_labels, "train_labels", bank.shape[0])
     if bank.shape[0] == 0:
         raise ValueError("train_embeddings is empty; kNN needs at least one labelled sample")
-    if queries.shape[1] != bank.shape[1]:
-        raise ValueError(
-            f"train and test embeddings differ in width: {bank.shape[1]} vs {queries.shape[1]}"
-        )
+    check_same_width(bank, queries, "train and test embeddings")
 
     device = bank.device
     dtype = torch.promote_types(bank.dtype, queries.dtype)
@@ -98,22 +96,18 @@ def knn_top1(
     train_labels: ArrayLike,
     test_embeddings: ArrayLike,
     test_labels: ArrayLike,
-    k: int = 20,
-    temperature: float = 0.07,
-    batch_size: int = 1024,
+    **knn_options: Any,
 ) -> float:
     """Top-1 accuracy in [0, 1] of the weighted kNN classifier of `knn_predict`.
 
     Args:
         train_embeddings: (N, D) float; train_labels: (N,) int.
         test_embeddings: (M, D) float; test_labels: (M,) int, M >= 1.
-        k, temperature, batch_size: as in `knn_predict`.
+        knn_options: k, temperature, batch_size, passed to `knn_predict` (its defaults apply).
     """
     m = torch.as_tensor(test_embeddings).shape[0]
     test_labels = _as_labels(test_labels, "test_labels", m).cpu()  # predictions come back on CPU
     if m == 0:
         raise ValueError("test_embeddings is empty; accuracy is undefined")
-    predicted = knn_predict(
-        train_embeddings, train_labels, test_embeddings, k, temperature, batch_size
-    )  # (M,)
+    predicted = knn_predict(train_embeddings, train_labels, test_embeddings, **knn_options)  # (M,)
     return (predicted == test_labels).double().mean().item()

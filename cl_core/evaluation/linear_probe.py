@@ -16,7 +16,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-ArrayLike = torch.Tensor | np.ndarray
+from cl_core.evaluation.embeddings import ArrayLike, check_labels_shape, check_same_width
 
 
 def _as_numpy(x: ArrayLike) -> np.ndarray:
@@ -39,8 +39,7 @@ def _features(x: ArrayLike, name: str) -> np.ndarray:
 
 def _labels(y: ArrayLike, name: str, length: int) -> np.ndarray:
     y = _as_numpy(y)
-    if y.ndim != 1 or y.shape[0] != length:
-        raise ValueError(f"{name} must be ({length},); got shape {y.shape}")
+    check_labels_shape(y, name, length)
     return y
 
 
@@ -83,10 +82,7 @@ def linear_probe_accuracy(
     test_x = _features(test_x, "test_x")
     train_y = _labels(train_y, "train_y", train_x.shape[0])
     test_y = _labels(test_y, "test_y", test_x.shape[0])
-    if train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(
-            f"train and test features differ in width: {train_x.shape[1]} vs {test_x.shape[1]}"
-        )
+    check_same_width(train_x, test_x, "train and test features")
     if test_x.shape[0] == 0:
         raise ValueError("test_x is empty; accuracy is undefined")
     if np.unique(train_y).size < 2:
