@@ -29,6 +29,7 @@ from flows import headline_metrics, plots, progress, recommender_evaluation, reg
 from flows.promotion_event import emit_promoted
 from flows.registry_errors import is_not_found
 from flows.run_description import PARENT_TAG, STAGE_TAG
+from flows.scored import PROTOCOL_KEYS, scored_result
 from flows.workspace import Workspace
 
 
@@ -59,34 +60,31 @@ def score_model(
     evaluated = image_protocol.evaluate_images(
         encoder, dataset, EvalConfig.model_validate(eval_cfg), ViewsConfig.model_validate(views_cfg),
         report=lambda done, total, text: progress.report("evaluate", done, total, "steps", text))
-    return {
-        "model_name": version.name,
-        "model_version": str(version.version),
-        "source_run_id": version.run_id,
-        "dataset": {"name": dataset.name, "version": dataset.version},
-        "split": evaluated["split"],
-        "primary_metric": evaluated["primary_metric"],
-        "metrics": evaluated["metrics"],
-        "baseline": evaluated["baseline"],
-        "map_points": evaluated["map_points"],
-        "test_labels": evaluated["test_labels"],
-    }
+    return scored_result(version, dataset, evaluated, (*PROTOCOL_KEYS, "map_points", "test_labels"))
+
+
+def _score_with(
+    score: Callable[[str, DatasetVersion, EvalConfig], dict[str, Any]],
+    model_ref: str, datasets_root: str, dataset_name: str, dataset_version: str | None, eval_cfg: dict,
+) -> dict[str, Any]:
+    """`score` (a modality's `score_*(model_ref, dataset, cfg)`) on the named dataset version."""
+    dataset = DatasetStore(Path(datasets_root)).resolve(dataset_name, dataset_version)
+    return score(model_ref, dataset, EvalConfig.model_validate(eval_cfg))
 
 
 @task(name="score-text-model")
 def score_text_model(
     model_ref: str, datasets_root: str, dataset_name: str, dataset_version: str | None, eval_cfg: dict
 ) -> dict[str, Any]:
-    dataset = DatasetStore(Path(datasets_root)).resolve(dataset_name, dataset_version)
-    return text_evaluation.score_text(model_ref, dataset, EvalConfig.model_validate(eval_cfg))
+    return _score_with(text_evaluation.score_text, model_ref, datasets_root, dataset_name, dataset_version, eval_cfg)
 
 
 @task(name="score-recommender")
 def score_recommender_model(
     model_ref: str, datasets_root: str, dataset_name: str, dataset_version: str | None, eval_cfg: dict
 ) -> dict[str, Any]:
-    dataset = DatasetStore(Path(datasets_root)).resolve(dataset_name, dataset_version)
-    return recommender_evaluation.score_recommender(model_ref, dataset, EvalConfig.model_validate(eval_cfg))
+    score = recommender_evaluation.score_recommender
+    return _score_with(score, model_ref, datasets_root, dataset_name, dataset_version, eval_cfg)
 
 
 def champion_score(model_ref: str, dataset: DatasetVersion, cfg: EvalConfig, metric: str) -> float:

@@ -15,6 +15,7 @@ from cl_core.datasets import DatasetVersion
 from cl_core.datasets.sources.interactions.data import load_interactions
 from cl_core.evaluation import ranking_protocol
 from flows import registry
+from flows.scored import scored_result
 
 
 def _embedder(model: Any) -> ranking_protocol.Embed:
@@ -26,16 +27,7 @@ def score_recommender(model_ref: str, dataset: DatasetVersion, cfg: EvalConfig) 
     """The metrics of a registered recommender and of the baselines on `dataset`'s test split."""
     model, version = registry.load_model(registry.ModelRef.parse(model_ref))
     evaluated = ranking_protocol.evaluate_recommender(_embedder(model), dataset, load_interactions(dataset), cfg)
-    return {
-        "model_name": version.name,
-        "model_version": str(version.version),
-        "source_run_id": version.run_id,
-        "dataset": {"name": dataset.name, "version": dataset.version},
-        "split": evaluated["split"],
-        "primary_metric": evaluated["primary_metric"],
-        "metrics": evaluated["metrics"],
-        "baseline": evaluated["baseline"],
-    }
+    return scored_result(version, dataset, evaluated)
 
 
 def primary_score(model_ref: str, dataset: DatasetVersion) -> float:

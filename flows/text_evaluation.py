@@ -13,6 +13,7 @@ from cl_core.config import EvalConfig
 from cl_core.datasets import DatasetVersion
 from cl_core.evaluation import text_protocol
 from flows import registry
+from flows.scored import scored_result
 
 
 def _embedder(model: Any) -> text_protocol.Embed:
@@ -36,16 +37,7 @@ def score_text(model_ref: str, dataset: DatasetVersion, cfg: EvalConfig) -> dict
     """Metrics of a registered text model and of the pretrained encoder it started from."""
     model, version = registry.load_model(registry.ModelRef.parse(model_ref))
     evaluated = text_protocol.evaluate_text(_embedder(model), dataset, cfg, _pretrained(model.unwrap_python_model()))
-    return {
-        "model_name": version.name,
-        "model_version": str(version.version),
-        "source_run_id": version.run_id,
-        "dataset": {"name": dataset.name, "version": dataset.version},
-        "split": evaluated["split"],
-        "metrics": evaluated["metrics"],
-        "baseline": evaluated["baseline"],
-        "primary_metric": evaluated["primary_metric"],
-    }
+    return scored_result(version, dataset, evaluated, ("split", "metrics", "baseline", "primary_metric"))
 
 
 def primary_score(model_ref: str, dataset: DatasetVersion, cfg: EvalConfig) -> tuple[str, float]:

@@ -1,0 +1,22 @@
+"""The result of scoring a registered model version on a dataset version: which model, which
+data, then what the modality's evaluation protocol returned."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cl_core.datasets import DatasetVersion
+
+# The keys every protocol's result holds, in the order a scored result lists them.
+PROTOCOL_KEYS = ("split", "primary_metric", "metrics", "baseline")
+
+
+def scored_result(version: Any, dataset: DatasetVersion, evaluated: dict[str, Any],
+                  keys: tuple[str, ...] = PROTOCOL_KEYS) -> dict[str, Any]:
+    """The model version (a registry ModelVersion) and dataset version, then `evaluated`'s `keys`."""
+    return {
+        "model_name": version.name,
+        "model_version": str(version.version),
+        "source_run_id": version.run_id,
+        "dataset": {"name": dataset.name, "version": dataset.version},
+    } | {key: evaluated[key] for key in keys}
