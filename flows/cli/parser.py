@@ -8,6 +8,7 @@ from pathlib import Path
 
 from flows.cli import embedding_commands, pipeline_commands, reading_commands, schedule_commands
 from flows.cli.overrides import one_column
+from flows.headline_metrics import PRIMARY
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -161,8 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "evaluation/export runs): name, objective, dataset version, headline metrics, "
                        "duration, registered version and aliases, best first. Reads the MLflow store only.")
     compare.add_argument("--experiment", help="experiment name (default: the one whose training run started last)")
+    primary = ", ".join(f"{metric} for {kind}" for kind, metric in PRIMARY.items())
     compare.add_argument("--metric", help="sort by this metric, e.g. eval.linear_probe (default: the modality's "
-                         "primary metric: eval.knn_top1 for images, eval.sts_spearman for text)")
+                         f"primary metric: {primary})")
     _common(compare)
 
     refresh = _command(commands, "refresh", pipeline_commands.REFRESH,
