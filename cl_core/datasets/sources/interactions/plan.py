@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from cl_core.config import INTERACTIONS_FORMATS, ColumnKey, SideTableSpec
 from cl_core.datasets.errors import IngestError
+from cl_core.datasets.sources.folder_files import folder_entries, no_files_error
 from cl_core.datasets.sources.text.readers import first_line, header_names, is_gzip, uncompressed_name
 
 # The format "auto" gives each extension; .csv is sniffed (a tab on line 1 means TSV), and
@@ -97,21 +98,14 @@ def format_of(path: Path, spec_format: str) -> str:
 def data_files(folder: Path, spec_format: str, skip: set[Path]) -> list[Path]:
     """A folder's interaction files, in name order: not subfolders, hidden files or `skip` (the
     side tables); with "auto" those with a known extension, else the format's extensions."""
-    try:
-        entries = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    except OSError as error:
-        raise IngestError(f"source {str(folder)!r} cannot be read: {error}") from error
+    entries = folder_entries(folder)
     wanted = AUTO_FORMATS if spec_format == "auto" else EXPLICIT_SUFFIXES[spec_format]
     files = [
         p for p in entries
         if _suffix(p) in wanted and p.resolve() not in skip and not (_suffix(p) == ".parquet" and is_gzip(p))
     ]
     if not files:
-        present = ", ".join(p.name for p in entries[:10]) or "nothing"
-        raise IngestError(
-            f"source {str(folder)!r} holds no {'/'.join(sorted(wanted))} interactions file for format "
-            f"{spec_format!r} (it holds {present})"
-        )
+        raise no_files_error(folder, f"{'/'.join(sorted(wanted))} interactions file", spec_format, entries)
     return files
 
 

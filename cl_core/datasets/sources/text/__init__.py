@@ -26,6 +26,7 @@ from pathlib import Path
 from cl_core.config import TEXT_FORMATS, TextSourceSpec
 from cl_core.datasets.errors import IngestError
 from cl_core.datasets.records import BadRecord, first_good
+from cl_core.datasets.sources.folder_files import folder_entries, no_files_error
 from cl_core.datasets.sources.text.fields import FilePlan
 from cl_core.datasets.sources.text.plan import plan_file, split_from_file_name
 from cl_core.datasets.sources.text.readers import READERS, first_line, is_gzip, uncompressed_name
@@ -87,10 +88,7 @@ def _format_of(path: Path, spec_format: str) -> str | None:
 
 
 def _folder_files(folder: Path, spec_format: str) -> list[Path]:
-    try:
-        entries = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    except OSError as error:
-        raise IngestError(f"source {str(folder)!r} cannot be read: {error}") from error
+    entries = folder_entries(folder)
     if spec_format == "auto":
         files = [p for p in entries if _listed(p, AUTO_FORMATS)]
         wanted = "/".join(sorted(AUTO_FORMATS))
@@ -101,11 +99,7 @@ def _folder_files(folder: Path, spec_format: str) -> list[Path]:
         wanted = "/".join(sorted(EXPLICIT_SUFFIXES[spec_format]))
         wanted += "/.txt" if spec_format in PLAIN_TEXT_FORMATS else ""
     if not files:
-        present = ", ".join(p.name for p in entries[:10]) or "nothing"
-        raise IngestError(
-            f"source {str(folder)!r} holds no {wanted} file for format {spec_format!r} "
-            f"(it holds {present})"
-        )
+        raise no_files_error(folder, f"{wanted} file", spec_format, entries)
     return files
 
 
