@@ -86,7 +86,7 @@ def refresh_table(model: dict[str, str], workspace: str, dataset_name: str, data
                   keep_snapshots: int, flow_run_id: str | None, engine: dict[str, Any] | None = None,
                   follows: str | None = None, snapshot_grace: float = DEFAULT_SNAPSHOT_GRACE_S) -> dict[str, Any]:
     """Under the table's lock: check the run is still what the table follows (`follows`, NAME@ALIAS,
-    and the dataset's LATEST), clear what a killed run left, decide, write."""
+    and the dataset's LATEST), decide, write (the writer first clears what a killed run left)."""
     logger = get_run_logger()
     ws = Workspace(Path(workspace))
     store = DatasetStore(ws.datasets)
@@ -96,9 +96,6 @@ def refresh_table(model: dict[str, str], workspace: str, dataset_name: str, data
     with table.lock():
         reason = superseded_reason(model, follows or followed_alias(model["name"]), dataset.name, dataset.version,
                                    store.resolve(dataset_name).version)
-        cleared = table.remove_leftovers()  # of runs killed before they published
-        if cleared:
-            logger.warning("reembed %s: removed what killed runs left: %s", table.path, ", ".join(cleared))
         current = table.current()
         if reason:
             logger.warning("reembed %s: superseded: %s", table.path, reason)

@@ -210,7 +210,7 @@ def write_incremental(
 
     Memory: the plan holds each side's row keys and content digests (16 bytes a row) and the
     dataset's key columns that are not the parent's to give (split, label, title); the vectors
-    are copied one parent row group at a time, so the parent is never read whole."""
+    are copied COPY_ROWS parent rows at a time, so the parent is never read whole."""
     dimension = parent.manifest.dimension
     keys = key_schema(dataset)
     schema = embedding_schema(dimension, keys)

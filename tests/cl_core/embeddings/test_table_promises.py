@@ -85,11 +85,12 @@ def test_a_reader_keeps_its_snapshot_through_three_publishes_within_the_grace(tm
 
 def test_a_snapshot_past_its_grace_is_pruned(tmp_path, ingest):
     dataset = ingest(range(6))
-    table = EmbeddingTable(tmp_path / "embeddings", "m", "d", snapshot_grace=0.5)
+    # 2 s: well above the fsyncs between a publish and its prune on a loaded disk.
+    table = EmbeddingTable(tmp_path / "embeddings", "m", "d", snapshot_grace=2.0)
     first = _export(table, dataset, keep=1)
     second = _export(table, dataset, keep=1)
     assert table.snapshot_ids() == [first.id, second.id]  # first superseded just now
-    time.sleep(0.6)
+    time.sleep(2.1)
     third = _export(table, dataset, keep=1)
     assert table.snapshot_ids() == [second.id, third.id]  # first past its grace; second superseded just now
 
