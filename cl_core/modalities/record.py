@@ -1,0 +1,70 @@
+"""What a modality is to the pipeline: one frozen record per kind of data, read wherever the
+pipeline used to ask "image, text or interactions?".
+
+A record holds its light facts as values (name, config defaults, the objective forms it offers,
+the primary metric, the model's input column) and names its heavy parts (the dataset schema, the
+model spec, the worker task, the embedding-row builder, the evaluation protocol, the source
+ingest) as "module:attribute" text, imported on first use by `Modality.part`. So reading the
+table loads neither torch nor pandas (the config validation reads it), and the parts, which
+import the lower layers of `cl_core`, can themselves read the table without an import cycle:
+the same rule as the objectives table (`cl_core.losses.objectives`)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PrimaryMetric:
+    """The promotion gate's metric: its key in an evaluation's `metrics`, its direction, and the
+    metric it falls back to when a split cannot give it (text without gold scores has no STS
+    correlation: MRR@10 of its pair retrieval)."""
+
+    name: str  # the key in the protocol's `metrics`, e.g. "knn_top1" (logged as "eval.knn_top1")
+    higher_is_better: bool = True
+    fallback: str | None = None  # the key used when `metrics` has no `name`
+
+    def choose(self, metrics: Mapping[str, float] | None = None) -> str:
+        """The gate's key for these metrics: `name`, else `fallback` when `metrics` lacks `name`."""
+        if metrics is None or self.name in metrics or self.fallback is None:
+            return self.name
+        return self.fallback
+
+    def beats(self, challenger: float, champion: float) -> bool:
+        """Whether the challenger's value is strictly better than the champion's (a tie keeps the champion)."""
+        return challenger > champion if self.higher_is_better else challenger < champion
+
+
+# The heavy parts a record names, as "module:attribute" (or "module" for a whole module).
+PARTS = ("schema", "spec", "task", "rows", "protocol", "ingest")
+
+
+@dataclass(frozen=True)
+class Modality:
+    name: str  # the `data.modality` value and a dataset manifest's `kind`
+    noun: str  # what a version holds, in messages: "images", "text", "interactions"
+    primary: PrimaryMetric
+    input_column: str  # the column the model embeds (the registered pyfunc's input)
+    forms: tuple[str, ...]  # how the objectives train this data (`cl_core.losses.objectives`)
+    # Config values for the sections a config leaves out, on top of the image-first defaults.
+    defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+    parts: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        unknown = set(self.parts) - set(PARTS)
+        if unknown:
+            raise ValueError(f"modality {self.name!r} names unknown parts {sorted(unknown)} (known: {PARTS})")
+
+    def part(self, name: str) -> Any:
+        """The part `name` (one of PARTS), imported on first use."""
+        try:
+            target = self.parts[name]
+        except KeyError:
+            raise LookupError(f"modality {self.name!r} has no {name!r} part") from None
+        module, _, attribute = target.partition(":")
+        loaded = importlib.import_module(module)
+        return getattr(loaded, attribute) if attribute else loaded
