@@ -12,6 +12,9 @@ takes as a DataFrame row: {"user": id, "history": [item ids], "features": {name:
 
 Ids of users and items may coincide ("1" is both a user and an item in MovieLens): a row is
 identified by (entity, id), `row_keys`.
+
+The rows interface of `cl_core.embeddings.image_rows`, but for the parts: the rows are built
+from the whole version (a user's history spans its parts), not one Parquet batch at a time.
 """
 
 from __future__ import annotations
@@ -36,12 +39,37 @@ INTERACTION_KEYS = pa.schema([
     pa.field("title", pa.string()),
     pa.field(CONTENT_SHA256, pa.string(), nullable=False),
 ])
+KEYS = INTERACTION_KEYS
 INPUT_COLUMN = "input"
+_NOT_FROM_PARTS = "users' and items' rows come from `input_batches`, not from the parts"
 
 
-def entity_count(dataset: DatasetVersion) -> int:
+def table_rows(dataset: DatasetVersion) -> int:
     """Rows the table holds for this version: its users plus its items."""
     return int(dataset.manifest["users"]) + int(dataset.manifest["items"])
+
+
+def key_batches(dataset: DatasetVersion, batch_size: int) -> Iterator[pa.RecordBatch]:
+    """The key columns of every user, then every item."""
+    yield from entity_batches(dataset, batch_size, with_input=False)
+
+
+def input_batches(dataset: DatasetVersion, batch_size: int, only_ids: pa.Array | None = None) -> Iterator[pa.RecordBatch]:
+    """The key columns plus the model's input of every user and item, or only of the rows whose
+    `row_keys` are in `only_ids`."""
+    yield from entity_batches(dataset, batch_size, with_input=True, only_keys=only_ids)
+
+
+def part_columns(dataset: DatasetVersion) -> list[str]:
+    raise TypeError(f"{dataset!r}: {_NOT_FROM_PARTS}")
+
+
+def part_ids(only_ids: pa.Array) -> pa.Array:
+    raise TypeError(_NOT_FROM_PARTS)
+
+
+def parts_rows(batch: pa.RecordBatch | pa.Table, only_ids: pa.Array | None = None) -> pa.Table:
+    raise TypeError(_NOT_FROM_PARTS)
 
 
 def row_keys(table: pa.Table | pa.RecordBatch) -> pa.Array:

@@ -16,6 +16,7 @@ IMAGE = Modality(
         "schema": "cl_core.datasets.records:IMAGE_SCHEMA",
         "spec": "cl_core.models.spec:ImageModelSpec",
         "task": "cl_core.tasks.image:ImageTask",
+        "rows": "cl_core.embeddings.image_rows",
         "protocol": "cl_core.evaluation.image_protocol",
     }),
 )

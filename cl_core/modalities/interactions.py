@@ -20,6 +20,7 @@ INTERACTIONS = Modality(
         "schema": "cl_core.datasets.sources.interactions.records:INTERACTIONS_SCHEMA",
         "spec": "cl_core.models.spec:TwoTowerModelSpec",
         "task": "cl_core.tasks.interactions:interactions_task",
+        "rows": "cl_core.embeddings.interaction_rows",
         "protocol": "cl_core.evaluation.ranking_protocol",
     }),
 )

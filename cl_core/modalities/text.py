@@ -21,6 +21,7 @@ TEXT = Modality(
         "schema": "cl_core.datasets.sources.text.records:TEXT_SCHEMA",
         "spec": "cl_core.models.spec:TextModelSpec",
         "task": "cl_core.tasks.text:TextTask",
+        "rows": "cl_core.embeddings.text_rows",
         "protocol": "cl_core.evaluation.text_protocol",
     }),
 )
