@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from cl_core.modalities.image import IMAGE
+from cl_core.modalities.interactions import INTERACTIONS
+from cl_core.modalities.text import TEXT
 from cl_core.models.backbones import SCRATCH_MEAN, SCRATCH_STD, get_backbone
 from cl_core.models.projection import ProjectionHead
 from cl_core.models.simclr import ImageEmbedder, SimCLRModel
@@ -49,7 +52,7 @@ class ImageModelSpec:
     `widths` and `stem_stride` shape the `resnet` backbone only. `pretrained`: training starts
     from the backbone's pretrained weights (and evaluation scores those weights too)."""
 
-    modality: ClassVar[str] = "image"
+    modality: ClassVar[str] = IMAGE.name
 
     channels: int
     image_size: int
@@ -132,7 +135,7 @@ class TextModelSpec:
     """A pretrained Hugging Face sentence encoder (mean pooling, optional projection), and the
     WiSE-FT weight its fine-tuned weights are registered with (cl_core/models/merge.py)."""
 
-    modality: ClassVar[str] = "text"
+    modality: ClassVar[str] = TEXT.name
 
     text_encoder: str
     max_length: int
@@ -174,7 +177,7 @@ class TwoTowerModelSpec:
     tower averages (the model takes any length; this is the one it was trained and is served
     with)."""
 
-    modality: ClassVar[str] = "interactions"
+    modality: ClassVar[str] = INTERACTIONS.name
 
     sizes: TwoTowerSizes
     feature_dim: int = 64
@@ -223,14 +226,12 @@ class TwoTowerModelSpec:
 
 
 ModelSpec = ImageModelSpec | TextModelSpec | TwoTowerModelSpec
-_BY_MODALITY: dict[str, type[ModelSpec]] = {
-    "image": ImageModelSpec, "text": TextModelSpec, "interactions": TwoTowerModelSpec,
-}
+_BY_MODALITY: dict[str, type[ModelSpec]] = {spec.modality: spec for spec in (ImageModelSpec, TextModelSpec, TwoTowerModelSpec)}
 
 
 def model_spec_from_dict(meta: Mapping[str, Any]) -> ModelSpec:
     """The spec a checkpoint's "model_meta" describes; image when it names no modality."""
-    modality = meta.get("modality", "image")
+    modality = meta.get("modality", ImageModelSpec.modality)
     if modality not in _BY_MODALITY:
         raise ValueError(f"model modality must be one of {sorted(_BY_MODALITY)}, got {modality!r}")
     return _BY_MODALITY[modality].from_dict(meta)

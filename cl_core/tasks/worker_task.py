@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from cl_core.config import PipelineConfig
+from cl_core.modalities import modality
 from cl_core.models.spec import ModelSpec
 
 
@@ -28,16 +29,8 @@ class WorkerTask(Protocol):
 
 
 def build_task(cfg: PipelineConfig, params: dict[str, Any], rank: int, world: int, device: torch.device) -> WorkerTask:
-    """The task for `cfg.data.modality`. `params` names the dataset: "dataset_root",
+    """The task for `cfg.data.modality`, the "task" part of its record. `params` names the dataset: "dataset_root",
     "dataset_name" and "dataset_version"."""
-    if cfg.data.modality == "text":
-        from cl_core.tasks.text import TextTask  # transformers loads only for text runs
-
-        return TextTask(cfg, params, rank, world, device)
-    if cfg.data.modality == "interactions":
-        from cl_core.tasks.interactions import interactions_task
-
-        return interactions_task(cfg, params, rank, world, device)
-    from cl_core.tasks.image import ImageTask
-
-    return ImageTask(cfg, params, rank, world, device)
+    # The record names its task as text: transformers loads only for text runs, the towers only
+    # for interactions.
+    return modality(cfg.data.modality).part("task")(cfg, params, rank, world, device)
