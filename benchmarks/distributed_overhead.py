@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cl_core.config import build_config
 from cl_core.datasets import DatasetStore
-from flows.train_launch import fit
+from flows.ray_edge.train_launch import fit
 
 from _common import shared_data, table
 

@@ -30,7 +30,7 @@ With `--engines` (issue 14, part 4) the run compares the two export engines inst
 same rows (default 100,000) and the same cores, in the order local, ray, local:
   local  write_full_snapshot in one process, torch on `--engine-threads` threads (default:
          every core);
-  ray    the `ray` engine (flows.ray_embed.RayEngine): Ray Data reads the parts, `--actors`
+  ray    the `ray` engine (flows.ray_edge.embed.RayEngine): Ray Data reads the parts, `--actors`
          actors (1 CPU and so 1 torch thread each; default 2) embed, write tasks write the
          parts, the driver adopts and publishes them. A local Ray is started before the clock
          starts (its start-up is printed apart); the actors' start-up and model load are timed.
@@ -69,7 +69,7 @@ def child(args: argparse.Namespace) -> None:
 
     from cl_core.datasets import DatasetStore, decode_images
     from cl_core.embeddings import EmbeddingTable, write_full_snapshot
-    from flows.image_pyfunc import ImageEmbeddingModel
+    from flows.mlflow_edge.image_pyfunc import ImageEmbeddingModel
 
     if args.child == "prepare":
         names = build_datasets(Path(args.store), [int(n) for n in args.name.split(",")])
@@ -81,7 +81,7 @@ def child(args: argparse.Namespace) -> None:
     dataset = DatasetStore(args.store).resolve(args.name)
     extra = {}
     if args.child == "ray":
-        from flows.ray_cluster import ensure_ray
+        from flows.ray_edge.cluster import ensure_ray
 
         ray_started = time.perf_counter()
         ensure_ray(None, logical_cpus=args.actors + 2)
@@ -102,7 +102,7 @@ def child(args: argparse.Namespace) -> None:
         if args.child == "ray":
             from functools import partial
 
-            from flows.ray_embed import RayEngine
+            from flows.ray_edge.embed import RayEngine
 
             embed = RayEngine(partial(load_bench_model, args.weights), actors=args.actors)
         table = EmbeddingTable(Path(args.target), "bench", dataset.name)
@@ -126,7 +126,7 @@ def load_bench_model(weights: str):
     import pandas as pd
     from safetensors.torch import load_file
 
-    from flows.image_pyfunc import ImageEmbeddingModel
+    from flows.mlflow_edge.image_pyfunc import ImageEmbeddingModel
 
     model = ImageEmbeddingModel().configure(ARCH, load_file(weights))
 

@@ -7,7 +7,7 @@ Data: the MNIST shards in ../shared/data/mnist (or $CLPIPE_SHARED_DATA/mnist), 7
 
 Rows measured, each in a fresh process (so that one's memory or Ray cannot help another):
   local engine   DatasetStore.ingest: one process reads, decodes every image, sorts, writes.
-  ray engine     flows.ray_ingest.ingest_with_ray on a local Ray of --cpus CPUs: read tasks,
+  ray engine     flows.ray_edge.ingest.ingest_with_ray on a local Ray of --cpus CPUs: read tasks,
                  decode in map_batches, group by bucket, each bucket sorted, hashed and written.
   plain Ray Data ray.data.read_webdataset(shards, decoder=None).write_parquet(folder): what a
                  user would write by hand; it validates nothing, dedups nothing, versions nothing.
@@ -51,7 +51,7 @@ def _child(mode: str, source: str, out: str, cpus: int) -> None:
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
         started = time.perf_counter()
         if mode == "ray":
-            from flows.ray_ingest import ingest_with_ray
+            from flows.ray_edge.ingest import ingest_with_ray
 
             rows = ingest_with_ray(DatasetStore(out), source, "bench").rows
         else:

@@ -97,7 +97,7 @@ def fine_tune(
 
 
 def blend(base: TextEmbedder, tuned: TextEmbedder, finetuned_weight: float) -> TextEmbedder:
-    """The encoder `model.finetuned_weight` registers (flows.registry.log_text_embedder)."""
+    """The encoder `model.finetuned_weight` registers (flows.mlflow_edge.registry.log_text_embedder)."""
     merged = copy.deepcopy(tuned)
     merged.load_state_dict(interpolate_weights(base.state_dict(), tuned.state_dict(), finetuned_weight, prefix="encoder."))
     return merged.eval()

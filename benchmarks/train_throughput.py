@@ -25,7 +25,7 @@ from cl_core.tasks import warmup_cosine
 from cl_core.tasks.image import load_shard
 from cl_core.training_step import train_step
 from cl_core.views import SimCLRViews
-from flows.train_launch import fit
+from flows.ray_edge.train_launch import fit
 
 from _common import shared_data, table
 

@@ -25,9 +25,11 @@ from cl_core.config import EvalConfig, ViewsConfig
 from cl_core.datasets import DatasetStore, DatasetVersion
 from cl_core.evaluation import image_protocol
 from cl_core.evaluation.primary import PRIMARY_METRICS
-from flows import headline_metrics, plots, progress, recommender_evaluation, registry, text_evaluation, tracking
-from flows.promotion_event import emit_promoted
-from flows.registry_errors import is_not_found
+from flows import plots, recommender_evaluation, text_evaluation
+from flows.mlflow_edge import headline_metrics, registry, tracking
+from flows.mlflow_edge.registry_errors import is_not_found
+from flows.prefect_edge import progress
+from flows.prefect_edge.promotion_event import emit_promoted
 from flows.run_description import PARENT_TAG, STAGE_TAG
 from flows.scored import PROTOCOL_KEYS, scored_result
 from flows.workspace import Workspace

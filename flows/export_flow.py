@@ -17,7 +17,7 @@ from cl_core.embeddings.engine import EmbedEngine
 from cl_core.embeddings.inputs import table_rows
 from cl_core.embeddings.table import DEFAULT_SNAPSHOT_GRACE_S
 from cl_core.embeddings.writer import Embed
-from flows import progress
+from flows.prefect_edge import progress
 from flows.table_runs import fail_table_run, load_embedder, log_table_run, prefect_flow_run_id, resolve_model, start_table_run
 from flows.workspace import Workspace
 
@@ -64,7 +64,7 @@ def table_engine(embed: Embed, model: dict[str, str], options: dict[str, Any]) -
     where each actor loads the same resolved version from this process's tracking URI (ray)."""
     if options.get("engine", "local") == "local":
         return embed
-    from flows.ray_embed import ray_engine
+    from flows.ray_edge.embed import ray_engine
 
     return ray_engine(model, mlflow.get_tracking_uri(), options, options.get("ray_address"))
 

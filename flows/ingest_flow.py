@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger, task
 from cl_core.config import DataConfig
 from cl_core.datasets import DatasetStore, InteractionsSourceSpec, TextSourceSpec
 from cl_core.datasets.sources.webdataset import MAX_MEMBER_BYTES
-from flows import progress
+from flows.prefect_edge import progress
 from flows.workspace import Workspace
 
 
@@ -51,7 +51,7 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
     progress.report("ingest", 0, limit, "records", f"reading {source}")
     store = DatasetStore(Path(datasets_root))
     if engine == "ray":
-        from flows.ray_ingest import ingest_with_ray
+        from flows.ray_edge.ingest import ingest_with_ray
 
         spec = TextSourceSpec.model_validate(text_spec) if text_spec is not None else None
         result = ingest_with_ray(store, source, name, text_spec=spec, max_bad_fraction=max_bad_fraction,

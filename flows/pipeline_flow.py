@@ -17,8 +17,8 @@ from prefect import flow
 from cl_core.config import PipelineConfig, load_config
 from flows.evaluate_flow import evaluate_flow
 from flows.ingest_flow import ingest_flow, source_specs
+from flows.mlflow_edge.registry import CHAMPION
 from flows.reembed_flow import reembed_flow
-from flows.registry import CHAMPION
 from flows.train_flow import train_flow
 
 

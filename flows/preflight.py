@@ -30,7 +30,7 @@ from cl_core.datasets.movielens import movielens_files
 if TYPE_CHECKING:
     from cl_core.datasets.dataset_version import DatasetVersion
 
-# Mirrors flows.registry.ModelRef, which imports mlflow and torch to parse a string.
+# Mirrors flows.mlflow_edge.registry.ModelRef, which imports mlflow and torch to parse a string.
 _REF = re.compile(r"^(?P<name>[^@/]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))?$")
 _SQLITE = "sqlite:///"
 _NO_VERSIONS = "no versions"
@@ -76,7 +76,7 @@ def check_dataset(datasets_root: Path, name: str, version: str | None = None) ->
 
 def check_model(tracking_uri: str, model_ref: str, default_alias: str | None = None) -> None:
     """NAME, NAME@ALIAS or NAME/VERSION names a registered model version; raises LookupError with
-    the message `flows.registry.ModelRef.resolve` gives. `default_alias` applies to a bare NAME
+    the message `flows.mlflow_edge.registry.ModelRef.resolve` gives. `default_alias` applies to a bare NAME
     (reembed follows "champion"); without it a bare NAME means its newest version."""
     match = _REF.match(model_ref.strip())
     if not match:
@@ -128,7 +128,7 @@ def _missing_in_client(tracking_uri: str, name: str, alias: str | None, version:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from flows.registry_errors import is_not_found
+    from flows.mlflow_edge.registry_errors import is_not_found
 
     client = MlflowClient(tracking_uri)
     try:

@@ -32,7 +32,8 @@ def recommend(workspace: Workspace, model_ref: str, user: str, k: int) -> dict[s
     import mlflow
     from mlflow import MlflowClient
 
-    from flows import preflight, registry
+    from flows import preflight
+    from flows.mlflow_edge import registry
 
     if k < 1:
         raise ValueError(f"-k must be >= 1, got {k}")

@@ -14,7 +14,7 @@ from cl_core.config import EvalConfig
 from cl_core.datasets import DatasetVersion
 from cl_core.datasets.sources.interactions.data import load_interactions
 from cl_core.evaluation import ranking_protocol
-from flows import registry
+from flows.mlflow_edge import registry
 from flows.scored import scored_result
 
 

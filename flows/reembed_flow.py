@@ -34,8 +34,9 @@ from cl_core.embeddings.incremental import (
     write_incremental,
 )
 from cl_core.embeddings.table import DEFAULT_SNAPSHOT_GRACE_S
-from flows import progress, registry
 from flows.export_flow import check_modality, engine_options, table_engine, written_summary
+from flows.mlflow_edge import registry
+from flows.prefect_edge import progress
 from flows.table_runs import fail_table_run, load_embedder, log_table_run, prefect_flow_run_id, resolve_model, start_table_run
 from flows.workspace import Workspace
 

@@ -13,7 +13,7 @@ from prefect import task
 from prefect.runtime import flow_run
 
 from cl_core.datasets import DatasetStore
-from flows import registry, tracking
+from flows.mlflow_edge import registry, tracking
 from flows.run_description import PARENT_TAG, STAGE_TAG
 
 

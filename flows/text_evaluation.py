@@ -12,7 +12,7 @@ import pandas as pd
 from cl_core.config import EvalConfig
 from cl_core.datasets import DatasetVersion
 from cl_core.evaluation import text_protocol
-from flows import registry
+from flows.mlflow_edge import registry
 from flows.scored import scored_result
 
 

@@ -13,7 +13,10 @@ from prefect import flow, get_run_logger, task
 
 from cl_core.config import PipelineConfig
 from cl_core.datasets import DatasetStore
-from flows import headline_metrics, registry, run_description, run_links, tracking, train_launch
+from flows import run_description
+from flows.mlflow_edge import headline_metrics, registry, tracking
+from flows.prefect_edge import run_links
+from flows.ray_edge import train_launch
 from flows.workspace import Workspace
 
 RESOLVED_CONFIG = "config/resolved.json"

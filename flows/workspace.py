@@ -32,7 +32,7 @@ class Workspace:
     datasets = _under_root("datasets")
     checkpoints = _under_root("checkpoints")
     embeddings = _under_root("embeddings")
-    logs = _under_root("logs", "One file per command run: Prefect's and Ray's output (flows/console.py).")
+    logs = _under_root("logs", "One file per command run: Prefect's and Ray's output (flows/prefect_edge/console.py).")
     mlflow_db = _under_root("mlflow.db")
     mlflow_artifacts = _under_root("mlartifacts")
     prefect_home = _under_root(".prefect")

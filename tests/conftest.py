@@ -177,7 +177,7 @@ def register_tiny_image_model(tracking_uri: str, name: str, artifacts: Path | No
 
     from cl_core.config import build_config
     from cl_core.models.spec import ImageModelSpec
-    from flows.registry import log_embedder, register
+    from flows.mlflow_edge.registry import log_embedder, register
 
     cfg = build_config(TINY_IMAGE_MODEL)
     spec = ImageModelSpec.from_config(cfg.model, cfg.data.image_size, channels=1)
@@ -202,7 +202,7 @@ def register_changed_image_model(name: str, version: str, seed: int | None = Non
     import mlflow
     import torch
 
-    from flows.registry import log_image_embedder, register
+    from flows.mlflow_edge.registry import log_image_embedder, register
 
     source = mlflow.MlflowClient().get_model_version(name, version)
     if seed is None:

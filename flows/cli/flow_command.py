@@ -78,10 +78,10 @@ def execute(args: argparse.Namespace, workspace: Workspace, cfg: PipelineConfig 
 
 
 def _console(args: argparse.Namespace, workspace: Workspace) -> AbstractContextManager:
-    """Progress on the console and the services' output in the run's log file (flows/console.py),
+    """Progress on the console and the services' output in the run's log file (flows/prefect_edge/console.py),
     or with --verbose everything on the console."""
     if args.verbose:
         return nullcontext()
-    from flows.console import quiet_run
+    from flows.prefect_edge.console import quiet_run
 
     return quiet_run(workspace.logs, args.command)

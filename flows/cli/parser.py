@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flows.cli import embedding_commands, pipeline_commands, reading_commands, schedule_commands
 from flows.cli.overrides import one_column
-from flows.headline_metrics import PRIMARY
+from flows.mlflow_edge.headline_metrics import PRIMARY
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = _command(commands, "serve", schedule_commands.serve,
                      "run the deployments (train, refresh, reembed-on-promotion) in this process",
-                     "Register the deployments of flows/deployments.py (the same ones prefect.yaml "
+                     "Register the deployments of flows/prefect_edge/deployments.py (the same ones prefect.yaml "
                      "defines) with this workspace and config on the Prefect server at PREFECT_API_URL and run "
                      "their scheduled and triggered runs here until stopped (Ctrl-C), which pauses their schedules.")
     serve.add_argument("--config", type=Path, help="YAML config the train and refresh runs read (default: the built-in digits)")
@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     schedule = _command(commands, "schedule", schedule_commands.schedule, "list the deployments, their schedules and next runs",
                         "From the Prefect API when PREFECT_API_URL is set (what is deployed, "
-                        "active or not, the scheduled runs); else from flows/deployments.py with a note.")
+                        "active or not, the scheduled runs); else from flows/prefect_edge/deployments.py with a note.")
     schedule.add_argument("--config", type=Path, help="YAML config the train and refresh runs read")
     _common(schedule)
 

@@ -34,6 +34,6 @@ def recommend(args: argparse.Namespace, workspace: Workspace) -> int:
 
 
 def compare(args: argparse.Namespace, workspace: Workspace) -> int:
-    from flows.compare import compare_command
+    from flows.mlflow_edge.compare import compare_command
 
     return compare_command(workspace.tracking_uri, args.experiment, args.metric, args.json)

@@ -1,4 +1,4 @@
-"""The commands over the deployments of flows/deployments.py: `schedule` lists them, `serve` runs
+"""The commands over the deployments of flows/prefect_edge/deployments.py: `schedule` lists them, `serve` runs
 them in this process against the Prefect server at PREFECT_API_URL."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def schedule(args: argparse.Namespace, workspace: Workspace) -> int:
     if isinstance(prepared, int):
         return prepared
     config_file, api_url = prepared
-    from flows.schedule_listing import format_schedules, list_schedules
+    from flows.prefect_edge.schedule_listing import format_schedules, list_schedules
 
     listed = list_schedules(str(workspace.root), config_file, api_url)
     print(json.dumps({"command": "schedule", **listed}, default=str) if args.json else format_schedules(listed))
@@ -53,7 +53,7 @@ def serve(args: argparse.Namespace, workspace: Workspace) -> int:
         return EXIT_USAGE
     from prefect import serve as serve_deployments
 
-    from flows.deployments import runner_deployments
+    from flows.prefect_edge.deployments import runner_deployments
 
     print(f"clpipe serve: workspace {workspace.root}, config {config_file or 'built-in defaults'}, API {api_url}", flush=True)
     serve_deployments(*runner_deployments(str(workspace.root), config_file))

@@ -16,7 +16,7 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
-from flows import headline_metrics
+from flows.mlflow_edge import headline_metrics
 from flows.run_description import STAGE_TAG
 
 

@@ -1,4 +1,4 @@
-"""Logging a trained two-tower recommender into MLflow as a pyfunc (`flows/recommender_pyfunc.py`).
+"""Logging a trained two-tower recommender into MLflow as a pyfunc (`flows/mlflow_edge/recommender_pyfunc.py`).
 
 Beside the weights it carries what it needs to embed users and items by their source ids
 without the dataset: the training version's id vocabularies, feature codecs and encoded side

@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 import cl_core
 from cl_core.models.backbones import get_backbone
 from cl_core.models.spec import ImageModelSpec, TextModelSpec, model_spec_from_dict
-from flows.registry_errors import is_not_found
+from flows.mlflow_edge.registry_errors import is_not_found
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
@@ -178,7 +178,7 @@ def log_embedder(training_state: dict[str, Any], dataset: Any = None) -> tuple[A
     trained on) a recommender; returns (ModelInfo, dimension)."""
     spec = model_spec_from_dict(training_state["model_meta"])
     if spec.modality == "interactions":
-        from flows.recommender_registry import log_recommender
+        from flows.mlflow_edge.recommender_registry import log_recommender
 
         if dataset is None:
             raise ValueError("a recommender is logged with the dataset version it was trained on")

@@ -31,7 +31,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from flows import progress
+from flows.prefect_edge import progress
 
 STARTING = "start"
 

@@ -1,9 +1,9 @@
 """Progress of the long steps (ingest, train, evaluate, export), reported by the flows to whoever
-shows it: the CLI's console (`flows.console`) listens; under a Prefect worker or a deployment
+shows it: the CLI's console (`flows.prefect_edge.console`) listens; under a Prefect worker or a deployment
 nobody does and a report costs one empty loop.
 
 Tasks run in the process that called the flow, so a report reaches the listener directly; the
-training epochs, which run in Ray workers, arrive through `flows.train_launch`'s watcher of the
+training epochs, which run in Ray workers, arrive through `flows.ray_edge.train_launch`'s watcher of the
 epoch file rank 0 writes (`EPOCHS_FILE`).
 """
 

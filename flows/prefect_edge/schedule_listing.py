@@ -1,6 +1,6 @@
 """`clpipe schedule`: the deployments, their schedules and next runs. From the Prefect API when a
 server is configured (what is deployed there, active or paused, and the runs its scheduler has
-created); otherwise from the table in flows/deployments.py, with the times its schedules would
+created); otherwise from the table in flows/prefect_edge/deployments.py, with the times its schedules would
 give."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flows.deployments import DeploymentSpec, deployment_table
+from flows.prefect_edge.deployments import DeploymentSpec, deployment_table
 
 NEXT_RUNS = 3
 NOT_DEPLOYED = "not deployed on this server: run `prefect deploy --all` in the repository root, or `clpipe serve`"
-FROM_TABLE = ("PREFECT_API_URL is not set: these are the schedules as defined (flows/deployments.py, prefect.yaml) "
+FROM_TABLE = ("PREFECT_API_URL is not set: these are the schedules as defined (flows/prefect_edge/deployments.py, prefect.yaml) "
               "and the times they would give; nothing runs them until they are deployed to a Prefect server")
 
 

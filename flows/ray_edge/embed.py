@@ -83,7 +83,7 @@ class RayEngine:
     """Embeds on a Ray Data actor pool of `actors` actors, `num_cpus` and `num_gpus` each; each
     actor calls `load()` once (`flows.table_runs.load_registered`: the concrete model version
     the driver resolved, from the driver's tracking URI). Joins `ray_address` (else
-    $RAY_ADDRESS, else starts a local Ray, `flows.ray_cluster.ensure_ray`)."""
+    $RAY_ADDRESS, else starts a local Ray, `flows.ray_edge.cluster.ensure_ray`)."""
 
     def __init__(self, load: Callable[[], tuple[Any, int, str]], *, actors: int = 2, num_cpus: float = 1.0,
                  num_gpus: float = 0.0, ray_address: str | None = None) -> None:
@@ -96,7 +96,7 @@ class RayEngine:
                    progress: Callable[[int], None] | None = None) -> pa.ChunkedArray:
         import ray
 
-        from flows.ray_cluster import ensure_ray
+        from flows.ray_edge.cluster import ensure_ray
 
         # A local Ray gets a CPU beyond the pool's for the read and write tasks: an actor pool
         # that holds every CPU leaves them none and the pipeline stalls.

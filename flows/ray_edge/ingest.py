@@ -36,7 +36,7 @@ from cl_core.datasets.sources.text import open_text_source
 from cl_core.datasets.sources.text.rows import TextRows
 from cl_core.datasets.sources.webdataset import MAX_MEMBER_BYTES
 from cl_core.datasets.version_id import BUCKETS
-from flows.ray_cluster import ensure_ray
+from flows.ray_edge.cluster import ensure_ray
 
 READ_BATCH_ROWS = 1024  # records per block a read task yields
 

@@ -19,9 +19,9 @@ from ray.train.torch import TorchTrainer
 
 from cl_core.config import PipelineConfig
 from cl_core.datasets import DatasetVersion
-from flows import progress
-from flows.ray_cluster import ensure_ray
-from flows.train_worker import CHECKPOINT_FILE, train_loop_per_worker
+from flows.prefect_edge import progress
+from flows.ray_edge.cluster import ensure_ray
+from flows.ray_edge.train_worker import CHECKPOINT_FILE, train_loop_per_worker
 
 
 @dataclass(frozen=True)

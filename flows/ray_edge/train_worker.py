@@ -1,6 +1,6 @@
 """The Ray Train worker loop: each worker trains on its shard, rank 0 logs and checkpoints.
 
-`train_loop_per_worker` receives a plain dict (see `flows.train_launch.fit`), so only
+`train_loop_per_worker` receives a plain dict (see `flows.ray_edge.train_launch.fit`), so only
 serialisable data crosses the Ray boundary. What is trained is a task from `cl_core.tasks`
 (`cl_core.tasks.image.ImageTask` or `cl_core.tasks.text.TextTask`, which run without Ray); this
 loop owns the optimizer, schedule, checkpoints, resume and MLflow logging for both.

@@ -8,7 +8,7 @@ against the installed versions so that an upgrade that changes it fails here, by
   names or switch `check_model` to `_missing_in_client`; until then a database the fast path
   cannot read is asked through `MlflowClient` (slower, same answers).
 - Prefect: `SubprocessASGIServer()` (the public constructor) returns the temporary server
-  Prefect's clients start, which `flows/console.py` stops; `APILogHandler.flush()` sends the
+  Prefect's clients start, which `flows/prefect_edge/console.py` stops; `APILogHandler.flush()` sends the
   queued logs (`flows/cli/teardown.py`). Both are public; the checks below say they still do that.
 """
 
@@ -86,7 +86,7 @@ class _Process:
 def test_the_console_stops_the_temporary_server_prefect_s_clients_start():
     from prefect.server.api.server import SubprocessASGIServer
 
-    from flows.console import _stop_temporary_prefect_server
+    from flows.prefect_edge.console import _stop_temporary_prefect_server
 
     server = SubprocessASGIServer()  # what prefect.client.orchestration.get_client starts
     assert SubprocessASGIServer() is server, "Prefect's temporary server is no longer one instance per port"

@@ -7,7 +7,8 @@ import pytest
 from mlflow import MlflowClient
 
 from cl_core.datasets import DatasetNotFoundError, DatasetStore, IngestError
-from flows import preflight, registry
+from flows import preflight
+from flows.mlflow_edge import registry
 from tests.conftest import clpipe
 
 

@@ -20,7 +20,8 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from flows import evaluate_flow, registry
+from flows import evaluate_flow
+from flows.mlflow_edge import registry
 
 
 class _Announcements(list):

@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 
 from cl_core.datasets import DatasetStore
 from cl_core.embeddings import EmbeddingTable, open_current
-from flows import registry
+from flows.mlflow_edge import registry
 from tests.conftest import (
     CLI_SERVICES,
     REPO,

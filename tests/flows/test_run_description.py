@@ -7,7 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from cl_core.config import load_config
-from flows import headline_metrics, run_description, run_links
+from flows import run_description
+from flows.mlflow_edge import headline_metrics
+from flows.prefect_edge import run_links
 
 
 def test_run_name_is_objective_dataset_and_utc_time():

@@ -21,7 +21,7 @@ from ray.util.state import list_actors
 
 from cl_core.datasets import DatasetStore
 from cl_core.embeddings import EmbeddingTable, write_full_snapshot
-from flows.ray_embed import WORKERS_FOLDER, RayEngine
+from flows.ray_edge.embed import WORKERS_FOLDER, RayEngine
 from flows.table_runs import load_embedder, load_registered
 from tests.conftest import register_tiny_image_model
 

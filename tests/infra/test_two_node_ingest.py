@@ -13,7 +13,7 @@ import ray
 from PIL import Image
 
 from cl_core.datasets import DatasetStore
-from flows.ray_ingest import ingest_with_ray
+from flows.ray_edge.ingest import ingest_with_ray
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

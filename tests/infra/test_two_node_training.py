@@ -1,6 +1,6 @@
 """Training spreads over a real two-node Ray cluster: infra/ray_local_cluster.sh starts two
 raylets on 127.0.0.1, an MLflow tracking server takes the metrics over HTTP, and
-`flows.train_launch.fit` joins the cluster by address with STRICT_SPREAD placement, so each node
+`flows.ray_edge.train_launch.fit` joins the cluster by address with STRICT_SPREAD placement, so each node
 runs one Ray Train worker. The cluster and the server are the package's (tests/infra/conftest.py),
 which stops both by pid and checks that no node process is left."""
 
@@ -13,7 +13,7 @@ from ray.util.state import list_actors
 
 from cl_core.config import build_config
 from cl_core.datasets import DatasetStore
-from flows.train_launch import fit
+from flows.ray_edge.train_launch import fit
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

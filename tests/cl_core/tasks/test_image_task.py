@@ -15,7 +15,7 @@ from cl_core.tasks.image import ImageTask, load_shard
 
 CPU = torch.device("cpu")
 # Every image objective, with the options its Ray fit used to exercise. Those whose Ray worker loop does something
-# across workers are also fit on Ray (tests/flows/test_objectives_train.py); a step here proves the rest train.
+# across workers are also fit on Ray (tests/flows/ray_edge/test_objectives_train.py); a step here proves the rest train.
 STEPPED_OBJECTIVES = [
     {"name": "ntxent", "mask_same_label": True},
     {"name": "dcl"},

@@ -48,7 +48,7 @@ def test_a_multiplier_of_one_keeps_the_single_group_of_before(digits_params):
 # One objective per way a worker step trains (cl_core/training_step.py): two views without labels
 # (SimCLR), two views with labels (SupCon), a momentum key encoder (MoCo; its queue holds whole
 # batches). The other two-view objectives differ from these only in the loss, and each of them
-# trains through Ray in tests/flows/test_objectives_train.py.
+# trains through Ray in tests/flows/ray_edge/test_objectives_train.py.
 OBJECTIVES = [{"name": "ntxent"}, {"name": "supcon"}, {"name": "moco", "queue_size": 8}]
 
 

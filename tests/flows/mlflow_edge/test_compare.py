@@ -9,8 +9,9 @@ import pytest
 from mlflow import MlflowClient
 
 from cl_core.config import load_config
-from flows import compare, run_description
+from flows import run_description
 from flows.cli import main
+from flows.mlflow_edge import compare
 
 
 def _training_run(client: MlflowClient, experiment_id: str, objective: str, metrics: dict[str, float]) -> str:

@@ -16,7 +16,7 @@ from PIL import Image
 from cl_core.config import build_config
 from cl_core.datasets import decode_images
 from cl_core.models.spec import ImageModelSpec
-from flows.registry import log_embedder
+from flows.mlflow_edge.registry import log_embedder
 
 SIZE = 48
 
@@ -88,7 +88,7 @@ def test_the_pretrained_starting_point_is_the_package_weights_with_the_same_prep
 
 
 def test_a_model_trained_from_scratch_has_no_pretrained_starting_point():
-    from flows.image_pyfunc import ImageEmbeddingModel
+    from flows.mlflow_edge.image_pyfunc import ImageEmbeddingModel
 
     spec = ImageModelSpec(1, 8, (1,), (8,))
     model = ImageEmbeddingModel().configure(spec.pyfunc_config(), spec.build().state_dict())

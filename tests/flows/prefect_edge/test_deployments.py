@@ -1,4 +1,4 @@
-"""The deployments table (flows/deployments.py) against prefect.yaml, Prefect's own schema and the
+"""The deployments table (flows/prefect_edge/deployments.py) against prefect.yaml, Prefect's own schema and the
 flows it names; `clpipe schedule` without a server; `clpipe serve` refusing without one."""
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ import pytest
 import yaml
 from prefect.cli.deploy._models import PrefectYamlModel
 
-from flows.deployments import REFRESH_SECONDS, WORK_POOL, deployment_table, prefect_yaml_document
-from flows.promotion_event import PROMOTED
-from flows.schedule_listing import list_schedules
+from flows.prefect_edge.deployments import REFRESH_SECONDS, WORK_POOL, deployment_table, prefect_yaml_document
+from flows.prefect_edge.promotion_event import PROMOTED
+from flows.prefect_edge.schedule_listing import list_schedules
 from tests.conftest import REPO, clpipe
 
 
 def test_prefect_yaml_is_generated_from_the_table():
     assert yaml.safe_load((REPO / "prefect.yaml").read_text()) == prefect_yaml_document(), \
-        "prefect.yaml is out of date: python -m flows.deployments > prefect.yaml"
+        "prefect.yaml is out of date: python -m flows.prefect_edge.deployments > prefect.yaml"
 
 
 def test_prefect_yaml_passes_prefects_schema():

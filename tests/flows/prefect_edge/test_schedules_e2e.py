@@ -25,7 +25,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from sklearn.datasets import load_digits
 
 from cl_core.embeddings import EmbeddingTable
-from flows.deployments import REFRESH_SECONDS, deployment_table
+from flows.prefect_edge.deployments import REFRESH_SECONDS, deployment_table
 from tests.conftest import REPO, clpipe, last_json
 from tests.services import postgres_database, prefect_server, stop
 

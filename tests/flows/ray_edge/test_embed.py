@@ -21,7 +21,7 @@ from cl_core.datasets import DatasetStore, ImageRecord
 from cl_core.datasets.sources.digits import read_digits
 from cl_core.embeddings import EmbeddingTable, write_full_snapshot
 from cl_core.embeddings.incremental import INCREMENTAL, write_incremental
-from flows.ray_embed import RayEngine, ray_engine
+from flows.ray_edge.embed import RayEngine, ray_engine
 from flows.table_runs import load_embedder
 from flows.workspace import Workspace
 from tests.conftest import register_tiny_image_model

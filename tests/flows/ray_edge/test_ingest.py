@@ -17,7 +17,7 @@ import ray
 from PIL import Image
 
 from cl_core.datasets import DatasetStore, IngestError, TextSourceSpec
-from flows.ray_ingest import ingest_with_ray
+from flows.ray_edge.ingest import ingest_with_ray
 from tests.conftest import clpipe, last_json
 
 pytestmark = pytest.mark.integration

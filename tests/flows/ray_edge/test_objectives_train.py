@@ -14,8 +14,8 @@ import torch
 from cl_core.config import build_config
 from cl_core.datasets import DatasetStore
 from cl_core.losses.two_view import MOMENTUM_OBJECTIVES, TWO_VIEW_OBJECTIVES
-from flows.ray_cluster import ensure_ray
-from flows.train_launch import TrainingOutcome, fit
+from flows.ray_edge.cluster import ensure_ray
+from flows.ray_edge.train_launch import TrainingOutcome, fit
 from tests.cl_core.tasks.test_image_task import STEPPED_OBJECTIVES
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
