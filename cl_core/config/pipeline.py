@@ -22,19 +22,18 @@ from cl_core.config.sections import (
     ViewsConfig,
 )
 from cl_core.losses.objectives import get_objective, objective_names
+from cl_core.modalities import MODALITIES, modality
+from cl_core.modalities.interactions import INTERACTIONS
+from cl_core.modalities.text import TEXT
 from cl_core.models.backbones import get_backbone
 
-# What text data trains with when the config leaves a field out (PipelineConfig._modality_defaults).
-TEXT_DEFAULTS = {
-    "loss": {"name": "mnrl", "temperature": 0.05},  # scale 20
-    "train": {"epochs": 1, "batch_size": 32, "lr": 2e-5, "weight_decay": 0.01, "warmup_epochs": 0},
-}
-# Interactions: the two towers train from scratch on (user, item) rows, many small steps per epoch.
-INTERACTIONS_DEFAULTS = {
-    "loss": {"name": "sampled_softmax", "temperature": 0.05},
-    "train": {"epochs": 10, "batch_size": 512, "lr": 2e-3, "weight_decay": 0.0, "warmup_epochs": 0},
-}
-MODALITY_DEFAULTS = {"text": TEXT_DEFAULTS, "interactions": INTERACTIONS_DEFAULTS}
+# What each kind of data trains with when the config leaves a field out (its record's `defaults`;
+# PipelineConfig._modality_defaults).
+MODALITY_DEFAULTS = {name: record.defaults for name, record in MODALITIES.items() if record.defaults}
+TEXT_DEFAULTS = TEXT.defaults
+INTERACTIONS_DEFAULTS = INTERACTIONS.defaults
+# What ingest.engine 'ray' ingests, in its refusal of the others.
+_RAY_INGESTS = " and ".join(record.noun for record in MODALITIES.values() if record.local_ingest_only is None)
 
 
 class PipelineConfig(_Section):
@@ -51,18 +50,17 @@ class PipelineConfig(_Section):
     @model_validator(mode="before")
     @classmethod
     def _modality_defaults(cls, raw: Any) -> Any:
-        # The defaults above are for training an image encoder from scratch (ntxent, lr 2e-3,
-        # 30 epochs); they would wreck a pretrained sentence encoder. Text data gets the usual
-        # fine-tuning settings (sentence-transformers') for every field the config leaves out,
-        # interactions the two-tower recommender's (MODALITY_DEFAULTS).
+        # The sections' defaults are for training an image encoder from scratch (ntxent, lr 2e-3,
+        # 30 epochs); they would wreck a pretrained sentence encoder. Other data gets its
+        # record's defaults for every field the config leaves out (MODALITY_DEFAULTS).
         if not isinstance(raw, dict):
             return raw
         data = raw.get("data")
-        modality = data.get("modality") if isinstance(data, dict) else getattr(data, "modality", None)
-        if modality not in MODALITY_DEFAULTS:
+        kind = data.get("modality") if isinstance(data, dict) else getattr(data, "modality", None)
+        if kind not in MODALITY_DEFAULTS:
             return raw
         filled = dict(raw)
-        for section, defaults in MODALITY_DEFAULTS[modality].items():
+        for section, defaults in MODALITY_DEFAULTS[kind].items():
             given = raw.get(section)
             if isinstance(given, BaseModel):
                 continue  # a validated section: its values were chosen already
@@ -76,15 +74,15 @@ class PipelineConfig(_Section):
             allowed = objective_names(self.data.modality)
             raise ValueError(f"loss.name {self.loss.name!r} does not train {self.data.modality} data; use one of {allowed}")
         objective.settle(self.loss.options, self.data.modality)
-        if self.data.modality == "image" and self.model.finetuned_weight != 1.0:
+        if modality(self.data.modality).image_backbone and self.model.finetuned_weight != 1.0:
             raise ValueError("model.finetuned_weight applies to pretrained text encoders, not to image backbones")
         return self
 
     @model_validator(mode="after")
     def _engine_fits_the_data(self) -> PipelineConfig:
-        if self.ingest.engine == "ray" and self.data.modality == "interactions":
-            raise ValueError("ingest.engine 'ray' ingests images and text; interactions are split by time over all "
-                             "their rows at once: use ingest.engine local")
+        why_local = modality(self.data.modality).local_ingest_only
+        if self.ingest.engine == "ray" and why_local is not None:
+            raise ValueError(f"ingest.engine 'ray' ingests {_RAY_INGESTS}; {why_local}: use ingest.engine local")
         if self.ingest.engine == "ray" and self.data.limit is not None:
             raise ValueError("data.limit keeps the first N good records in file order, which only ingest.engine "
                              "local reads; drop data.limit or use ingest.engine local")
@@ -92,14 +90,14 @@ class PipelineConfig(_Section):
 
     @model_validator(mode="after")
     def _image_size_fits_the_backbone(self) -> PipelineConfig:
-        if self.data.modality != "image":
+        record = modality(self.data.modality)
+        if not record.image_backbone:
             image_only = {"backbone": "resnet", "pretrained": None, "freeze_stages": 0, "freeze_bn": False}
             given = [f"model.{key}" for key, default in image_only.items() if getattr(self.model, key) != default]
-            trains = "text fine-tunes model.text_encoder" if self.data.modality == "text" else "the two towers train from scratch"
             if given:
-                raise ValueError(f"{', '.join(given)} applies to image backbones; {trains}")
-            if self.data.modality == "interactions" and self.train.backbone_lr_mult != 1.0:
-                raise ValueError("train.backbone_lr_mult applies to a pretrained part; the two towers train from scratch")
+                raise ValueError(f"{', '.join(given)} applies to image backbones; {record.trains}")
+            if not record.backbone_lr_mult and self.train.backbone_lr_mult != 1.0:
+                raise ValueError(f"train.backbone_lr_mult applies to a pretrained part; {record.trains}")
             return self
         backbone = get_backbone(self.model.backbone)
         if self.data.image_size < backbone.min_image_size:
@@ -114,7 +112,7 @@ class PipelineConfig(_Section):
         """The registered model's name: registry.model_name, else the dataset and what was
         trained on it (images: the objective, e.g. digits-moco; text: "text", whichever of the
         text objectives fine-tuned the encoder)."""
-        suffix = "text" if self.data.modality == "text" else self.loss.name
+        suffix = modality(self.data.modality).model_name_suffix or self.loss.name
         return self.registry.model_name or f"{self.data.name}-{suffix}"
 
     @property

@@ -20,10 +20,14 @@ from cl_core.losses.objectives import (
     get_objective,
     objective_names,
 )
+from cl_core.modalities import MODALITIES
+
+# One of the records' names ("image", "text", "interactions"), as pydantic names them in its error.
+ModalityName = Literal[tuple(MODALITIES)]  # type: ignore[valid-type]
 
 
 class DataConfig(_Section):
-    modality: Literal["image", "text", "interactions"] = "image"
+    modality: ModalityName = "image"
     source: str = "digits"
     name: str = Field("digits", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     version: str | None = None  # None = the latest ingested version

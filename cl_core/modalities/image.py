@@ -12,6 +12,7 @@ IMAGE = Modality(
     input_column="image",
     forms=("two_view", "momentum"),
     # The config's own defaults are image-first (ntxent, lr 2e-3, 30 epochs): nothing to add.
+    image_backbone=True,
     parts=MappingProxyType({
         "schema": "cl_core.datasets.records:IMAGE_SCHEMA",
         "spec": "cl_core.models.spec:ImageModelSpec",

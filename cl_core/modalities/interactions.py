@@ -16,6 +16,9 @@ INTERACTIONS = Modality(
         "loss": {"name": "sampled_softmax", "temperature": 0.05},
         "train": {"epochs": 10, "batch_size": 512, "lr": 2e-3, "weight_decay": 0.0, "warmup_epochs": 0},
     }),
+    backbone_lr_mult=False,
+    trains="the two towers train from scratch",
+    local_ingest_only="interactions are split by time over all their rows at once",
     parts=MappingProxyType({
         "schema": "cl_core.datasets.sources.interactions.records:INTERACTIONS_SCHEMA",
         "spec": "cl_core.models.spec:TwoTowerModelSpec",

@@ -52,6 +52,12 @@ class Modality:
     forms: tuple[str, ...]  # how the objectives train this data (`cl_core.losses.objectives`)
     # Config values for the sections a config leaves out, on top of the image-first defaults.
     defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+    # What the config's cross-section checks allow (`cl_core.config.PipelineConfig`):
+    image_backbone: bool = False  # model.backbone, pretrained, freeze_*, data.image_size apply; finetuned_weight does not
+    backbone_lr_mult: bool = True  # the model has a pretrained part for train.backbone_lr_mult to scale
+    trains: str = ""  # how its model trains, told to a config that sets a field it has no use for
+    local_ingest_only: str | None = None  # why ingest.engine 'ray' cannot ingest it; None: it can
+    model_name_suffix: str | None = None  # the registered model's default name ends with it, else with the loss name
     parts: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:

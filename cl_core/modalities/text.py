@@ -17,6 +17,9 @@ TEXT = Modality(
         "loss": {"name": "mnrl", "temperature": 0.05},  # scale 20
         "train": {"epochs": 1, "batch_size": 32, "lr": 2e-5, "weight_decay": 0.01, "warmup_epochs": 0},
     }),
+    trains="text fine-tunes model.text_encoder",
+    # Whichever text objective fine-tuned the encoder, it is the dataset's text model.
+    model_name_suffix="text",
     parts=MappingProxyType({
         "schema": "cl_core.datasets.sources.text.records:TEXT_SCHEMA",
         "spec": "cl_core.models.spec:TextModelSpec",
