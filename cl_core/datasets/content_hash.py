@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cl_core.datasets.dataset_version import DatasetVersion
+from cl_core.modalities.image import IMAGE
 
 CONTENT_SHA256 = "content_sha256"
 
@@ -36,7 +37,7 @@ def iter_image_batches(
     Read from the parts where ingest stored it (the image bytes are then read only when asked
     for); computed from the image bytes for versions ingested before the column existed.
     """
-    if dataset.kind != "image":
+    if dataset.kind != IMAGE.name:
         raise TypeError(f"{dataset!r} is a {dataset.kind} dataset; sentence hashes come from sentence_rows")
     wanted = [c for c in columns if c != CONTENT_SHA256]
     for path in dataset.files:

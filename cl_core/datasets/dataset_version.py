@@ -17,11 +17,11 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from cl_core.datasets.manifest import manifest_kind, read_manifest
-from cl_core.datasets.records import IMAGE_SCHEMA, SPLITS
-from cl_core.datasets.sources.interactions.records import ENTITIES, INTERACTIONS_SCHEMA
-from cl_core.datasets.sources.text.records import TEXT_SCHEMA
-
-SCHEMAS = {"image": IMAGE_SCHEMA, "text": TEXT_SCHEMA, "interactions": INTERACTIONS_SCHEMA}
+from cl_core.datasets.records import SPLITS
+from cl_core.datasets.sources.interactions.records import ENTITIES
+from cl_core.modalities import modality
+from cl_core.modalities.image import IMAGE
+from cl_core.modalities.interactions import INTERACTIONS
 
 
 def _check_split(split: str | None) -> None:
@@ -43,7 +43,8 @@ class DatasetVersion:
 
     Rows are stored in id order within each of the version id's buckets, buckets in order
     (`cl_core.datasets.version_id.bucket_order`), whichever engine ingested them; interactions
-    in their own order (`cl_core.datasets.sources.interactions.records`). `kind` is "image" or "text"; `channels` and
+    in their own order (`cl_core.datasets.sources.interactions.records`). `kind` is a modality name
+    (`cl_core.modalities`), its record naming the schema; `channels` and
     `class_names` are image attributes, `pairs` a text one. Code outside `cl_core.datasets`
     reads these properties, never the manifest dict.
     """
@@ -54,7 +55,7 @@ class DatasetVersion:
         self.name: str = self.manifest["name"]
         self.version: str = self.manifest["version"]
         self.files: list[Path] = [self.path / f for f in self.manifest["files"]]
-        self.schema: pa.Schema = SCHEMAS[self.kind]
+        self.schema: pa.Schema = modality(self.kind).part("schema")
 
     def __repr__(self) -> str:
         return f"DatasetVersion({self.name!r}, {self.version!r}, rows={self.num_rows()})"
@@ -72,7 +73,7 @@ class DatasetVersion:
             TypeError: this is not an interactions version.
             ValueError: `entity` is neither "users" nor "items".
         """
-        if self.kind != "interactions":
+        if self.kind != INTERACTIONS.name:
             raise TypeError(f"{self!r} is a {self.kind} dataset: it has no users or items table")
         if entity not in ENTITIES:
             raise ValueError(f"entity must be one of {ENTITIES}, got {entity!r}")
@@ -90,7 +91,7 @@ class DatasetVersion:
         Raises:
             TypeError: this is a text version.
         """
-        if self.kind != "image":
+        if self.kind != IMAGE.name:
             raise TypeError(f"{self!r} is a {self.kind} dataset: it has no image channels")
         return self.manifest["channels"]
 

@@ -52,6 +52,7 @@ from cl_core.datasets.records import SPLITS, BadRecord
 from cl_core.datasets.splits import split_for_id
 from cl_core.datasets.version_id import BUCKETS, combine, empty_bucket_digest
 from cl_core.durable_files import fsync_dir, replace_atomically
+from cl_core.modalities import modality
 
 if TYPE_CHECKING:
     from cl_core.datasets.buckets import BucketResult
@@ -350,7 +351,7 @@ class DatasetStore:
         if existing != kind:
             raise IngestError(
                 f"dataset {name!r} in {self.root} holds {existing} versions; ingest "
-                f"{'images' if kind == 'image' else kind} under another name"
+                f"{modality(kind).noun} under another name"
             )
 
     def _validate(self, records, rows, description: str, progress) -> list[BadRecord]:

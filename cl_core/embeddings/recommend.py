@@ -30,6 +30,7 @@ import pyarrow.dataset as ds
 from cl_core.datasets import DatasetVersion
 from cl_core.embeddings.errors import EmbeddingTableError
 from cl_core.embeddings.table import Snapshot
+from cl_core.modalities.interactions import INTERACTIONS
 
 BATCH_ROWS = 65_536  # item rows scored at a time: memory stays bounded whatever the catalogue's size
 
@@ -51,7 +52,7 @@ def interacted_items(datasets: Iterable[DatasetVersion], user: str) -> set[str]:
     in any split."""
     items: set[str] = set()
     for dataset in datasets:
-        if dataset.kind != "interactions":
+        if dataset.kind != INTERACTIONS.name:
             raise TypeError(f"{dataset!r} is a {dataset.kind} dataset: it has no users' interactions")
         rows = ds.dataset([str(f) for f in dataset.files], schema=dataset.schema, format="parquet")
         found = rows.to_table(columns=["item"], filter=pc.field("user") == str(user))

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from cl_core.datasets.dataset_version import DatasetVersion
 from cl_core.datasets.records import SPLITS
+from cl_core.modalities.interactions import INTERACTIONS
 
 
 class UnknownIdError(KeyError):
@@ -259,7 +260,7 @@ def load_interactions(dataset: DatasetVersion) -> InteractionData:
     Raises:
         TypeError: `dataset` is not an interactions version.
     """
-    if dataset.kind != "interactions":
+    if dataset.kind != INTERACTIONS.name:
         raise TypeError(f"{dataset!r} is a {dataset.kind} dataset, not an interactions one")
     users, items = _entities(dataset, "users"), _entities(dataset, "items")
     table = dataset.read()
