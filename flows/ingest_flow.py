@@ -16,16 +16,16 @@ from flows.workspace import Workspace
 
 
 def source_specs(data: DataConfig) -> dict[str, Any]:
-    """The `ingest_flow` arguments that say how to read `data.source`: its text or interactions
-    section as a plain dict, for the modality that reads one, and the tar member size limit."""
+    """The `ingest_flow` arguments that say how to read `data.source`: its validated text or
+    interactions section, for the modality that reads one, and the tar member size limit."""
     return {
-        "text_spec": data.text.model_dump(mode="json") if data.modality == "text" else None,
-        "interactions_spec": data.interactions.model_dump(mode="json") if data.modality == "interactions" else None,
+        "text_spec": data.text if data.modality == "text" else None,
+        "interactions_spec": data.interactions if data.modality == "interactions" else None,
         "max_member_bytes": data.max_member_bytes,
     }
 
 
-def _check_engine(engine: str, limit: int | None, interactions_spec: dict[str, Any] | None) -> None:
+def _check_engine(engine: str, limit: int | None, interactions_spec: InteractionsSourceSpec | None) -> None:
     """What the config validation says (`PipelineConfig`), for callers that pass plain arguments."""
     if engine not in ("local", "ray"):
         raise ValueError(f"ingest.engine must be 'local' or 'ray', got {engine!r}")
@@ -37,8 +37,8 @@ def _check_engine(engine: str, limit: int | None, interactions_spec: dict[str, A
 
 @task(name="ingest-source")
 def ingest_source(source: str, name: str, datasets_root: str, limit: int | None, max_bad_fraction: float,
-                  text_spec: dict[str, Any] | None = None,
-                  interactions_spec: dict[str, Any] | None = None,
+                  text_spec: TextSourceSpec | None = None,
+                  interactions_spec: InteractionsSourceSpec | None = None,
                   engine: str = "local", ray_address: str | None = None,
                   max_member_bytes: int = MAX_MEMBER_BYTES) -> dict[str, Any]:
     _check_engine(engine, limit, interactions_spec)
@@ -53,15 +53,12 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
     if engine == "ray":
         from flows.ray_edge.ingest import ingest_with_ray
 
-        spec = TextSourceSpec.model_validate(text_spec) if text_spec is not None else None
-        result = ingest_with_ray(store, source, name, text_spec=spec, max_bad_fraction=max_bad_fraction,
+        result = ingest_with_ray(store, source, name, text_spec=text_spec, max_bad_fraction=max_bad_fraction,
                                  ray_address=ray_address, max_member_bytes=max_member_bytes)
     elif text_spec is not None:
-        spec = TextSourceSpec.model_validate(text_spec)
-        result = store.ingest_text(source, name, spec, limit=limit, max_bad_fraction=max_bad_fraction, progress=records_read)
+        result = store.ingest_text(source, name, text_spec, limit=limit, max_bad_fraction=max_bad_fraction, progress=records_read)
     elif interactions_spec is not None:
-        spec = InteractionsSourceSpec.model_validate(interactions_spec)
-        result = store.ingest_interactions(source, name, spec, limit=limit, max_bad_fraction=max_bad_fraction,
+        result = store.ingest_interactions(source, name, interactions_spec, limit=limit, max_bad_fraction=max_bad_fraction,
                                            progress=records_read)
     else:
         result = store.ingest(source, name, limit=limit, max_bad_fraction=max_bad_fraction, progress=records_read,
@@ -82,12 +79,12 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
 
 @flow(name="ingest")
 def ingest_flow(source: str, name: str, workspace: str, limit: int | None = None, max_bad_fraction: float = 0.05,
-                text_spec: dict[str, Any] | None = None,
-                interactions_spec: dict[str, Any] | None = None,
+                text_spec: TextSourceSpec | None = None,
+                interactions_spec: InteractionsSourceSpec | None = None,
                 engine: str = "local", ray_address: str | None = None,
                 max_member_bytes: int = MAX_MEMBER_BYTES) -> dict[str, Any]:
     """Read `source` into dataset `name`: images from 'digits', a folder of tar shards or an
-    image folder; with `text_spec` (the `data.text` section as a dict, `TextSourceSpec.model_dump()`),
+    image folder; with `text_spec` (the validated `data.text` section, a `TextSourceSpec`),
     sentence pairs from a TSV/CSV/JSONL/Parquet file or a folder of them; with `interactions_spec`
     (`data.interactions`), user-item interactions and their side tables, or 'ml-100k'.
 

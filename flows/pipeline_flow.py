@@ -24,15 +24,15 @@ from flows.train_flow import train_flow
 
 @flow(name="clpipe-run")
 def pipeline_flow(
-    config: dict[str, Any], workspace: str, ray_address: str | None = None, config_file: str | None = None
+    config: PipelineConfig, workspace: str, ray_address: str | None = None, config_file: str | None = None
 ) -> dict[str, Any]:
-    cfg = PipelineConfig.model_validate(config)
-    data = cfg.data
+    """`config` is the validated config; each step gets it, or its section, as it is."""
+    cfg, data = config, config.data
     ingested = ingest_flow(data.source, data.name, workspace, limit=data.limit, max_bad_fraction=data.max_bad_fraction,
                            **source_specs(data), engine=cfg.ingest.engine, ray_address=ray_address)
     # Train on exactly the version this run ingested, not whatever is latest by then.
     pinned = cfg.model_copy(update={"data": data.model_copy(update={"version": ingested["version"]})})
-    trained = train_flow(pinned.model_dump(mode="json"), workspace, ray_address, config_file)
+    trained = train_flow(pinned, workspace, ray_address, config_file)
     evaluated = evaluate_flow(
         f"{trained['model_name']}/{trained['model_version']}", data.name, workspace, ingested["version"],
         cfg.eval.model_dump(mode="json"), cfg.views.model_dump(mode="json"),
@@ -49,4 +49,4 @@ def pipeline_flow(
 def pipeline_from_config(workspace: str, config_file: str | None = None, ray_address: str | None = None) -> dict[str, Any]:
     """`clpipe run --config FILE` as a deployment runs it: plain-string parameters (a config file
     path, read when the run starts, so edits to it apply to the next scheduled run)."""
-    return pipeline_flow(load_config(config_file).model_dump(mode="json"), workspace, ray_address, config_file)
+    return pipeline_flow(load_config(config_file), workspace, ray_address, config_file)

@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 from prefect import flow, get_run_logger, task
 
-from cl_core.config import PipelineConfig
+from cl_core.config import PipelineConfig, build_config
 from cl_core.datasets import DatasetStore
 from flows import run_description
 from flows.mlflow_edge import headline_metrics, registry, tracking
@@ -23,8 +23,9 @@ RESOLVED_CONFIG = "config/resolved.json"
 
 
 @task(name="resume-run", retries=2, retry_delay_seconds=2)
-def resume_run(run_id: str, workspace: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The config and dataset of an earlier training run, to continue it from its checkpoints."""
+def resume_run(run_id: str, workspace: str) -> PipelineConfig:
+    """The config of an earlier training run, pinned to its dataset version, to continue it from
+    its checkpoints. The logged resolved config is read back and validated here, once."""
     mlflow.set_tracking_uri(Workspace(Path(workspace)).tracking_uri)
     try:
         run = MlflowClient().get_run(run_id)
@@ -34,16 +35,16 @@ def resume_run(run_id: str, workspace: str) -> tuple[dict[str, Any], dict[str, A
         raise ValueError(f"run {run_id} is not a clpipe training run")
     if run.info.status == "FINISHED" and "checkpoint_dir" in run.data.params:
         raise ValueError(f"run {run_id} already finished and registered its model; nothing to resume")
-    config = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/{RESOLVED_CONFIG}")
-    dataset = {"name": run.data.tags["dataset.name"], "version": run.data.tags["dataset.version"]}
+    logged = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/{RESOLVED_CONFIG}")
+    config = build_config(logged, {"data.version": run.data.tags["dataset.version"]},
+                          origin=f"{RESOLVED_CONFIG} of run {run_id}")
     MlflowClient().update_run(run_id, status="RUNNING")
-    return config, dataset
+    return config
 
 
 @task(name="check-dataset")
-def check_dataset(cfg: dict[str, Any], datasets_root: str) -> dict[str, Any]:
+def check_dataset(config: PipelineConfig, datasets_root: str) -> dict[str, Any]:
     """Fail before Ray starts when the dataset is missing or smaller than one global batch."""
-    config = PipelineConfig.model_validate(cfg)
     dataset = DatasetStore(Path(datasets_root)).resolve(config.data.name, config.data.version)
     kind = dataset.kind
     if kind != config.data.modality:
@@ -77,8 +78,7 @@ def check_dataset(cfg: dict[str, Any], datasets_root: str) -> dict[str, Any]:
 
 
 @task(name="start-run", retries=2, retry_delay_seconds=2)
-def start_run(cfg: dict[str, Any], workspace: str, dataset: dict[str, Any], config_file: str | None) -> str:
-    config = PipelineConfig.model_validate(cfg)
+def start_run(config: PipelineConfig, workspace: str, dataset: dict[str, Any], config_file: str | None) -> str:
     ws = Workspace(Path(workspace))
     tracking.use_experiment(ws, config.experiment_name)
     version = DatasetStore(ws.datasets).resolve(dataset["name"], dataset["version"])
@@ -99,9 +99,8 @@ def start_run(cfg: dict[str, Any], workspace: str, dataset: dict[str, Any], conf
 
 @task(name="train-on-ray")
 def train_on_ray(
-    cfg: dict[str, Any], workspace: str, dataset: dict[str, Any], run_id: str, ray_address: str | None
+    config: PipelineConfig, workspace: str, dataset: dict[str, Any], run_id: str, ray_address: str | None
 ) -> dict[str, Any]:
-    config = PipelineConfig.model_validate(cfg)
     ws = Workspace(Path(workspace))
     version = DatasetStore(ws.datasets).resolve(dataset["name"], dataset["version"])
     started = time.perf_counter()
@@ -124,11 +123,10 @@ def train_on_ray(
 
 
 @task(name="register-model", retries=2, retry_delay_seconds=2)
-def register_model(cfg: dict[str, Any], run_id: str, checkpoint_dir: str, dataset: dict[str, Any],
+def register_model(config: PipelineConfig, run_id: str, checkpoint_dir: str, dataset: dict[str, Any],
                    datasets_root: str | None = None) -> dict[str, Any]:
     import torch
 
-    config = PipelineConfig.model_validate(cfg)
     state = torch.load(Path(checkpoint_dir) / train_launch.CHECKPOINT_FILE, map_location="cpu", weights_only=True)
     # A recommender carries its training version's ids, features and histories.
     version = DatasetStore(Path(datasets_root)).resolve(dataset["name"], dataset["version"]) if datasets_root else None
@@ -150,16 +148,16 @@ def register_model(cfg: dict[str, Any], run_id: str, checkpoint_dir: str, datase
 
 
 @flow(name="train")
-def train_flow(config: dict[str, Any] | None, workspace: str, ray_address: str | None = None,
+def train_flow(config: PipelineConfig | None, workspace: str, ray_address: str | None = None,
                config_file: str | None = None, resume_run_id: str | None = None) -> dict[str, Any]:
     """Train the configured model on the dataset's train split and register it as `challenger`.
 
     With `resume_run_id`, continue that run (its config, dataset and MLflow run) from its last
-    Ray Train checkpoint, e.g. after the driver died."""
+    Ray Train checkpoint, e.g. after the driver died. `config` is the validated config, handed on
+    as it is (a deployment's JSON parameter is validated into one by Prefect, from the type hint)."""
     ws = Workspace(Path(workspace)).create()
     if resume_run_id:
-        config, pinned = resume_run(resume_run_id, str(ws.root))
-        config["data"]["version"] = pinned["version"]
+        config = resume_run(resume_run_id, str(ws.root))
     dataset = check_dataset(config, str(ws.datasets))
     run_id = resume_run_id or start_run(config, str(ws.root), dataset, config_file)
     try:

@@ -1,8 +1,11 @@
 """Typed configuration of a pipeline run, parsed once at the edge from YAML and CLI flags.
 
 Every section forbids unknown keys and states its allowed ranges, so a typo or an impossible
-value fails here, naming the field, before any worker starts. Only plain dicts
-(`PipelineConfig.model_dump()`) cross process boundaries.
+value fails here, naming the field, before any worker starts. Validated once, the object itself
+travels: flows and tasks take the frozen `PipelineConfig` or one of its sections (`cfg.eval`,
+`cfg.views`, `cfg.export`, `cfg.data.text`), Ray Train's workers receive it pickled, and a
+deployment's JSON parameters become one when Prefect validates them against the flow's type hints,
+at that edge. `model_dump()` is output only: MLflow's params and the logged resolved config.
 
 The package, from the bottom up: `base` (ConfigError, the frozen section base, column keys),
 `text_source` and `interactions_source` (the source specs of `data.text` and

@@ -62,7 +62,7 @@ def _train(args: argparse.Namespace, workspace: Workspace, cfg: PipelineConfig |
     if args.resume:
         return train_flow(None, str(workspace.root), args.ray_address, None, resume_run_id=args.resume)
     config_file = str(args.config) if args.config else None
-    return train_flow(cfg.model_dump(mode="json"), str(workspace.root), args.ray_address, config_file)
+    return train_flow(cfg, str(workspace.root), args.ray_address, config_file)
 
 
 TRAIN = FlowCommand(_train_config, _check_train, _train)
@@ -104,7 +104,7 @@ def _run(args: argparse.Namespace, workspace: Workspace, cfg: PipelineConfig) ->
     from flows.pipeline_flow import pipeline_flow
 
     config_file = str(args.config) if args.config else None
-    summary = pipeline_flow(cfg.model_dump(mode="json"), str(workspace.root), args.ray_address, config_file)
+    summary = pipeline_flow(cfg, str(workspace.root), args.ray_address, config_file)
     summary["mlflow_ui"] = mlflow_ui_command(workspace)
     return summary
 

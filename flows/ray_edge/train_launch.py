@@ -55,7 +55,7 @@ def fit(
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
-            "config": cfg.model_dump(mode="json"),
+            "config": cfg,  # frozen: pickled to each worker as it is, not dumped and re-validated
             "dataset_root": str(dataset_root),
             "dataset_name": dataset.name,
             "dataset_version": dataset.version,

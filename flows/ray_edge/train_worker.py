@@ -1,7 +1,8 @@
 """The Ray Train worker loop: each worker trains on its shard, rank 0 logs and checkpoints.
 
-`train_loop_per_worker` receives a plain dict (see `flows.ray_edge.train_launch.fit`), so only
-serialisable data crosses the Ray boundary. What is trained is a task from `cl_core.tasks`
+`train_loop_per_worker` receives the dict `flows.ray_edge.train_launch.fit` builds: the run's
+validated, frozen `PipelineConfig` itself (Ray pickles it; nothing re-validates it here) and plain
+paths and ids. What is trained is a task from `cl_core.tasks`
 (`cl_core.tasks.image.ImageTask` or `cl_core.tasks.text.TextTask`, which run without Ray); this
 loop owns the optimizer, schedule, checkpoints, resume and MLflow logging for both.
 """
@@ -91,7 +92,7 @@ def _restore_rng(folder: Path, rank: int, cfg: PipelineConfig, epoch: int) -> No
 
 
 def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
-    cfg = PipelineConfig.model_validate(params["config"])
+    cfg: PipelineConfig = params["config"]
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
