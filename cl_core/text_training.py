@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from cl_core.losses.objectives import OBJECTIVES, objective_names
+from cl_core.modalities.text import TEXT
 from cl_core.training_step import optimizer_step
 
 
@@ -51,9 +52,9 @@ class TextExamples:
 def text_form(objective: str) -> str:
     """How `objective` trains text (cl_core.losses.objectives): "pairs", "scored_pairs" or
     "sentences"."""
-    form = OBJECTIVES[objective].trains.get("text") if objective in OBJECTIVES else None
+    form = OBJECTIVES[objective].trains.get(TEXT.name) if objective in OBJECTIVES else None
     if form is None:
-        raise ValueError(f"unknown text objective {objective!r}; use one of {objective_names('text')}")
+        raise ValueError(f"unknown text objective {objective!r}; use one of {objective_names(TEXT.name)}")
     return form
 
 

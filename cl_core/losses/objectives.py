@@ -1,12 +1,14 @@
 """The objectives a run can train with: one row per name, read by the config validation
 (`cl_core.config.LossConfig`), `build_loss`, `build_objective` and the two-view adapter.
 
-A row says which modalities the objective trains and how ("two_view": the loss of two augmented
-views of each image, `cl_core.losses.two_view`; "momentum": MoCo, with a momentum key encoder,
+A row names the forms the objective trains in ("two_view": the loss of two augmented views of
+each image, `cl_core.losses.two_view`; "momentum": MoCo, with a momentum key encoder,
 `cl_core.training_step.momentum_train_step`; "pairs", "scored_pairs", "sentences": the text
 batches of `cl_core.text_training`; "user_item": (user, item) interactions scored by the two
-towers of `cl_core.models.two_tower`, `cl_core.tasks.interactions`), the options of the `loss` config section it reads with their
-defaults and allowed ranges, and how its training loss module is built from them.
+towers of `cl_core.models.two_tower`, `cl_core.tasks.interactions`), the options of the `loss`
+config section it reads with their defaults and allowed ranges, and how its training loss module
+is built from them. Which modalities it trains follows from the forms: modality m in form f when
+f is among both the row's forms and m's record's (`cl_core.modalities`).
 
 Adding a loss: its file in this package (the loss, and its two-view / global-batch form if it
 needs one), then one row in OBJECTIVES below.
@@ -24,11 +26,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cl_core.losses.margin_choices import DISTANCES, MINING
+from cl_core.modalities import MODALITIES
 
 if TYPE_CHECKING:
     from torch import nn
 
-MODALITIES = ("image", "text", "interactions")
 TRIPLET_MINING = MINING[1:]  # the two-view form always mines
 
 # How a caller leaves each optional option out (the config's defaults). Setting one for an
@@ -52,15 +54,15 @@ _BOUNDS = {"gt": (">", operator.gt), "ge": (">=", operator.ge), "lt": ("<", oper
 @dataclass(frozen=True)
 class Option:
     """How an objective reads one option of the `loss` config: the value it trains with when the
-    option is left out, the values it allows (a bound is None when open), and on which of its
-    modalities it reads it."""
+    option is left out, the values it allows (a bound is None when open), and in which of its
+    forms it reads it (None: in all)."""
 
     default: Any = None
     gt: float | None = None
     ge: float | None = None
     lt: float | None = None
     choices: tuple[str, ...] | None = None
-    modalities: tuple[str, ...] = MODALITIES
+    forms: tuple[str, ...] | None = None
 
     @property
     def bounds(self) -> dict[str, float]:
@@ -77,13 +79,13 @@ class Option:
 
 
 TEMPERATURE = Option(gt=0.0)
-MASK_SAME_LABEL = Option(False, modalities=("image",))  # text masks duplicates by their text
+MASK_SAME_LABEL = Option(False, forms=("two_view",))  # text masks duplicates by their text
 USE_LABELS = Option(False)
 DISTANCE = Option("cosine", choices=DISTANCES)
 SYMMETRIC = Option(True)
 MOMENTUM = Option(ge=0.0, lt=1.0)
 QUEUE_SIZE = Option(ge=1)
-HARD_NEGATIVES = Option(0, ge=0, modalities=("text",))
+HARD_NEGATIVES = Option(0, ge=0, forms=("pairs",))
 
 @dataclass(frozen=True)
 class LossClass:
@@ -128,13 +130,14 @@ Build = Callable[[Mapping[str, Any], bool, int | None], "nn.Module"]
 
 @dataclass(frozen=True)
 class Objective:
-    """One objective: its name, how it trains each modality it serves (modality -> "two_view",
-    "momentum", "pairs", "scored_pairs", "sentences" or "user_item"), the options it reads, how its training
-    loss module is built, and the loss class `build_loss(name)` instantiates (None when the
-    objective is another loss used another way), imported when `loss` is first read."""
+    """One objective: its name, the forms it trains in ("two_view", "momentum", "pairs",
+    "scored_pairs", "sentences" or "user_item"; at most one of each modality's), the options it
+    reads, how its training loss module is built, and the loss class `build_loss(name)`
+    instantiates (None when the objective is another loss used another way), imported when
+    `loss` is first read."""
 
     name: str
-    trains: Mapping[str, str]
+    forms: tuple[str, ...]
     options: Mapping[str, Option]
     build: Build
     loss_class: LossClass | None = None
@@ -144,6 +147,11 @@ class Objective:
     @property
     def loss(self) -> type[nn.Module] | None:
         return None if self.loss_class is None else self.loss_class.load()
+
+    @property
+    def trains(self) -> Mapping[str, str]:
+        """How it trains each modality it serves: modality -> the form both offer."""
+        return {record.name: form for record in MODALITIES.values() for form in self.forms if form in record.forms}
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -160,7 +168,10 @@ class Objective:
     def reads(self, option: str, modality: str | None = None) -> bool:
         """Whether the objective reads `option` (on `modality` data; None: on any)."""
         spec = self.options.get(option)
-        return spec is not None and (modality is None or (modality in spec.modalities and modality in self.trains))
+        if spec is None or modality is None:
+            return spec is not None
+        form = self.trains.get(modality)
+        return form is not None and (spec.forms is None or form in spec.forms)
 
     def settle(self, values: Mapping[str, Any], modality: str | None = None) -> dict[str, Any]:
         """The options the objective trains with: each of `values` it reads (on `modality`)
@@ -200,37 +211,37 @@ def _scale(options: Mapping[str, Any]) -> float:
 
 OBJECTIVES: dict[str, Objective] = {objective.name: objective for objective in (
     Objective(
-        "ntxent", {"image": "two_view"}, {"temperature": TEMPERATURE, "mask_same_label": MASK_SAME_LABEL},
+        "ntxent", ("two_view",), {"temperature": TEMPERATURE, "mask_same_label": MASK_SAME_LABEL},
         lambda o, gather, dim: NTXENT(o["temperature"], gather, o["mask_same_label"]), NTXENT,
     ),
     Objective(
-        "dcl", {"image": "two_view"}, {"temperature": TEMPERATURE, "mask_same_label": MASK_SAME_LABEL},
+        "dcl", ("two_view",), {"temperature": TEMPERATURE, "mask_same_label": MASK_SAME_LABEL},
         lambda o, gather, dim: DCL(o["temperature"], gather, o["mask_same_label"]), DCL,
     ),
     Objective(
-        "supcon", {"image": "two_view"}, {"temperature": TEMPERATURE},
+        "supcon", ("two_view",), {"temperature": TEMPERATURE},
         lambda o, gather, dim: SUPCON(o["temperature"], gather), SUPCON, labels=True, stacked_views=True,
     ),
     Objective(
-        "mnrl", {"image": "two_view", "text": "pairs"},
+        "mnrl", ("two_view", "pairs"),
         {
             "temperature": TEMPERATURE, "symmetric": SYMMETRIC, "mask_same_label": MASK_SAME_LABEL,
-            "positive_min_score": Option(modalities=("text",)), "hard_negatives": HARD_NEGATIVES,
+            "positive_min_score": Option(forms=("pairs",)), "hard_negatives": HARD_NEGATIVES,
         },
         lambda o, gather, dim: MNRL(_scale(o), o["symmetric"], gather, o["mask_same_label"]),
         MNRL,
     ),
     Objective(
-        "clip", {"image": "two_view"}, {"temperature": TEMPERATURE, "learnable_temperature": Option(False)},
+        "clip", ("two_view",), {"temperature": TEMPERATURE, "learnable_temperature": Option(False)},
         lambda o, gather, dim: CLIP(o["temperature"], o["learnable_temperature"], gather_distributed=gather),
         CLIP,
     ),
     Objective(
-        "infonce", {"image": "two_view"}, {"temperature": TEMPERATURE, "mask_same_label": MASK_SAME_LABEL},
+        "infonce", ("two_view",), {"temperature": TEMPERATURE, "mask_same_label": MASK_SAME_LABEL},
         lambda o, gather, dim: IN_BATCH_INFONCE(o["temperature"], gather), INFONCE,
     ),
     Objective(
-        "triplet", {"image": "two_view"},
+        "triplet", ("two_view",),
         {
             "margin": Option(0.2, ge=0.0), "distance": DISTANCE, "mining": Option("semi_hard", choices=TRIPLET_MINING),
             "use_labels": USE_LABELS, "mask_same_label": MASK_SAME_LABEL,
@@ -239,28 +250,28 @@ OBJECTIVES: dict[str, Objective] = {objective.name: objective for objective in (
         TRIPLET,
     ),
     Objective(
-        "contrastive", {"image": "two_view"},
+        "contrastive", ("two_view",),
         {"margin": Option(0.5, gt=0.0), "distance": DISTANCE, "use_labels": USE_LABELS, "mask_same_label": MASK_SAME_LABEL},
         lambda o, gather, dim: TWO_VIEW_CONTRASTIVE(o["margin"], o["distance"], o["use_labels"], gather),
         PAIRWISE_CONTRASTIVE,
     ),
     Objective(
-        "moco", {"image": "momentum"},
+        "moco", ("momentum",),
         {"temperature": TEMPERATURE, "momentum": MOMENTUM, "queue_size": QUEUE_SIZE},
         lambda o, gather, dim: MOCO(o["temperature"], o["queue_size"], dim, gather), MOCO,
     ),
     # SimCSE is MNRL with each sentence as its own positive: one direction is the whole loss.
     Objective(
-        "simcse", {"text": "sentences"}, {"temperature": TEMPERATURE},
+        "simcse", ("sentences",), {"temperature": TEMPERATURE},
         lambda o, gather, dim: MNRL(_scale(o), False, gather),
     ),
     Objective(
-        "cosent", {"text": "scored_pairs"}, {"temperature": TEMPERATURE},
+        "cosent", ("scored_pairs",), {"temperature": TEMPERATURE},
         lambda o, gather, dim: COSENT(_scale(o), gather), COSENT,
     ),
     # In-batch softmax over the global batch's items with the logQ popularity correction.
     Objective(
-        "sampled_softmax", {"interactions": "user_item"}, {"temperature": TEMPERATURE},
+        "sampled_softmax", ("user_item",), {"temperature": TEMPERATURE},
         lambda o, gather, dim: SAMPLED_SOFTMAX(o["temperature"], gather), SAMPLED_SOFTMAX,
     ),
 )}

@@ -21,9 +21,10 @@ import torch
 from torch import nn
 
 from cl_core.losses.objectives import OBJECTIVES, objective_names
+from cl_core.modalities.image import IMAGE
 
-TWO_VIEW_OBJECTIVES = objective_names("image", "two_view")
-MOMENTUM_OBJECTIVES = objective_names("image", "momentum")
+TWO_VIEW_OBJECTIVES = objective_names(IMAGE.name, "two_view")
+MOMENTUM_OBJECTIVES = objective_names(IMAGE.name, "momentum")
 
 
 class TwoViewObjective(nn.Module):
@@ -66,7 +67,7 @@ class TwoViewObjective(nn.Module):
     ) -> None:
         super().__init__()
         objective = OBJECTIVES.get(name)
-        form = objective.trains.get("image") if objective is not None else None
+        form = objective.trains.get(IMAGE.name) if objective is not None else None
         if form == "momentum":
             raise ValueError(
                 f"loss {name!r} needs a momentum key encoder, so it is not a two-view objective: train it with "
@@ -80,7 +81,7 @@ class TwoViewObjective(nn.Module):
         settled = objective.settle({
             "temperature": temperature, "mask_same_label": mask_same_label,
             "learnable_temperature": learnable_temperature, **options,
-        }, "image")
+        }, IMAGE.name)
         self.name = name
         self.loss = objective.build(settled, gather_distributed, None)
         self.stacked_views = objective.stacked_views
