@@ -15,14 +15,18 @@ from typing import Any
 from cl_core.datasets.layout import MANIFEST_FILE
 from cl_core.datasets.records import SPLITS
 from cl_core.durable_files import write_durably
+from cl_core.modalities import MODALITIES
+from cl_core.modalities.image import IMAGE
+from cl_core.modalities.interactions import INTERACTIONS
+from cl_core.modalities.text import TEXT
 
 SCHEMA_VERSION = 1  # "kind" was added without a bump: old manifests stay readable as images
-KINDS = ("image", "text", "interactions")
+KINDS = tuple(MODALITIES)
 
 
 def manifest_kind(manifest: dict[str, Any]) -> str:
     """The manifest's kind; one without "kind" predates text datasets, so it is an image one."""
-    return manifest.get("kind", "image")
+    return manifest.get("kind", IMAGE.name)
 
 
 class ImageStats:
@@ -85,7 +89,7 @@ def build_manifest(
         "distinct_image_sizes": len(stats.sizes),
         "quarantined": quarantined,
         "files": files,
-        "kind": "image",
+        "kind": IMAGE.name,
         "schema_version": SCHEMA_VERSION,
     }
 
@@ -162,7 +166,7 @@ def build_text_manifest(
         "rows_with_negatives": stats.with_negatives,
         "quarantined": quarantined,
         "files": files,
-        "kind": "text",
+        "kind": TEXT.name,
         "schema_version": SCHEMA_VERSION,
     }
 
@@ -196,7 +200,7 @@ def build_interactions_manifest(
         "quarantined_by_table": quarantined,  # interactions, users, items
         "quarantined_by_cause": quarantined_by_cause,  # {table: {"bad timestamp": 2, ...}}
         "files": files,  # the interactions; the users and items tables are under "entities"
-        "kind": "interactions",
+        "kind": INTERACTIONS.name,
         "schema_version": SCHEMA_VERSION,
     }
 

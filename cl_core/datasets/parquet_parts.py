@@ -18,9 +18,9 @@ _IMAGE_COMPRESSION = {
 
 def _compression(table: pa.Table) -> str | dict[str, str]:
     # A per-column dict names Parquet leaf columns ("negatives.list.element" for a list) and
-    # leaves unnamed ones uncompressed, so it is used only for the flat image table; one codec
-    # for every column covers the text table, nested negatives included.
-    return _IMAGE_COMPRESSION if "image" in table.column_names else "zstd"
+    # leaves unnamed ones uncompressed, so it is used only for the flat image table, the one whose
+    # every column it names; one codec for every column covers the others, nested negatives included.
+    return _IMAGE_COMPRESSION if set(table.column_names) <= set(_IMAGE_COMPRESSION) else "zstd"
 
 
 def write_parts(

@@ -24,6 +24,7 @@ from cl_core.evaluation.knn import knn_top1
 from cl_core.evaluation.linear_probe import linear_probe_accuracy
 from cl_core.evaluation.primary import primary_metric
 from cl_core.evaluation.projection_2d import project_2d
+from cl_core.modalities.image import IMAGE
 from cl_core.views import SimCLRViews
 
 RAW_PIXELS_MAX_SIZE = 32  # the raw-pixel baseline's largest side
@@ -126,7 +127,7 @@ def evaluate_images(encoder: ImageEncoder, dataset: DatasetVersion, cfg: EvalCon
     metrics["uniformity"] = uniformity(torch.from_numpy(test_x))
     return {
         "split": SPLIT,
-        "primary_metric": primary_metric("image", metrics),
+        "primary_metric": primary_metric(IMAGE.name, metrics),
         "metrics": {key: float(value) for key, value in metrics.items()},
         "baseline": {key: float(value) for key, value in baseline.items()},
         "map_points": project_2d(test_x, method=cfg.map_method).tolist(),

@@ -27,6 +27,7 @@ from cl_core.embeddings.interaction_rows import entity_inputs
 from cl_core.evaluation.primary import primary_metric
 from cl_core.evaluation.ranking import ranking_metrics
 from cl_core.evaluation.recommender_baselines import BPRMF, MostPopular
+from cl_core.modalities.interactions import INTERACTIONS
 from cl_core.recommender import vector_scorer
 from cl_core.recommender.dataset import seen_interactions
 
@@ -82,7 +83,7 @@ def evaluate_recommender(embed: Embed, dataset: DatasetVersion, data: Interactio
     metrics["test_users"] = metrics.pop("users")
     return {
         "split": SPLIT,
-        "primary_metric": primary_metric("interactions", metrics),
+        "primary_metric": primary_metric(INTERACTIONS.name, metrics),
         "metrics": metrics,
         "baseline": baseline_metrics(data, cfg),
     }
@@ -90,4 +91,4 @@ def evaluate_recommender(embed: Embed, dataset: DatasetVersion, data: Interactio
 
 def primary_score(embed: Embed, dataset: DatasetVersion, data: InteractionData) -> float:
     """The gate's metric (NDCG@10) of `embed` on `data` (the interactions of `dataset`)."""
-    return vector_metrics(*entity_vectors(embed, dataset), data)[primary_metric("interactions")]
+    return vector_metrics(*entity_vectors(embed, dataset), data)[primary_metric(INTERACTIONS.name)]

@@ -19,6 +19,7 @@ from cl_core.datasets import DatasetVersion
 from cl_core.evaluation.primary import primary_metric
 from cl_core.evaluation.retrieval import retrieval_scores
 from cl_core.evaluation.sts import sts_correlation
+from cl_core.modalities.text import TEXT
 
 Embed = Callable[[list[str]], np.ndarray]  # texts -> (N, D)
 COUNTS = ("eval_pairs", "retrieval_queries")  # metrics that count rows, not scores: no baseline of them
@@ -90,12 +91,12 @@ def evaluate_text(embed: Embed, dataset: DatasetVersion, cfg: EvalConfig,
         "split": evaluation_split(dataset, cfg),
         "metrics": metrics,
         "baseline": baseline,
-        "primary_metric": primary_metric("text", metrics),
+        "primary_metric": primary_metric(TEXT.name, metrics),
     }
 
 
 def primary_score(embed: Embed, dataset: DatasetVersion, cfg: EvalConfig) -> tuple[str, float]:
     """(metric name, value) of the promotion gate for `embed` on `dataset`."""
     metrics = text_metrics(embed, dataset, cfg)
-    name = primary_metric("text", metrics)
+    name = primary_metric(TEXT.name, metrics)
     return name, metrics[name]
