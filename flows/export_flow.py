@@ -15,7 +15,6 @@ from cl_core.datasets import DatasetStore
 from cl_core.embeddings import EmbeddingTable, write_full_snapshot
 from cl_core.embeddings.engine import EmbedEngine
 from cl_core.embeddings.inputs import table_rows
-from cl_core.embeddings.table import DEFAULT_SNAPSHOT_GRACE_S
 from cl_core.embeddings.writer import Embed
 from flows.prefect_edge import progress
 from flows.table_runs import fail_table_run, load_embedder, log_table_run, prefect_flow_run_id, resolve_model, start_table_run
@@ -45,28 +44,15 @@ def check_modality(modality: str, dataset, model: dict[str, str]) -> None:
                          f"{dataset.name}@{dataset.version} at {dataset.path} holds {dataset.kind} rows")
 
 
-def engine_options(engine: str = "local", actors: int = 2, num_gpus: float = 0.0,
-                   ray_address: str | None = None) -> dict[str, Any]:
-    """The export section's engine settings, validated (an unknown engine fails here, naming
-    export.engine, before Ray starts), as the plain dict the tasks take."""
-    from pydantic import ValidationError
-
-    try:
-        export = ExportConfig(engine=engine, actors=actors, num_gpus=num_gpus)
-    except ValidationError as error:
-        fields = "; ".join(f"export.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise ValueError(f"invalid export settings: {fields}") from None
-    return {"engine": export.engine, "actors": export.actors, "num_gpus": export.num_gpus, "ray_address": ray_address}
-
-
-def table_engine(embed: Embed, model: dict[str, str], options: dict[str, Any]) -> Embed | EmbedEngine:
-    """What embeds the rows: `embed` in this process (engine local), or a Ray Data actor pool
-    where each actor loads the same resolved version from this process's tracking URI (ray)."""
-    if options.get("engine", "local") == "local":
+def table_engine(embed: Embed, model: dict[str, str], export: ExportConfig,
+                 ray_address: str | None = None) -> Embed | EmbedEngine:
+    """What embeds the rows (`export.engine`): `embed` in this process (local), or a Ray Data actor
+    pool where each actor loads the same resolved version from this process's tracking URI (ray)."""
+    if export.engine == "local":
         return embed
     from flows.ray_edge.embed import ray_engine
 
-    return ray_engine(model, mlflow.get_tracking_uri(), options, options.get("ray_address"))
+    return ray_engine(model, mlflow.get_tracking_uri(), export, ray_address)
 
 
 def written_summary(snapshot, table: EmbeddingTable, seconds: float, source_run_id: str) -> dict[str, Any]:
@@ -83,15 +69,14 @@ def written_summary(snapshot, table: EmbeddingTable, seconds: float, source_run_
 
 @task(name="write-snapshot")
 def write_snapshot(model: dict[str, str], workspace: str, dataset_name: str, dataset_version: str | None,
-                   batch_size: int, keep_snapshots: int, mlflow_run_id: str, flow_run_id: str | None,
-                   engine: dict[str, Any] | None = None,
-                   snapshot_grace: float = DEFAULT_SNAPSHOT_GRACE_S) -> dict[str, Any]:
+                   export: ExportConfig, mlflow_run_id: str, flow_run_id: str | None,
+                   ray_address: str | None = None) -> dict[str, Any]:
     logger = get_run_logger()
     ws = Workspace(Path(workspace))
     dataset = DatasetStore(ws.datasets).resolve(dataset_name, dataset_version)
     embed, dim, modality = load_embedder(model)
     check_modality(modality, dataset, model)
-    table = EmbeddingTable(ws.embeddings, model["name"], dataset.name, snapshot_grace)
+    table = EmbeddingTable(ws.embeddings, model["name"], dataset.name, export.snapshot_grace)
     total = table_rows(dataset)
     progress.report("export", 0, total, "rows")
     started = time.perf_counter()
@@ -100,8 +85,8 @@ def write_snapshot(model: dict[str, str], workspace: str, dataset_name: str, dat
               "action": "export"}
     with table.lock():
         snapshot = write_full_snapshot(
-            table, dataset, table_engine(embed, model, engine or {}), dim, record, batch_size=batch_size,
-            keep_snapshots=keep_snapshots,
+            table, dataset, table_engine(embed, model, export, ray_address), dim, record, batch_size=export.batch_size,
+            keep_snapshots=export.keep_snapshots,
             progress=_every_tenth(total, lambda done: _rows_embedded(logger, done, total)),
         )
     return written_summary(snapshot, table, time.perf_counter() - started, model["source_run_id"])
@@ -109,21 +94,19 @@ def write_snapshot(model: dict[str, str], workspace: str, dataset_name: str, dat
 
 @flow(name="export")
 def export_flow(model_ref: str, dataset_name: str, workspace: str, dataset_version: str | None = None,
-                batch_size: int = 1024, keep_snapshots: int = 3, engine: str = "local", actors: int = 2,
-                num_gpus: float = 0.0, ray_address: str | None = None,
-                snapshot_grace: float = DEFAULT_SNAPSHOT_GRACE_S) -> dict[str, Any]:
+                export: ExportConfig = ExportConfig(), ray_address: str | None = None) -> dict[str, Any]:
     """Embed every row of the dataset with `model_ref` (default alias: champion) into a new
-    snapshot of the table `embeddings/<model>/<dataset>/`, and point CURRENT at it. `engine`
-    "ray" embeds on a Ray Data pool of `actors` actors (`num_gpus` each) on the cluster at
-    `ray_address` (else $RAY_ADDRESS, else a local Ray)."""
-    options = engine_options(engine, actors, num_gpus, ray_address)
+    snapshot of the table `embeddings/<model>/<dataset>/`, and point CURRENT at it, as the run
+    config's validated `export` section says (batch size, snapshots kept and their grace, engine).
+    `export.engine` "ray" embeds on a Ray Data pool of `export.actors` actors (`export.num_gpus`
+    each) on the cluster at `ray_address` (else $RAY_ADDRESS, else a local Ray)."""
     ws = Workspace(Path(workspace)).create()
     mlflow.set_tracking_uri(ws.tracking_uri)
     model = resolve_model(model_ref)
     run_id = start_table_run(model, "export")
     try:
-        written = write_snapshot(model, str(ws.root), dataset_name, dataset_version, batch_size, keep_snapshots,
-                                 run_id, prefect_flow_run_id(), options, snapshot_grace)
+        written = write_snapshot(model, str(ws.root), dataset_name, dataset_version, export, run_id,
+                                 prefect_flow_run_id(), ray_address)
     except BaseException:
         fail_table_run(run_id)
         raise

@@ -37,11 +37,8 @@ def pipeline_flow(
         f"{trained['model_name']}/{trained['model_version']}", data.name, workspace, ingested["version"],
         cfg.eval.model_dump(mode="json"), cfg.views.model_dump(mode="json"),
     )
-    export = cfg.export
     # The table follows the champion (whichever version that is now) and the dataset's LATEST.
-    reembedded = reembed_flow(f"{trained['model_name']}@{CHAMPION}", data.name, workspace, export.batch_size,
-                              export.keep_snapshots, export.engine, export.actors, export.num_gpus, ray_address,
-                              snapshot_grace=export.snapshot_grace)
+    reembedded = reembed_flow(f"{trained['model_name']}@{CHAMPION}", data.name, workspace, cfg.export, ray_address)
     return {"ingest": ingested, "train": trained, "evaluate": evaluated, "reembed": reembedded}
 
 

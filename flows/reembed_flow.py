@@ -23,7 +23,7 @@ import mlflow
 from mlflow import MlflowClient
 from prefect import flow, get_run_logger, task
 
-from cl_core.config import load_config
+from cl_core.config import ExportConfig, load_config
 from cl_core.datasets import DatasetStore
 from cl_core.embeddings import EmbeddingTable, write_full_snapshot
 from cl_core.embeddings.incremental import (
@@ -33,8 +33,7 @@ from cl_core.embeddings.incremental import (
     decide,
     write_incremental,
 )
-from cl_core.embeddings.table import DEFAULT_SNAPSHOT_GRACE_S
-from flows.export_flow import check_modality, engine_options, table_engine, written_summary
+from flows.export_flow import check_modality, table_engine, written_summary
 from flows.mlflow_edge import registry
 from flows.prefect_edge import progress
 from flows.table_runs import fail_table_run, load_embedder, log_table_run, prefect_flow_run_id, resolve_model, start_table_run
@@ -83,16 +82,16 @@ def _unchanged(model: dict[str, str], current: Any, table: EmbeddingTable, datas
 
 
 @task(name="refresh-table")
-def refresh_table(model: dict[str, str], workspace: str, dataset_name: str, dataset_version: str, batch_size: int,
-                  keep_snapshots: int, flow_run_id: str | None, engine: dict[str, Any] | None = None,
-                  follows: str | None = None, snapshot_grace: float = DEFAULT_SNAPSHOT_GRACE_S) -> dict[str, Any]:
+def refresh_table(model: dict[str, str], workspace: str, dataset_name: str, dataset_version: str,
+                  export: ExportConfig, flow_run_id: str | None, follows: str | None = None,
+                  ray_address: str | None = None) -> dict[str, Any]:
     """Under the table's lock: check the run is still what the table follows (`follows`, NAME@ALIAS,
     and the dataset's LATEST), decide, write (the writer first clears what a killed run left)."""
     logger = get_run_logger()
     ws = Workspace(Path(workspace))
     store = DatasetStore(ws.datasets)
     dataset = store.resolve(dataset_name, dataset_version)
-    table = EmbeddingTable(ws.embeddings, model["name"], dataset.name, snapshot_grace)
+    table = EmbeddingTable(ws.embeddings, model["name"], dataset.name, export.snapshot_grace)
     started = time.perf_counter()
     with table.lock():
         reason = superseded_reason(model, follows or followed_alias(model["name"]), dataset.name, dataset.version,
@@ -110,18 +109,18 @@ def refresh_table(model: dict[str, str], workspace: str, dataset_name: str, data
                               UP_TO_DATE)
         embed, dim, modality = load_embedder(model)
         check_modality(modality, dataset, model)
-        embed = table_engine(embed, model, engine or {})
+        embed = table_engine(embed, model, export, ray_address)
         run_id = start_table_run.fn(model, "reembed")
         record = {"model_name": model["name"], "model_version": model["version"], "dataset_name": dataset.name,
                   "dataset_version": dataset.version, "prefect_flow_run_id": flow_run_id, "mlflow_run_id": run_id,
                   "action": action}
         try:
             if action == BACKFILL:
-                snapshot = write_full_snapshot(table, dataset, embed, dim, record, batch_size=batch_size,
-                                               keep_snapshots=keep_snapshots)
+                snapshot = write_full_snapshot(table, dataset, embed, dim, record, batch_size=export.batch_size,
+                                               keep_snapshots=export.keep_snapshots)
             else:
-                snapshot = write_incremental(table, current, dataset, embed, record, batch_size=batch_size,
-                                             keep_snapshots=keep_snapshots)
+                snapshot = write_incremental(table, current, dataset, embed, record, batch_size=export.batch_size,
+                                             keep_snapshots=export.keep_snapshots)
         except BaseException:
             fail_table_run(run_id)
             raise
@@ -131,28 +130,23 @@ def refresh_table(model: dict[str, str], workspace: str, dataset_name: str, data
 
 
 @flow(name="reembed")
-def reembed_flow(model_ref: str, dataset_name: str, workspace: str, batch_size: int = 1024,
-                 keep_snapshots: int = 3, engine: str = "local", actors: int = 2, num_gpus: float = 0.0,
-                 ray_address: str | None = None, config_file: str | None = None,
-                 snapshot_grace: float = DEFAULT_SNAPSHOT_GRACE_S) -> dict[str, Any]:
+def reembed_flow(model_ref: str, dataset_name: str, workspace: str, export: ExportConfig = ExportConfig(),
+                 ray_address: str | None = None, config_file: str | None = None) -> dict[str, Any]:
     """Resolve the model (default alias champion) and the dataset's latest version, then bring
     `embeddings/<model>/<dataset>/` up to date with them, unless either was replaced by the time
-    the table's lock is held ("superseded": nothing written). `engine` "ray" embeds the rows
-    that need it on a Ray Data pool of `actors` actors (`num_gpus` each; `export_flow`). With
-    `config_file` (what a deployment passes), its export section applies instead of
-    batch_size, keep_snapshots, snapshot_grace, engine, actors and num_gpus."""
+    the table's lock is held ("superseded": nothing written). `export` is the run config's
+    validated export section (batch size, snapshots kept and their grace, engine; `export_flow`).
+    With `config_file` (what a deployment passes: plain strings), that file's export section
+    applies instead, read and validated when the run starts."""
     if config_file:
         export = load_config(config_file).export
-        batch_size, keep_snapshots, snapshot_grace = export.batch_size, export.keep_snapshots, export.snapshot_grace
-        engine, actors, num_gpus = export.engine, export.actors, export.num_gpus
-    options = engine_options(engine, actors, num_gpus, ray_address)
     ws = Workspace(Path(workspace)).create()
     mlflow.set_tracking_uri(ws.tracking_uri)
     progress.report("reembed", 0, None, "rows", f"resolving {model_ref}")
     model = resolve_model(default_champion(model_ref))
     dataset_version = DatasetStore(ws.datasets).resolve(dataset_name).version
-    written = refresh_table(model, str(ws.root), dataset_name, dataset_version, batch_size, keep_snapshots,
-                            prefect_flow_run_id(), options, followed_alias(model_ref), snapshot_grace)
+    written = refresh_table(model, str(ws.root), dataset_name, dataset_version, export, prefect_flow_run_id(),
+                            followed_alias(model_ref), ray_address)
     if written["action"] not in (UP_TO_DATE, SUPERSEDED):
         log_table_run(written["reembed_run_id"], written, str(ws.datasets))
     if written["action"] == SUPERSEDED:

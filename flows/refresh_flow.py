@@ -27,8 +27,5 @@ def refresh_flow(workspace: str, config_file: str | None = None, source: str | N
     data = cfg.data
     ingested = ingest_flow(data.source, data.name, workspace, limit=data.limit, max_bad_fraction=data.max_bad_fraction,
                            **source_specs(data), engine=cfg.ingest.engine)
-    export = cfg.export
-    reembedded = reembed_flow(default_champion(model or cfg.model_name), data.name, workspace, export.batch_size,
-                              export.keep_snapshots, export.engine, export.actors, export.num_gpus,
-                              snapshot_grace=export.snapshot_grace)
+    reembedded = reembed_flow(default_champion(model or cfg.model_name), data.name, workspace, cfg.export)
     return {"ingest": ingested, "reembed": reembedded}

@@ -22,10 +22,8 @@ def _check_export(args: argparse.Namespace, workspace: Workspace, cfg: PipelineC
 def _export(args: argparse.Namespace, workspace: Workspace, cfg: PipelineConfig) -> dict[str, Any]:
     from flows.export_flow import export_flow
 
-    export = cfg.export
-    return export_flow(args.model, args.dataset, str(workspace.root), args.dataset_version, export.batch_size,
-                       export.keep_snapshots, export.engine, export.actors, export.num_gpus, args.ray_address,
-                       snapshot_grace=export.snapshot_grace)
+    return export_flow(args.model, args.dataset, str(workspace.root), args.dataset_version, cfg.export,
+                       args.ray_address)
 
 
 EXPORT = FlowCommand(export_config, _check_export, _export)
@@ -42,10 +40,7 @@ def _check_reembed(args: argparse.Namespace, workspace: Workspace, cfg: Pipeline
 def _reembed(args: argparse.Namespace, workspace: Workspace, cfg: PipelineConfig) -> dict[str, Any]:
     from flows.reembed_flow import reembed_flow
 
-    export = cfg.export
-    return reembed_flow(args.model, args.dataset, str(workspace.root), export.batch_size, export.keep_snapshots,
-                        export.engine, export.actors, export.num_gpus, args.ray_address,
-                        snapshot_grace=export.snapshot_grace)
+    return reembed_flow(args.model, args.dataset, str(workspace.root), cfg.export, args.ray_address)
 
 
 REEMBED = FlowCommand(export_config, _check_reembed, _reembed)

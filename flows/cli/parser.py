@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cl_core.config import ExportConfig
 from flows.cli import embedding_commands, pipeline_commands, reading_commands, schedule_commands
 from flows.cli.overrides import one_column
 from flows.mlflow_edge.headline_metrics import PRIMARY
@@ -32,20 +33,25 @@ def _training_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray-address", help="join this Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
 
 
+_EXPORT = ExportConfig()  # the defaults the help text names
+
+
 def _engine_flags(parser: argparse.ArgumentParser) -> None:
     # No argparse choices for --engine: an unknown engine is a config error naming export.engine.
     parser.add_argument("--engine", help="local (embed in this process, the default) or ray (Ray Data reads the "
                         "dataset's parts and an actor pool embeds them) (export.engine)")
     parser.add_argument("--actors", type=int, help="engine ray: actors in the pool, each loads the model once "
-                        "(export.actors, default 2)")
-    parser.add_argument("--num-gpus", type=float, help="engine ray: GPUs per actor (export.num_gpus, default 0)")
+                        f"(export.actors, default {_EXPORT.actors})")
+    parser.add_argument("--num-gpus", type=float, help=f"engine ray: GPUs per actor (export.num_gpus, default "
+                        f"{_EXPORT.num_gpus:g})")
     parser.add_argument("--ray-address", help="engine ray: join this Ray cluster (default: $RAY_ADDRESS, else start a "
                         "local Ray)")
 
 
 def _embedding_flags(parser: argparse.ArgumentParser) -> None:
     """What export and reembed share: the batch size, the config whose export section applies, the engine."""
-    parser.add_argument("--batch-size", type=int, help="rows per model call (export.batch_size, default 1024)")
+    parser.add_argument("--batch-size", type=int, help=f"rows per model call (export.batch_size, default "
+                        f"{_EXPORT.batch_size})")
     parser.add_argument("--config", type=Path, help="YAML config whose export section applies (keep_snapshots, batch_size, "
                         "engine, actors, num_gpus)")
     _engine_flags(parser)

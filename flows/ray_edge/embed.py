@@ -33,11 +33,13 @@ from typing import Any
 
 import pyarrow as pa
 
+from cl_core.config import ExportConfig
 from cl_core.datasets import DatasetVersion
 from cl_core.embeddings.inputs import input_batches, part_columns, part_ids, parts_rows, row_keys
 from cl_core.embeddings.interaction_rows import INPUT_COLUMN
 from cl_core.embeddings.writer import SnapshotWriter, embedded_batch
 
+_EXPORT = ExportConfig()  # the export section's defaults: a RayEngine built without a config gets them
 WORKERS_FOLDER = "workers"  # inside the staging folder: what Ray's write tasks write
 ROWS_PER_BLOCK_IN_BATCHES = 4  # blocks handed to the actors hold at most this many batches
 
@@ -85,8 +87,8 @@ class RayEngine:
     the driver resolved, from the driver's tracking URI). Joins `ray_address` (else
     $RAY_ADDRESS, else starts a local Ray, `flows.ray_edge.cluster.ensure_ray`)."""
 
-    def __init__(self, load: Callable[[], tuple[Any, int, str]], *, actors: int = 2, num_cpus: float = 1.0,
-                 num_gpus: float = 0.0, ray_address: str | None = None) -> None:
+    def __init__(self, load: Callable[[], tuple[Any, int, str]], *, actors: int = _EXPORT.actors, num_cpus: float = 1.0,
+                 num_gpus: float = _EXPORT.num_gpus, ray_address: str | None = None) -> None:
         if actors < 1:
             raise ValueError(f"actors must be >= 1, got {actors}")
         self.load, self.actors, self.num_cpus, self.num_gpus, self.ray_address = load, actors, num_cpus, num_gpus, ray_address
@@ -144,15 +146,14 @@ class RayEngine:
         return keys if isinstance(keys, pa.ChunkedArray) else pa.chunked_array([keys], pa.string())
 
 
-def ray_engine(model: dict[str, str], tracking_uri: str, export: Mapping[str, Any],
+def ray_engine(model: dict[str, str], tracking_uri: str, export: ExportConfig,
                ray_address: str | None = None) -> RayEngine:
     """The engine for a resolved model (`flows.table_runs.resolve_model`) and the config's
-    export section (actors, num_gpus)."""
+    validated export section (actors, num_gpus)."""
     from flows.table_runs import load_registered
 
-    num_gpus = float(export.get("num_gpus", 0.0))
     # An actor that holds a GPU embeds on it; Ray sets its CUDA_VISIBLE_DEVICES, so "cuda" is that GPU.
-    device = "cuda" if num_gpus > 0 else None
+    device = "cuda" if export.num_gpus > 0 else None
     return RayEngine(partial(load_registered, tracking_uri, {"name": model["name"], "version": model["version"]},
-                             device), actors=int(export.get("actors", 2)), num_gpus=num_gpus, ray_address=ray_address)
+                             device), actors=export.actors, num_gpus=export.num_gpus, ray_address=ray_address)
 

@@ -73,7 +73,13 @@ def test_engine_flags_reach_the_flow(command, flow, tmp_path, monkeypatch):
     module = importlib.import_module(module_name)
     signature = inspect.signature(getattr(module, name).fn)
     received = {}
-    monkeypatch.setattr(module, name, lambda *a, **k: received.update(signature.bind(*a, **k).arguments) or {})
+
+    def receive(*a, **k):
+        arguments = signature.bind(*a, **k).arguments
+        received.update(arguments, **arguments["export"].model_dump())  # the export section's settings by name
+        return {}
+
+    monkeypatch.setattr(module, name, receive)
     args = build_parser().parse_args([command, "--model", "m/1", "--dataset", "d", "--engine", "ray", "--actors", "3",
                                       "--num-gpus", "0.5", "--ray-address", "10.0.0.1:6379", "--batch-size", "7"])
     workspace = Workspace.resolve(tmp_path / "ws")

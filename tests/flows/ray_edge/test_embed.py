@@ -17,6 +17,7 @@ import pytest
 import ray
 import torch
 
+from cl_core.config import ExportConfig
 from cl_core.datasets import DatasetStore, ImageRecord
 from cl_core.datasets.sources.digits import read_digits
 from cl_core.embeddings import EmbeddingTable, write_full_snapshot
@@ -69,7 +70,7 @@ def _engines(setup) -> dict:
     """engine name -> what write_full_snapshot / write_incremental take."""
     mlflow.set_tracking_uri(setup["ws"].tracking_uri)
     embed, _, _ = load_embedder(setup["model"])
-    return {"local": embed, "ray": ray_engine(setup["model"], setup["ws"].tracking_uri, {"actors": 2})}
+    return {"local": embed, "ray": ray_engine(setup["model"], setup["ws"].tracking_uri, ExportConfig(actors=2))}
 
 
 def _same_table(local, distributed) -> None:
@@ -204,7 +205,7 @@ def test_sentences_export_and_reembed_the_same_on_both_engines(setup, tmp_path):
 
 def test_gpu_actors_on_a_cluster_without_gpus_fail_fast_and_leave_current(setup):
     """Ray Data would only warn and wait for a GPU node; the engine says what to change."""
-    engine = ray_engine(setup["model"], setup["ws"].tracking_uri, {"actors": 1, "num_gpus": 1})
+    engine = ray_engine(setup["model"], setup["ws"].tracking_uri, ExportConfig(actors=1, num_gpus=1))
     _backfill_fails_and_leaves_current(setup, "no-gpu", engine, ValueError,
                                        r"export.num_gpus is 1 per actor, but the Ray cluster has 0 GPUs")
 
@@ -212,8 +213,8 @@ def test_gpu_actors_on_a_cluster_without_gpus_fail_fast_and_leave_current(setup)
 def test_gpu_actors_load_the_model_onto_the_gpu(setup):
     """An actor that holds a GPU asks for the model on "cuda"; without CUDA the load says so."""
     model = setup["model"]
-    assert ray_engine(model, setup["ws"].tracking_uri, {"num_gpus": 1}).load.args[-1] == "cuda"
-    assert ray_engine(model, setup["ws"].tracking_uri, {}).load.args[-1] is None
+    assert ray_engine(model, setup["ws"].tracking_uri, ExportConfig(num_gpus=1)).load.args[-1] == "cuda"
+    assert ray_engine(model, setup["ws"].tracking_uri, ExportConfig()).load.args[-1] is None
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: the no-CUDA error cannot happen here")
     from flows.table_runs import load_registered
