@@ -15,7 +15,6 @@ from typing import Any
 
 import mlflow
 import numpy as np
-import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric, RunTag
 from prefect import flow, get_run_logger, task
@@ -23,82 +22,48 @@ from prefect.exceptions import MissingContextError
 
 from cl_core.config import EvalConfig, ViewsConfig
 from cl_core.datasets import DatasetStore, DatasetVersion
-from cl_core.evaluation import image_protocol
 from cl_core.evaluation.primary import PRIMARY_METRICS
-from flows import plots, recommender_evaluation, text_evaluation
-from flows.mlflow_edge import headline_metrics, registry, tracking
+from cl_core.modalities import modality
+from flows import plots
+from flows.mlflow_edge import headline_metrics, pyfuncs, registry, tracking
 from flows.mlflow_edge.registry_errors import is_not_found
 from flows.prefect_edge import progress
 from flows.prefect_edge.promotion_event import emit_promoted
 from flows.run_description import PARENT_TAG, STAGE_TAG
-from flows.scored import PROTOCOL_KEYS, scored_result
+from flows.scored import scored_result
 from flows.workspace import Workspace
 
 
-def _embedder(model: Any) -> image_protocol.Embed:
-    """Encoded images -> (N, D) float32 through a loaded pyfunc, exactly as a registry user calls it."""
-    return lambda images: np.asarray(model.predict(pd.DataFrame({"image": images})), dtype=np.float32)
-
-
-def knn_score(model_ref: str, dataset: DatasetVersion, cfg: EvalConfig) -> float:
-    """kNN top-1 of a registered model on `dataset`: the primary metric, alone."""
-    model, _ = registry.load_model(registry.ModelRef.parse(model_ref))
-    return image_protocol.knn_score(_embedder(model), dataset, cfg)
+def _scorer(model_ref: str, dataset: DatasetVersion) -> tuple[Any, Any, Any, pyfuncs.Embed]:
+    """(the loaded pyfunc, its ModelVersion, the protocol of `dataset`'s modality, the model's
+    embed function over that modality's inputs)."""
+    model, version = registry.load_model(registry.ModelRef.parse(model_ref))
+    return model, version, modality(dataset.kind).part("protocol"), pyfuncs.embedder(model, dataset.kind)
 
 
 @task(name="score-model")
 def score_model(
     model_ref: str, datasets_root: str, dataset_name: str, dataset_version: str | None, eval_cfg: dict, views_cfg: dict
 ) -> dict[str, Any]:
-    model, version = registry.load_model(registry.ModelRef.parse(model_ref))
-    embedder = model.unwrap_python_model()
-    base = embedder.pretrained()  # None: trained from scratch
-    encoder = image_protocol.ImageEncoder(
-        embed=_embedder(model), embed_views=embedder.embed_tensor, image_size=embedder.image_size,
-        channels=embedder.channels, batch_size=embedder.batch_size,
-        pretrained=None if base is None else (lambda images: base.predict(None, pd.DataFrame({"image": images}))),
-    )
+    """The dataset's modality's protocol (`evaluate`) on the registered model, with what its
+    pyfunc offers beyond `embed` (`pyfuncs.Pyfunc.protocol_inputs`: baselines, views)."""
     dataset = DatasetStore(Path(datasets_root)).resolve(dataset_name, dataset_version)
-    evaluated = image_protocol.evaluate_images(
-        encoder, dataset, EvalConfig.model_validate(eval_cfg), ViewsConfig.model_validate(views_cfg),
-        report=lambda done, total, text: progress.report("evaluate", done, total, "steps", text))
-    return scored_result(version, dataset, evaluated, (*PROTOCOL_KEYS, "map_points", "test_labels"))
-
-
-def _score_with(
-    score: Callable[[str, DatasetVersion, EvalConfig], dict[str, Any]],
-    model_ref: str, datasets_root: str, dataset_name: str, dataset_version: str | None, eval_cfg: dict,
-) -> dict[str, Any]:
-    """`score` (a modality's `score_*(model_ref, dataset, cfg)`) on the named dataset version."""
-    dataset = DatasetStore(Path(datasets_root)).resolve(dataset_name, dataset_version)
-    return score(model_ref, dataset, EvalConfig.model_validate(eval_cfg))
-
-
-@task(name="score-text-model")
-def score_text_model(
-    model_ref: str, datasets_root: str, dataset_name: str, dataset_version: str | None, eval_cfg: dict
-) -> dict[str, Any]:
-    return _score_with(text_evaluation.score_text, model_ref, datasets_root, dataset_name, dataset_version, eval_cfg)
-
-
-@task(name="score-recommender")
-def score_recommender_model(
-    model_ref: str, datasets_root: str, dataset_name: str, dataset_version: str | None, eval_cfg: dict
-) -> dict[str, Any]:
-    score = recommender_evaluation.score_recommender
-    return _score_with(score, model_ref, datasets_root, dataset_name, dataset_version, eval_cfg)
+    model, version, protocol, embed = _scorer(model_ref, dataset)
+    entry = pyfuncs.pyfunc(dataset.kind)
+    evaluated = protocol.evaluate(
+        embed, dataset, EvalConfig.model_validate(eval_cfg), ViewsConfig.model_validate(views_cfg),
+        report=lambda done, total, text: progress.report("evaluate", done, total, "steps", text),
+        **entry.protocol_inputs(model.unwrap_python_model(), entry))
+    return scored_result(version, dataset, evaluated)
 
 
 def champion_score(model_ref: str, dataset: DatasetVersion, cfg: EvalConfig, metric: str) -> float:
     """The champion's value of `metric` on the same dataset version as the challenger."""
-    if dataset.kind == "interactions":
-        return recommender_evaluation.primary_score(model_ref, dataset)
-    if dataset.kind == "text":
-        name, value = text_evaluation.primary_score(model_ref, dataset, cfg)
-        if name != metric:  # cannot happen on one dataset version: the split decides the metric
-            raise ValueError(f"champion {model_ref} was scored on {name}, the challenger on {metric}")
-        return value
-    return knn_score(model_ref, dataset, cfg)
+    _, _, protocol, embed = _scorer(model_ref, dataset)
+    name, value = protocol.gate_score(embed, dataset, cfg)
+    if name != metric:  # cannot happen on one dataset version: the split decides the metric
+        raise ValueError(f"champion {model_ref} was scored on {name}, the challenger on {metric}")
+    return value
 
 
 EVALUATION_KEY_TAG = "clpipe.evaluation"  # model/version on dataset@version:split: one run per key
@@ -283,12 +248,7 @@ def evaluate_flow(model_ref: str, dataset_name: str, workspace: str, dataset_ver
     views_cfg = ViewsConfig.model_validate(views_config or {}).model_dump(mode="json")
     dataset = DatasetStore(ws.datasets).resolve(dataset_name, dataset_version)
     progress.report("evaluate", 0, None, "steps", f"scoring {model_ref}")
-    if dataset.kind == "text":
-        scored = score_text_model(model_ref, str(ws.datasets), dataset_name, dataset.version, eval_cfg)
-    elif dataset.kind == "interactions":
-        scored = score_recommender_model(model_ref, str(ws.datasets), dataset_name, dataset.version, eval_cfg)
-    else:
-        scored = score_model(model_ref, str(ws.datasets), dataset_name, dataset.version, eval_cfg, views_cfg)
+    scored = score_model(model_ref, str(ws.datasets), dataset_name, dataset.version, eval_cfg, views_cfg)
     evaluation_run_id = log_evaluation(scored)
     decision = promote_if_better(scored, str(ws.datasets), eval_cfg, evaluation_run_id)
     progress.finish("evaluate", f"{'promoted' if decision['promoted'] else 'kept'}: {decision['reason']}"

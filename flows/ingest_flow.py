@@ -11,18 +11,20 @@ from prefect import flow, get_run_logger, task
 from cl_core.config import DataConfig
 from cl_core.datasets import DatasetStore, InteractionsSourceSpec, TextSourceSpec
 from cl_core.datasets.sources.webdataset import MAX_MEMBER_BYTES
+from cl_core.modalities import MODALITIES, modality
 from flows.prefect_edge import progress
 from flows.workspace import Workspace
 
 
 def source_specs(data: DataConfig) -> dict[str, Any]:
     """The `ingest_flow` arguments that say how to read `data.source`: its validated text or
-    interactions section, for the modality that reads one, and the tar member size limit."""
-    return {
-        "text_spec": data.text if data.modality == "text" else None,
-        "interactions_spec": data.interactions if data.modality == "interactions" else None,
-        "max_member_bytes": data.max_member_bytes,
-    }
+    interactions section (the record's `source_section`), for the modality that reads one, and
+    the tar member size limit."""
+    section = modality(data.modality).source_section
+    specs = {f"{record.source_section}_spec": None for record in MODALITIES.values() if record.source_section}
+    if section:
+        specs[f"{section}_spec"] = getattr(data, section)
+    return specs | {"max_member_bytes": data.max_member_bytes}
 
 
 def _check_engine(engine: str, limit: int | None, interactions_spec: InteractionsSourceSpec | None) -> None:

@@ -21,11 +21,12 @@ from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cl_core.config import InteractionsSourceSpec
-from cl_core.datasets.errors import IngestError
+from cl_core.config import DataConfig, InteractionsSourceSpec
 from cl_core.datasets.layout import version_folder
-from cl_core.datasets.movielens import NAME as ML_100K
-from cl_core.datasets.movielens import movielens_files
+from cl_core.modalities import modality
+from cl_core.modalities.image import IMAGE
+from cl_core.modalities.interactions import INTERACTIONS
+from cl_core.modalities.text import TEXT
 
 if TYPE_CHECKING:
     from cl_core.datasets.dataset_version import DatasetVersion
@@ -41,28 +42,22 @@ SQLITE_SCHEMA = {"registered_models": ("name",), "registered_model_aliases": ("n
 DELETED_STAGE = "Deleted_Internal"
 
 
+def check_data_source(data: DataConfig) -> None:
+    """The source `ingest` would read for the `data` section exists: its record's "check_source"
+    part, with the section that says how the source reads (`source_section`)."""
+    record = modality(data.modality)
+    spec = getattr(data, record.source_section) if record.source_section else None
+    record.part("check_source")(data.source, spec)
+
+
 def check_source(source: str, text: bool) -> None:
     """The source `ingest` would read exists ("digits" is built in for images)."""
-    if not text and source == "digits":
-        return
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise IngestError(f"text source {str(path)!r} does not exist" if text
-                          else f"source {str(path)!r} does not exist (and is not 'digits')")
+    (TEXT if text else IMAGE).part("check_source")(source, None)
 
 
 def check_interactions_source(source: str, spec: InteractionsSourceSpec) -> None:
     """The interactions source and its side tables exist; "ml-100k" needs the recbole wheel."""
-    if source == ML_100K:
-        movielens_files()
-        return
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise IngestError(f"interactions source {str(path)!r} does not exist")
-    for entity, table in spec.side_tables().items():
-        side = Path(table.path).expanduser()
-        if not side.is_file():
-            raise IngestError(f"the {entity} side table {str(side)!r} (data.interactions.{entity}.path) is not a file")
+    INTERACTIONS.part("check_source")(source, spec)
 
 
 def check_dataset(datasets_root: Path, name: str, version: str | None = None) -> DatasetVersion:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cl_core.config import PipelineConfig
+from cl_core.modalities import modality
 
 NOTE_TAG = "mlflow.note.content"  # the MLflow UI shows it as the run's description
 PARENT_TAG = "mlflow.parentRunId"  # the MLflow UI nests a run with it under its parent
@@ -17,20 +18,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def architecture(config: PipelineConfig) -> str:
-    """The image backbone (ResNet-style stages, or a pretrained backbone's name), the pretrained
-    text encoder or the two towers' widths, in one word."""
-    if config.data.modality == "text":
-        return config.model.text_encoder
-    if config.data.modality == "interactions":
-        towers = config.model.two_tower
-        hidden = "-".join(map(str, towers.hidden)) or "0"
-        return f"two-tower-f{towers.feature_dim}-h{hidden}-d{towers.embedding_dim}-l{towers.history_length}"
-    if config.model.backbone != "resnet":
-        start = "pretrained" if config.model.uses_pretrained_weights else "scratch"
-        return f"{config.model.backbone}-{start}"
-    depths = "-".join(map(str, config.model.depths))
-    widths = "-".join(map(str, config.model.widths))
-    return f"resnet-d{depths}-w{widths}"
+    """The model in one word: the record's `architecture` (an image backbone's stages or name,
+    the pretrained text encoder, the two towers' widths)."""
+    return modality(config.data.modality).architecture(config)
 
 
 def training_run_name(config: PipelineConfig, dataset_name: str, now: datetime | None = None) -> str:
@@ -41,16 +31,16 @@ def training_run_name(config: PipelineConfig, dataset_name: str, now: datetime |
 
 def training_description(config: PipelineConfig, dataset_name: str, dataset_version: str) -> str:
     """A few Markdown lines summarising the config, for the run page's description."""
-    what = {"text": "text encoder", "interactions": "towers"}.get(config.data.modality, "backbone")
+    record = modality(config.data.modality)
     train, model = config.train, config.model
     fine_tuning = []
-    if config.data.modality == "image" and model.uses_pretrained_weights:
+    if record.image_backbone and model.uses_pretrained_weights:
         fine_tuning = [f"- fine-tuning: freeze_stages {model.freeze_stages}, freeze_bn {str(model.freeze_bn).lower()}, "
                        f"backbone lr x{train.backbone_lr_mult:g}, image size {config.data.image_size}"]
     return "\n".join([
         f"**{config.loss.name}** on **{dataset_name}@{dataset_version}** ({config.data.modality})",
         "",
-        f"- {what}: {architecture(config)}",
+        f"- {record.model_noun}: {architecture(config)}",
         *fine_tuning,
         f"- epochs {train.epochs}, global batch {train.batch_size}, lr {train.lr:g}, {train.workers} worker(s)",
         f"- temperature {config.loss.temperature:g}",
@@ -65,7 +55,7 @@ def training_tags(config: PipelineConfig, dataset_name: str, dataset_version: st
         STAGE_TAG: "train",
         "objective": config.loss.name,
         "modality": config.data.modality,
-        ("encoder" if config.data.modality == "text" else "backbone"): architecture(config),
+        modality(config.data.modality).model_tag: architecture(config),
         "dataset.name": dataset_name,
         "dataset.version": dataset_version,
         NOTE_TAG: training_description(config, dataset_name, dataset_version),

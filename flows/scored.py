@@ -11,9 +11,10 @@ from cl_core.datasets import DatasetVersion
 PROTOCOL_KEYS = ("split", "primary_metric", "metrics", "baseline")
 
 
-def scored_result(version: Any, dataset: DatasetVersion, evaluated: dict[str, Any],
-                  keys: tuple[str, ...] = PROTOCOL_KEYS) -> dict[str, Any]:
-    """The model version (a registry ModelVersion) and dataset version, then `evaluated`'s `keys`."""
+def scored_result(version: Any, dataset: DatasetVersion, evaluated: dict[str, Any]) -> dict[str, Any]:
+    """The model version (a registry ModelVersion) and dataset version, then what the protocol
+    returned: PROTOCOL_KEYS first, then whatever else it gives (images: the 2-D map)."""
+    keys = (*PROTOCOL_KEYS, *(key for key in evaluated if key not in PROTOCOL_KEYS))
     return {
         "model_name": version.name,
         "model_version": str(version.version),

@@ -6,14 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import mlflow
-import numpy as np
-import pandas as pd
 from mlflow import MlflowClient
 from prefect import task
 from prefect.runtime import flow_run
 
 from cl_core.datasets import DatasetStore
-from flows.mlflow_edge import registry, tracking
+from flows.mlflow_edge import pyfuncs, registry, tracking
 from flows.run_description import PARENT_TAG, STAGE_TAG
 
 
@@ -27,22 +25,16 @@ def resolve_model(model_ref: str) -> dict[str, str]:
 
 def load_embedder(model: dict[str, str], device: str | None = None) -> tuple[Any, int, str]:
     """(embed function over a list of inputs, embedding dimension, modality) of a resolved
-    model; the modality is the input column its signature names: "image" or "text", or for a
-    recommender "interactions" (each input a dict, a row of the DataFrame it takes:
-    `cl_core.embeddings.interaction_rows`). `device` ("cuda", ...) moves an image or text
+    model, read through its modality's pyfunc entry (`pyfuncs.PYFUNCS`: the inputs are the
+    values of the record's input column; a recommender's, each a dict, a row of the DataFrame it
+    takes: `cl_core.embeddings.interaction_rows`). `device` ("cuda", ...) moves an image or text
     model there; None leaves it on the CPU."""
     loaded = mlflow.pyfunc.load_model(f"models:/{model['name']}/{model['version']}")
     wrapped = loaded.unwrap_python_model()
     if device is not None:
         _move(wrapped, device, model)
-    if getattr(wrapped, "modality", None) == "interactions":
-        return (lambda rows: loaded.predict(pd.DataFrame(rows))), wrapped.embedding_dim, wrapped.modality
-    column = loaded.metadata.get_input_schema().input_names()[0]
-
-    def embed(inputs: list) -> np.ndarray:
-        return loaded.predict(pd.DataFrame({column: inputs}))
-
-    return embed, wrapped.embedder.embedding_dim, column
+    kind = pyfuncs.kind_of(loaded)
+    return pyfuncs.embedder(loaded, kind), pyfuncs.pyfunc(kind).dimension(wrapped), kind
 
 
 def _move(wrapped: Any, device: str, model: dict[str, str]) -> None:

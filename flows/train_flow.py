@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger, task
 
 from cl_core.config import PipelineConfig, build_config
 from cl_core.datasets import DatasetStore
+from cl_core.modalities import modality
 from flows import run_description
 from flows.mlflow_edge import headline_metrics, registry, tracking
 from flows.prefect_edge import run_links
@@ -51,29 +52,14 @@ def check_dataset(config: PipelineConfig, datasets_root: str) -> dict[str, Any]:
         raise ValueError(
             f"dataset {dataset.name}@{dataset.version} holds {kind} data but data.modality is {config.data.modality!r}"
         )
-    train_rows = dataset.num_rows("train")
-    what = "train rows"
-    if kind == "interactions":
-        from cl_core.recommender.dataset import SEEN_SPLITS  # what the model is fitted on
-
-        train_rows = sum(dataset.num_rows(split) for split in SEEN_SPLITS)
-        what = f"{' and '.join(SEEN_SPLITS)} interactions"
-    elif kind == "text":
-        from cl_core.tasks.text import training_examples
-
-        train_rows = len(training_examples(dataset, config))
-        what = f"training examples for loss {config.loss.name}"
+    train_rows, what, problem = modality(kind).part("training_data")(dataset, config)
     if train_rows < config.train.batch_size:
         raise ValueError(
             f"dataset {dataset.name}@{dataset.version} has {train_rows} {what}, fewer than "
             f"train.batch_size={config.train.batch_size}"
         )
-    unlabelled = dataset.unlabeled_rows
-    if kind == "image" and config.loss.uses_labels and unlabelled:
-        raise ValueError(
-            f"loss {config.loss.name} (mask_same_label={config.loss.mask_same_label}) needs labels, but dataset "
-            f"{dataset.name}@{dataset.version} has {unlabelled} unlabelled rows"
-        )
+    if problem:
+        raise ValueError(problem)
     return {"name": dataset.name, "version": dataset.version, "train_rows": train_rows}
 
 

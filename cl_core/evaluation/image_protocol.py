@@ -5,7 +5,10 @@ backbone before fine-tuning; alignment of two augmented views of each test image
 of the test embeddings (Wang & Isola 2020); a 2-D map of the test embeddings.
 
 The model comes in as callables (`ImageEncoder`), so the protocol needs no registry: the
-evaluate flow passes a loaded pyfunc's `predict`."""
+evaluate flow passes a loaded pyfunc's `predict`.
+
+`evaluate` and `gate_score` are the entry points every protocol shares (the record's "protocol"
+part, `cl_core.modalities`): `embed` first, then what the image model offers beyond it."""
 
 from __future__ import annotations
 
@@ -133,3 +136,17 @@ def evaluate_images(encoder: ImageEncoder, dataset: DatasetVersion, cfg: EvalCon
         "map_points": project_2d(test_x, method=cfg.map_method).tolist(),
         "test_labels": test_y.tolist(),
     }
+
+
+def evaluate(embed: Embed, dataset: DatasetVersion, cfg: EvalConfig, views_cfg: ViewsConfig,
+             report: Report | None = None, *, embed_views: Callable[[torch.Tensor], np.ndarray], image_size: int,
+             channels: int, batch_size: int, pretrained: Embed | None = None) -> dict[str, Any]:
+    """`evaluate_images` of the model `embed` and the keywords describe (`ImageEncoder`'s fields)."""
+    encoder = ImageEncoder(embed=embed, embed_views=embed_views, image_size=image_size, channels=channels,
+                           batch_size=batch_size, pretrained=pretrained)
+    return evaluate_images(encoder, dataset, cfg, views_cfg, report)
+
+
+def gate_score(embed: Embed, dataset: DatasetVersion, cfg: EvalConfig) -> tuple[str, float]:
+    """(metric name, value) of the promotion gate: kNN top-1 (`knn_score`)."""
+    return primary_metric(IMAGE.name), knn_score(embed, dataset, cfg)

@@ -10,7 +10,10 @@ The model's vectors come from `embed(inputs)` over the version's own inputs (eac
 history and side features, each item's features: the rows of the embedding table,
 `cl_core.embeddings.interaction_rows`), so they are exactly the vectors export writes, and a model
 trained on another version of the data is scored on this one fairly (ids it does not know are
-embedded from their inputs)."""
+embedded from their inputs).
+
+`evaluate` and `gate_score` are the entry points every protocol shares (the record's "protocol"
+part, `cl_core.modalities`): they read the version's interactions themselves."""
 
 from __future__ import annotations
 
@@ -20,9 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from cl_core.config import EvalConfig
+from cl_core.config import EvalConfig, ViewsConfig
 from cl_core.datasets import DatasetVersion
-from cl_core.datasets.sources.interactions.data import InteractionData
+from cl_core.datasets.sources.interactions.data import InteractionData, load_interactions
 from cl_core.embeddings.interaction_rows import entity_inputs
 from cl_core.evaluation.primary import primary_metric
 from cl_core.evaluation.ranking import ranking_metrics
@@ -92,3 +95,14 @@ def evaluate_recommender(embed: Embed, dataset: DatasetVersion, data: Interactio
 def primary_score(embed: Embed, dataset: DatasetVersion, data: InteractionData) -> float:
     """The gate's metric (NDCG@10) of `embed` on `data` (the interactions of `dataset`)."""
     return vector_metrics(*entity_vectors(embed, dataset), data)[primary_metric(INTERACTIONS.name)]
+
+
+def evaluate(embed: Embed, dataset: DatasetVersion, cfg: EvalConfig, views_cfg: ViewsConfig | None = None,
+             report: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
+    """`evaluate_recommender` on the interactions of `dataset`; no views, no steps reported."""
+    return evaluate_recommender(embed, dataset, load_interactions(dataset), cfg)
+
+
+def gate_score(embed: Embed, dataset: DatasetVersion, cfg: EvalConfig) -> tuple[str, float]:
+    """(metric name, value) of the promotion gate: NDCG@10 (`primary_score`)."""
+    return primary_metric(INTERACTIONS.name), primary_score(embed, dataset, load_interactions(dataset))

@@ -4,7 +4,10 @@ retrieval (recall@1/5/10, MRR@10 of each query's second sentence among all disti
 sentences); the primary metric is STS Spearman, MRR@10 when the split has no gold scores.
 
 The model comes in as a callable `embed(texts) -> (N, D)`, so the protocol needs no registry:
-the evaluate flow passes a loaded pyfunc's `predict`, and the pretrained encoder's own."""
+the evaluate flow passes a loaded pyfunc's `predict`, and the pretrained encoder's own.
+
+`evaluate` and `gate_score` are the entry points every protocol shares (the record's "protocol"
+part, `cl_core.modalities`)."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
-from cl_core.config import EvalConfig
+from cl_core.config import EvalConfig, ViewsConfig
 from cl_core.datasets import DatasetVersion
 from cl_core.evaluation.primary import primary_metric
 from cl_core.evaluation.retrieval import retrieval_scores
@@ -100,3 +103,12 @@ def primary_score(embed: Embed, dataset: DatasetVersion, cfg: EvalConfig) -> tup
     metrics = text_metrics(embed, dataset, cfg)
     name = primary_metric(TEXT.name, metrics)
     return name, metrics[name]
+
+
+def evaluate(embed: Embed, dataset: DatasetVersion, cfg: EvalConfig, views_cfg: ViewsConfig | None = None,
+             report: Callable[[int, int, str], None] | None = None, *, pretrained: Embed | None = None) -> dict[str, Any]:
+    """`evaluate_text`; no views are made and no steps reported."""
+    return evaluate_text(embed, dataset, cfg, pretrained)
+
+
+gate_score = primary_score

@@ -2,8 +2,20 @@
 fine-tuned from pretrained weights), scored by kNN and a linear probe on the test split."""
 
 from types import MappingProxyType
+from typing import Any
 
 from cl_core.modalities.record import Modality, PrimaryMetric
+
+
+def architecture(config: Any) -> str:
+    """The backbone: ResNet-style stages, or a pretrained backbone's name and where it started."""
+    if config.model.backbone != "resnet":
+        start = "pretrained" if config.model.uses_pretrained_weights else "scratch"
+        return f"{config.model.backbone}-{start}"
+    depths = "-".join(map(str, config.model.depths))
+    widths = "-".join(map(str, config.model.widths))
+    return f"resnet-d{depths}-w{widths}"
+
 
 IMAGE = Modality(
     name="image",
@@ -13,11 +25,14 @@ IMAGE = Modality(
     forms=("two_view", "momentum"),
     # The config's own defaults are image-first (ntxent, lr 2e-3, 30 epochs): nothing to add.
     image_backbone=True,
+    architecture=architecture,
     parts=MappingProxyType({
         "schema": "cl_core.datasets.records:IMAGE_SCHEMA",
         "spec": "cl_core.models.spec:ImageModelSpec",
         "task": "cl_core.tasks.image:ImageTask",
         "rows": "cl_core.embeddings.image_rows",
+        "training_data": "cl_core.tasks.training_data:image",
+        "check_source": "cl_core.datasets.sources.source_checks:image",
         "protocol": "cl_core.evaluation.image_protocol",
     }),
 )

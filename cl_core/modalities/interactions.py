@@ -2,8 +2,17 @@
 NDCG@10 of each user's held-out item beside most-popular and BPR-MF baselines."""
 
 from types import MappingProxyType
+from typing import Any
 
 from cl_core.modalities.record import Modality, PrimaryMetric
+
+
+def architecture(config: Any) -> str:
+    """The two towers' widths: feature, hidden layers, output, history length."""
+    towers = config.model.two_tower
+    hidden = "-".join(map(str, towers.hidden)) or "0"
+    return f"two-tower-f{towers.feature_dim}-h{hidden}-d{towers.embedding_dim}-l{towers.history_length}"
+
 
 INTERACTIONS = Modality(
     name="interactions",
@@ -19,11 +28,17 @@ INTERACTIONS = Modality(
     backbone_lr_mult=False,
     trains="the two towers train from scratch",
     local_ingest_only="interactions are split by time over all their rows at once",
+    rows_from_whole_version=True,
+    source_section="interactions",
+    model_noun="towers",
+    architecture=architecture,
     parts=MappingProxyType({
         "schema": "cl_core.datasets.sources.interactions.records:INTERACTIONS_SCHEMA",
         "spec": "cl_core.models.spec:TwoTowerModelSpec",
         "task": "cl_core.tasks.interactions:interactions_task",
         "rows": "cl_core.embeddings.interaction_rows",
+        "training_data": "cl_core.tasks.training_data:interactions",
+        "check_source": "cl_core.datasets.sources.source_checks:interactions",
         "protocol": "cl_core.evaluation.ranking_protocol",
     }),
 )

@@ -12,7 +12,7 @@ the same rule as the objectives table (`cl_core.losses.objectives`)."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -40,7 +40,7 @@ class PrimaryMetric:
 
 
 # The heavy parts a record names, as "module:attribute" (or "module" for a whole module).
-PARTS = ("schema", "spec", "task", "rows", "protocol", "ingest")
+PARTS = ("schema", "spec", "task", "rows", "protocol", "ingest", "training_data", "check_source")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,19 @@ class Modality:
     trains: str = ""  # how its model trains, told to a config that sets a field it has no use for
     local_ingest_only: str | None = None  # why ingest.engine 'ray' cannot ingest it; None: it can
     model_name_suffix: str | None = None  # the registered model's default name ends with it, else with the loss name
+    # Its embedding-table rows are built from the whole version (a user's history spans the parts),
+    # not from one batch of Parquet parts at a time; the `ray` export engine builds them in the driver.
+    rows_from_whole_version: bool = False
+    # The `data` config section that says how its source reads (`data.text`, ...); None: the source
+    # alone says it. The ingest flow takes that section as its `<section>_spec` argument, the
+    # "check_source" part as its second argument.
+    source_section: str | None = None
+    # How a training run names its model (`flows.run_description`): the noun of its description
+    # ("backbone: resnet-d1-w8"), the tag that holds the architecture, and the architecture in one
+    # word from the run config (a `PipelineConfig`; attributes only, so the table stays light).
+    model_noun: str = "backbone"
+    model_tag: str = "backbone"
+    architecture: Callable[[Any], str] = field(default=lambda config: config.model.backbone)
     parts: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:

@@ -20,11 +20,17 @@ TEXT = Modality(
     trains="text fine-tunes model.text_encoder",
     # Whichever text objective fine-tuned the encoder, it is the dataset's text model.
     model_name_suffix="text",
+    source_section="text",
+    model_noun="text encoder",
+    model_tag="encoder",
+    architecture=lambda config: config.model.text_encoder,  # the pretrained encoder it fine-tunes
     parts=MappingProxyType({
         "schema": "cl_core.datasets.sources.text.records:TEXT_SCHEMA",
         "spec": "cl_core.models.spec:TextModelSpec",
         "task": "cl_core.tasks.text:TextTask",
         "rows": "cl_core.embeddings.text_rows",
+        "training_data": "cl_core.tasks.training_data:text",
+        "check_source": "cl_core.datasets.sources.source_checks:text",
         "protocol": "cl_core.evaluation.text_protocol",
     }),
 )

@@ -11,6 +11,8 @@ from typing import Any
 
 from cl_core.config import ConfigError, PipelineConfig, load_config, read_config_file
 from cl_core.datasets.movielens import NAME as ML_100K
+from cl_core.modalities.interactions import INTERACTIONS
+from cl_core.modalities.text import TEXT
 from flows.workspace import Workspace
 
 
@@ -38,7 +40,7 @@ def _config_sets_modality(path: Path | None) -> bool:
 
 
 def _ingested_kind(args: argparse.Namespace, workspace: Workspace | None) -> str | None:
-    """"image" or "text": what `train --dataset NAME` holds, when it has been ingested."""
+    """The modality `train --dataset NAME` holds (its manifest's kind), when it has been ingested."""
     if args.command != "train" or not getattr(args, "dataset", None) or workspace is None:
         return None
     from cl_core.datasets.errors import DatasetNotFoundError
@@ -61,7 +63,7 @@ def config_from_flags(args: argparse.Namespace, workspace: Workspace | None = No
     source = getattr(args, "source", None)
     overrides: dict[str, Any] = {
         # "ml-100k" names the built-in MovieLens interactions, as "digits" names images.
-        "data.modality": "text" if text_columns else "interactions" if source == ML_100K else None,
+        "data.modality": TEXT.name if text_columns else INTERACTIONS.name if source == ML_100K else None,
         "data.text.text_columns": text_columns,
         "data.text.score_column": getattr(args, "score_column", None),
         "data.text.label_column": getattr(args, "label_column", None),

@@ -16,10 +16,7 @@ from flows.workspace import Workspace
 def _check_source(args: argparse.Namespace, workspace: Workspace, cfg: PipelineConfig) -> None:
     from flows import preflight
 
-    if cfg.data.modality == "interactions":
-        preflight.check_interactions_source(cfg.data.source, cfg.data.interactions)
-    else:
-        preflight.check_source(cfg.data.source, cfg.data.modality == "text")
+    preflight.check_data_source(cfg.data)
 
 
 def _ingest_config(args: argparse.Namespace, workspace: Workspace) -> PipelineConfig:

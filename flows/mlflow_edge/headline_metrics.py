@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from cl_core.evaluation.primary import PRIMARY_METRICS
+from cl_core.modalities.image import IMAGE
 
 TRAIN_SECONDS = "train.seconds"
 TRAIN_SAMPLES_PER_S = "train.samples_per_s"
@@ -68,7 +69,7 @@ def primary_metric(modalities: Sequence[str], available: Sequence[str]) -> str:
         candidate = PRIMARY.get(modality)
         if candidate in available:
             return candidate
-    return next((name for name in _FALLBACKS if name in available), PRIMARY["image"])
+    return next((name for name in _FALLBACKS if name in available), PRIMARY[IMAGE.name])
 
 
 def higher_is_better(metric: str) -> bool:

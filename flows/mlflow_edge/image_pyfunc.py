@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from cl_core.datasets.decode import decode_images
+from cl_core.modalities.image import IMAGE
 from cl_core.models.spec import ImageModelSpec
 
 
@@ -69,7 +70,7 @@ class ImageEmbeddingModel(mlflow.pyfunc.PythonModel):
         return np.concatenate(chunks) if chunks else np.zeros((0, self.embedder.embedding_dim), dtype=np.float32)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
-        column = "image" if "image" in model_input.columns else model_input.columns[0]
+        column = IMAGE.input_column if IMAGE.input_column in model_input.columns else model_input.columns[0]
         encoded = model_input[column].tolist()
         chunks = [
             self.embed_tensor(decode_images(encoded[start : start + self.batch_size], self.image_size, self.channels))

@@ -20,10 +20,12 @@ from mlflow.types.schema import AnyType, Array
 import cl_core
 from cl_core.datasets import DatasetVersion
 from cl_core.datasets.sources.interactions.data import load_interactions
+from cl_core.modalities.interactions import INTERACTIONS
 from cl_core.models.spec import TwoTowerModelSpec
 from cl_core.recommender.encoder import TwoTowerEncoder
+from flows.mlflow_edge.pyfuncs import PYFUNCS
 
-RECOMMENDER_PYFUNC_FILE = Path(__file__).with_name("recommender_pyfunc.py")
+RECOMMENDER_PYFUNC_FILE = PYFUNCS[INTERACTIONS.name].file
 
 
 def recommender_signature(embedding_dim: int) -> ModelSignature:

@@ -1,4 +1,5 @@
-"""MLflow model logging, registration, aliases and loading for the image and text embedders.
+"""MLflow model logging, registration, aliases and loading; each modality's pyfunc is an entry of
+`flows.mlflow_edge.pyfuncs.PYFUNCS`.
 
 What is logged is rebuilt from the checkpoint's "model_meta" (`cl_core.models.spec`); the pyfunc's
 model config is the part of it the pyfunc needs to load the model again."""
@@ -23,14 +24,17 @@ from PIL import Image
 from safetensors.torch import save_file
 
 import cl_core
+from cl_core.modalities.image import IMAGE
+from cl_core.modalities.text import TEXT
 from cl_core.models.backbones import get_backbone
 from cl_core.models.spec import ImageModelSpec, TextModelSpec, model_spec_from_dict
+from flows.mlflow_edge.pyfuncs import PYFUNCS
 from flows.mlflow_edge.registry_errors import is_not_found
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
-IMAGE_PYFUNC_FILE = Path(__file__).with_name("image_pyfunc.py")
-TEXT_PYFUNC_FILE = Path(__file__).with_name("text_pyfunc.py")
+IMAGE_PYFUNC_FILE = PYFUNCS[IMAGE.name].file
+TEXT_PYFUNC_FILE = PYFUNCS[TEXT.name].file
 _REF = re.compile(r"^(?P<name>[^@/]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))?$")
 
 
@@ -99,7 +103,7 @@ def _example_images(channels: int, size: int) -> pd.DataFrame:
     """A one-row input example (a black PNG) so the logged model documents its input."""
     buffer = io.BytesIO()
     Image.new("L" if channels == 1 else "RGB", (size, size)).save(buffer, format="PNG")
-    return pd.DataFrame({"image": [buffer.getvalue()]})
+    return PYFUNCS[IMAGE.name].frame([buffer.getvalue()])
 
 
 def log_image_embedder(training_state: dict[str, Any], name: str = "model") -> Any:
@@ -107,7 +111,7 @@ def log_image_embedder(training_state: dict[str, Any], name: str = "model") -> A
     spec = ImageModelSpec.from_dict(training_state["model_meta"])
     weights = embedder_state(training_state)
     signature = ModelSignature(
-        inputs=Schema([ColSpec("binary", "image")]),
+        inputs=Schema([ColSpec("binary", IMAGE.input_column)]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, spec.embedding_dim))]),
     )
     with tempfile.TemporaryDirectory() as folder:
@@ -150,7 +154,7 @@ def log_text_embedder(training_state: dict[str, Any], name: str = "model") -> tu
         weights = interpolate_weights(embedder.state_dict(), weights, spec.finetuned_weight, prefix="encoder.")
     embedder.load_state_dict(weights)
     signature = ModelSignature(
-        inputs=Schema([ColSpec("string", "text")]),
+        inputs=Schema([ColSpec("string", TEXT.input_column)]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, embedder.embedding_dim))]),
     )
     with tempfile.TemporaryDirectory() as folder:
@@ -162,7 +166,7 @@ def log_text_embedder(training_state: dict[str, Any], name: str = "model") -> tu
             model_config=spec.pyfunc_config(),
             code_paths=[str(Path(cl_core.__file__).parent)],
             signature=signature,
-            input_example=pd.DataFrame({"text": ["A man is playing a guitar."]}),
+            input_example=PYFUNCS[TEXT.name].frame(["A man is playing a guitar."]),
             pip_requirements=[
                 f"torch=={torch.__version__.split('+')[0]}",
                 f"transformers=={_version('transformers')}",
@@ -174,18 +178,13 @@ def log_text_embedder(training_state: dict[str, Any], name: str = "model") -> tu
 
 
 def log_embedder(training_state: dict[str, Any], dataset: Any = None) -> tuple[Any, int]:
-    """Log the model of a training checkpoint, image, text or (with the `DatasetVersion` it was
-    trained on) a recommender; returns (ModelInfo, dimension)."""
-    spec = model_spec_from_dict(training_state["model_meta"])
-    if spec.modality == "interactions":
-        from flows.mlflow_edge.recommender_registry import log_recommender
+    """Log the model of a training checkpoint as its modality's pyfunc (`pyfuncs.PYFUNCS`: image,
+    text or, with the `DatasetVersion` it was trained on, a recommender); returns (ModelInfo,
+    dimension)."""
+    from flows.mlflow_edge.pyfuncs import pyfunc
 
-        if dataset is None:
-            raise ValueError("a recommender is logged with the dataset version it was trained on")
-        return log_recommender(training_state, dataset)
-    if isinstance(spec, TextModelSpec):
-        return log_text_embedder(training_state)
-    return log_image_embedder(training_state), spec.embedding_dim
+    spec = model_spec_from_dict(training_state["model_meta"])
+    return pyfunc(spec.modality).log(training_state, dataset)
 
 
 def _version(package: str) -> str:

@@ -16,6 +16,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from cl_core.modalities.text import TEXT
 from cl_core.models.text import TextEmbedder, TextTokenizer, embed_texts
 
 
@@ -44,7 +45,7 @@ class TextEmbeddingModel(mlflow.pyfunc.PythonModel):
         return embed_texts(self.embedder, self.tokenizer, texts, batch_size=self.batch_size)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
-        column = "text" if "text" in model_input.columns else model_input.columns[0]
+        column = TEXT.input_column if TEXT.input_column in model_input.columns else model_input.columns[0]
         texts = model_input[column].tolist()
         bad = [i for i, text in enumerate(texts) if not isinstance(text, str)]
         if bad:

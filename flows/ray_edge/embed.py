@@ -36,8 +36,8 @@ import pyarrow as pa
 from cl_core.config import ExportConfig
 from cl_core.datasets import DatasetVersion
 from cl_core.embeddings.inputs import input_batches, part_columns, part_ids, parts_rows, row_keys
-from cl_core.embeddings.interaction_rows import INPUT_COLUMN
 from cl_core.embeddings.writer import SnapshotWriter, embedded_batch
+from cl_core.modalities import modality
 
 _EXPORT = ExportConfig()  # the export section's defaults: a RayEngine built without a config gets them
 WORKERS_FOLDER = "workers"  # inside the staging folder: what Ray's write tasks write
@@ -56,28 +56,28 @@ class _EmbedActor:
         self.kind, self.schema, self.lineage, self.created, self.only_ids = kind, schema, lineage, created, only_ids
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        if self.kind == "interactions":  # rows built by the driver; the input travels as JSON
+        record = modality(self.kind)
+        if record.rows_from_whole_version:  # rows built by the driver; the input travels as JSON
             rows = batch
-            inputs = [json.loads(text) for text in rows.column(INPUT_COLUMN).to_pylist()]
+            inputs = [json.loads(text) for text in rows.column(record.input_column).to_pylist()]
         else:
             rows = parts_rows(self.kind, batch, self.only_ids)
-            inputs = rows.column("text" if self.kind == "text" else "image").to_pylist()
+            inputs = rows.column(record.input_column).to_pylist()
         if rows.num_rows == 0:
             return self.schema.empty_table()
         keys = rows.combine_chunks().to_batches()[0]  # with_vectors takes the table's key columns by name
         return pa.Table.from_batches([embedded_batch(keys, self.embed, inputs, self.lineage, self.created, self.schema)])
 
 
-def _interaction_rows(dataset: DatasetVersion, batch_size: int, only_keys: pa.Array | None) -> list[pa.Table]:
-    """Users' and items' rows with the model's input as JSON text: one column type for both
-    entities (their inputs have different fields), and exactly the dicts the local engine
-    passes to the model."""
+def _driver_rows(dataset: DatasetVersion, batch_size: int, only_keys: pa.Array | None) -> list[pa.Table]:
+    """The rows of a version whose rows are built from the whole of it (users and items), with
+    the model's input as JSON text: one column type for every row (a user's input and an item's
+    have different fields), and exactly the dicts the local engine passes to the model."""
+    column = modality(dataset.kind).input_column
     tables = []
     for batch in input_batches(dataset, batch_size, only_ids=only_keys):
-        encoded = pa.array([json.dumps(item, allow_nan=True) for item in batch.column(INPUT_COLUMN).to_pylist()],
-                           pa.string())
-        tables.append(pa.Table.from_batches([batch]).set_column(batch.schema.get_field_index(INPUT_COLUMN),
-                                                                 INPUT_COLUMN, encoded))
+        encoded = pa.array([json.dumps(item, allow_nan=True) for item in batch.column(column).to_pylist()], pa.string())
+        tables.append(pa.Table.from_batches([batch]).set_column(batch.schema.get_field_index(column), column, encoded))
     return tables
 
 
@@ -107,8 +107,8 @@ class RayEngine:
         if self.num_gpus > gpus:  # Ray Data would only warn and wait for a GPU node that never comes
             raise ValueError(f"export.num_gpus is {self.num_gpus:g} per actor, but the Ray cluster has {gpus:g} GPUs; "
                              f"set export.num_gpus: 0 to embed on CPU actors")
-        if dataset.kind == "interactions":
-            rows = _interaction_rows(dataset, batch_size, only_keys)
+        if modality(dataset.kind).rows_from_whole_version:
+            rows = _driver_rows(dataset, batch_size, only_keys)
             if not rows:
                 return pa.chunked_array([], pa.string())
             source, only_ids = ray.data.from_arrow(rows), None

@@ -16,7 +16,7 @@ from cl_core.modalities.record import PARTS
 
 REPO = Path(__file__).resolve().parents[2]
 # The folders whose code must not branch on a modality's name.
-ROOTS = ("cl_core",)
+ROOTS = ("cl_core", "flows")
 EXEMPT = REPO / "cl_core" / "modalities"
 NAMES = frozenset(MODALITIES)
 
