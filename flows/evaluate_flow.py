@@ -43,7 +43,8 @@ def _scorer(model_ref: str, dataset: DatasetVersion) -> tuple[Any, Any, Any, pyf
 
 @task(name="score-model")
 def score_model(
-    model_ref: str, datasets_root: str, dataset_name: str, dataset_version: str | None, eval_cfg: dict, views_cfg: dict
+    model_ref: str, datasets_root: str, dataset_name: str, dataset_version: str | None, eval_cfg: EvalConfig,
+    views_cfg: ViewsConfig,
 ) -> dict[str, Any]:
     """The dataset's modality's protocol (`evaluate`) on the registered model, with what its
     pyfunc offers beyond `embed` (`pyfuncs.Pyfunc.protocol_inputs`: baselines, views)."""
@@ -51,7 +52,7 @@ def score_model(
     model, version, protocol, embed = _scorer(model_ref, dataset)
     entry = pyfuncs.pyfunc(dataset.kind)
     evaluated = protocol.evaluate(
-        embed, dataset, EvalConfig.model_validate(eval_cfg), ViewsConfig.model_validate(views_cfg),
+        embed, dataset, eval_cfg, views_cfg,
         report=lambda done, total, text: progress.report("evaluate", done, total, "steps", text),
         **entry.protocol_inputs(model.unwrap_python_model(), entry))
     return scored_result(version, dataset, evaluated)
@@ -152,7 +153,8 @@ def _champion(client: MlflowClient, name: str) -> Any | None:
         raise
 
 
-def _decide(client: MlflowClient, scored: dict[str, Any], datasets_root: str, eval_cfg: dict) -> tuple[str, str, str]:
+def _decide(client: MlflowClient, scored: dict[str, Any], datasets_root: str,
+            eval_cfg: EvalConfig) -> tuple[str, str, str]:
     """(decision, reason, previous champion version or NO_CHAMPION), on the registry's facts."""
     name, version, metric = scored["model_name"], scored["model_version"], scored["primary_metric"]
     challenger_score = scored["metrics"][metric]
@@ -162,14 +164,14 @@ def _decide(client: MlflowClient, scored: dict[str, Any], datasets_root: str, ev
     if str(champion.version) == version:
         return "kept", f"v{version} is already the champion", str(champion.version)
     dataset = DatasetStore(Path(datasets_root)).resolve(scored["dataset"]["name"], scored["dataset"]["version"])
-    current = champion_score(f"{name}/{champion.version}", dataset, EvalConfig.model_validate(eval_cfg), metric)
+    current = champion_score(f"{name}/{champion.version}", dataset, eval_cfg, metric)
     promoted = PRIMARY_METRICS[dataset.kind].beats(challenger_score, current)
     verb = "beats" if promoted else "does not beat"
     reason = f"v{version} {metric}={challenger_score:.4f} {verb} champion v{champion.version} {metric}={current:.4f}"
     return ("promoted" if promoted else "kept"), reason, str(champion.version)
 
 
-def decide_promotion(scored: dict[str, Any], datasets_root: str, eval_cfg: dict, evaluation_run_id: str | None = None,
+def decide_promotion(scored: dict[str, Any], datasets_root: str, eval_cfg: EvalConfig, evaluation_run_id: str | None = None,
                      announce: Callable[..., Any] = emit_promoted) -> dict[str, Any]:
     """Move `champion` to the evaluated version if there is none or it beats the champion on
     the primary metric (kNN top-1 for images, STS Spearman for scored text pairs, NDCG@10 for
@@ -232,7 +234,7 @@ def decide_promotion(scored: dict[str, Any], datasets_root: str, eval_cfg: dict,
 
 
 @task(name="promote-if-better", retries=2, retry_delay_seconds=2)
-def promote_if_better(scored: dict[str, Any], datasets_root: str, eval_cfg: dict,
+def promote_if_better(scored: dict[str, Any], datasets_root: str, eval_cfg: EvalConfig,
                       evaluation_run_id: str | None = None) -> dict[str, Any]:
     """`decide_promotion` as a task: retried, it finishes the recorded decision."""
     return decide_promotion(scored, datasets_root, eval_cfg, evaluation_run_id)
@@ -240,12 +242,12 @@ def promote_if_better(scored: dict[str, Any], datasets_root: str, eval_cfg: dict
 
 @flow(name="evaluate")
 def evaluate_flow(model_ref: str, dataset_name: str, workspace: str, dataset_version: str | None = None,
-                  eval_config: dict | None = None, views_config: dict | None = None) -> dict[str, Any]:
-    """Score a registered model on the evaluation split, log it, and gate the champion alias."""
+                  eval_config: EvalConfig = EvalConfig(), views_config: ViewsConfig = ViewsConfig()) -> dict[str, Any]:
+    """Score a registered model on the evaluation split, log it, and gate the champion alias.
+    `eval_config` and `views_config` are the run config's validated `eval` and `views` sections."""
     ws = Workspace(Path(workspace))
     mlflow.set_tracking_uri(ws.tracking_uri)
-    eval_cfg = EvalConfig.model_validate(eval_config or {}).model_dump(mode="json")
-    views_cfg = ViewsConfig.model_validate(views_config or {}).model_dump(mode="json")
+    eval_cfg, views_cfg = eval_config, views_config
     dataset = DatasetStore(ws.datasets).resolve(dataset_name, dataset_version)
     progress.report("evaluate", 0, None, "steps", f"scoring {model_ref}")
     scored = score_model(model_ref, str(ws.datasets), dataset_name, dataset.version, eval_cfg, views_cfg)

@@ -5,7 +5,8 @@ value fails here, naming the field, before any worker starts. Validated once, th
 travels: flows and tasks take the frozen `PipelineConfig` or one of its sections (`cfg.eval`,
 `cfg.views`, `cfg.export`, `cfg.data.text`), Ray Train's workers receive it pickled, and a
 deployment's JSON parameters become one when Prefect validates them against the flow's type hints,
-at that edge. `model_dump()` is output only: MLflow's params and the logged resolved config.
+at that edge. No dict is validated back into a section after that: `model_dump()` goes outward only
+(MLflow's params, the logged resolved config, keyword arguments of plain classes).
 
 The package, from the bottom up: `base` (ConfigError, the frozen section base, column keys),
 `text_source` and `interactions_source` (the source specs of `data.text` and
