@@ -5,7 +5,8 @@ deployment's JSON parameters become that `PipelineConfig` once, when Prefect val
 
 Both walks run in this process against the session's Prefect server, up to the worker loop's first
 use of the config (`build_task`): Ray, the trainer and the training are stood in for, the flow,
-its tasks, MLflow and the dataset are real."""
+its tasks, MLflow and the dataset are real. Without services, the pipeline's body hands each step
+its section (`data.text`, `eval`, `views`, `export`) as the same object."""
 
 from __future__ import annotations
 
@@ -19,8 +20,6 @@ from cl_core.datasets import DatasetStore
 from flows.cli import _command_config, _execute, build_parser
 from flows.workspace import Workspace
 from tests.conftest import CLI_SERVICES
-
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 FLAGS = ["--dataset", "digits", "--epochs", "1", "--batch-size", "16", "--workers", "1", "--lr", "0.01"]
 
@@ -92,6 +91,8 @@ def _reached_the_worker(seen: dict, cfg: PipelineConfig) -> None:
     assert seen["validated"] == []
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_the_clis_config_is_what_the_train_worker_receives(walk):
     workspace, seen, args, cfg = walk
     with pytest.raises(_WorkerReached):
@@ -99,6 +100,8 @@ def test_the_clis_config_is_what_the_train_worker_receives(walk):
     _reached_the_worker(seen, cfg)
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_a_deployments_json_parameters_reach_the_flow_as_a_pipeline_config(walk, monkeypatch):
     """The deployment stores plain JSON; the run's flow receives a `PipelineConfig` (validated by
     Prefect against `train_flow`'s type hint, at that edge) and hands it on as it is. A config the
@@ -141,3 +144,32 @@ async def _create_run(deployment_id, parameters):
 
     async with get_client() as client:
         return await client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
+
+
+def test_the_pipeline_hands_each_step_its_section_as_it_is(monkeypatch):
+    """`pipeline_flow`'s body, without Prefect: ingest gets `data.text`, train the config pinned to
+    the ingested version (the other sections shared, not copied), evaluate `eval` and `views`,
+    reembed `export`, each the object itself; nothing is validated again on the way."""
+    from cl_core.config import EvalConfig, ExportConfig, TextSourceSpec, ViewsConfig, load_config
+    from flows import pipeline_flow as module
+
+    cfg = load_config(None, {"data.modality": "text", "data.source": "pairs.tsv", "data.name": "pairs"})
+    for section in (PipelineConfig, EvalConfig, ExportConfig, TextSourceSpec, ViewsConfig):
+        monkeypatch.setattr(section, "model_validate", lambda *a, **k: pytest.fail("validated again"))
+    given = {}
+
+    def step(name, result):
+        return lambda *args, **kwargs: given.update({name: (args, kwargs)}) or result
+
+    monkeypatch.setattr(module, "ingest_flow", step("ingest", {"version": "v7"}))
+    monkeypatch.setattr(module, "train_flow", step("train", {"model_name": "pairs-text", "model_version": "1"}))
+    monkeypatch.setattr(module, "evaluate_flow", step("evaluate", {}))
+    monkeypatch.setattr(module, "reembed_flow", step("reembed", {}))
+    module.pipeline_flow.fn(cfg, "ws", "10.0.0.1:6379")
+
+    assert given["ingest"][1]["text_spec"] is cfg.data.text
+    [pinned, *_] = given["train"][0]
+    assert type(pinned) is PipelineConfig and pinned.data.version == "v7"
+    assert pinned.model_copy(update={"data": cfg.data}) == cfg and pinned.train is cfg.train and pinned.loss is cfg.loss
+    assert given["evaluate"][0][-2] is cfg.eval and given["evaluate"][0][-1] is cfg.views
+    assert given["reembed"][0][3] is cfg.export and given["reembed"][0][4] == "10.0.0.1:6379"
