@@ -38,9 +38,9 @@ def walk(tmp_path, monkeypatch):
     import mlflow
     import ray.train
     import ray.train.torch
-    from prefect.logging.handlers import APILogHandler
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    from flows.cli.teardown import flush_prefect_logs
     from flows.ray_edge import train_launch, train_worker
 
     workspace = Workspace.resolve(tmp_path / "ws").create()
@@ -80,7 +80,7 @@ def walk(tmp_path, monkeypatch):
     monkeypatch.setattr(train_worker, "build_task", build_task)
     with temporary_settings({PREFECT_API_URL: CLI_SERVICES.environment(keep=set())["PREFECT_API_URL"]}):
         yield workspace, seen, args, cfg
-        APILogHandler.flush()  # the flow runs' last logs, while the server is still there
+        flush_prefect_logs()  # the flow runs' last logs, while the server is still there
     mlflow.set_tracking_uri(None)
 
 
