@@ -8,12 +8,14 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from cl_core.config import DataConfig
+from cl_core.config import DataConfig, IngestConfig
 from cl_core.datasets import DatasetStore, InteractionsSourceSpec, TextSourceSpec
-from cl_core.datasets.sources.webdataset import MAX_MEMBER_BYTES
 from cl_core.modalities import MODALITIES, modality
 from flows.prefect_edge import progress
 from flows.workspace import Workspace
+
+# What a call that leaves a setting out gets: the data and ingest sections' own defaults.
+_DATA, _INGEST = DataConfig(), IngestConfig()
 
 
 def source_specs(data: DataConfig) -> dict[str, Any]:
@@ -39,10 +41,8 @@ def _check_engine(engine: str, limit: int | None, interactions_spec: Interaction
 
 @task(name="ingest-source")
 def ingest_source(source: str, name: str, datasets_root: str, limit: int | None, max_bad_fraction: float,
-                  text_spec: TextSourceSpec | None = None,
-                  interactions_spec: InteractionsSourceSpec | None = None,
-                  engine: str = "local", ray_address: str | None = None,
-                  max_member_bytes: int = MAX_MEMBER_BYTES) -> dict[str, Any]:
+                  text_spec: TextSourceSpec | None, interactions_spec: InteractionsSourceSpec | None,
+                  engine: str, ray_address: str | None, max_member_bytes: int) -> dict[str, Any]:
     _check_engine(engine, limit, interactions_spec)
     logger = get_run_logger()
 
@@ -80,11 +80,12 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
 
 
 @flow(name="ingest")
-def ingest_flow(source: str, name: str, workspace: str, limit: int | None = None, max_bad_fraction: float = 0.05,
+def ingest_flow(source: str, name: str, workspace: str, limit: int | None = _DATA.limit,
+                max_bad_fraction: float = _DATA.max_bad_fraction,
                 text_spec: TextSourceSpec | None = None,
                 interactions_spec: InteractionsSourceSpec | None = None,
-                engine: str = "local", ray_address: str | None = None,
-                max_member_bytes: int = MAX_MEMBER_BYTES) -> dict[str, Any]:
+                engine: str = _INGEST.engine, ray_address: str | None = None,
+                max_member_bytes: int = _DATA.max_member_bytes) -> dict[str, Any]:
     """Read `source` into dataset `name`: images from 'digits', a folder of tar shards or an
     image folder; with `text_spec` (the validated `data.text` section, a `TextSourceSpec`),
     sentence pairs from a TSV/CSV/JSONL/Parquet file or a folder of them; with `interactions_spec`
