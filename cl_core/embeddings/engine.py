@@ -1,6 +1,6 @@
 """Who computes the vectors of a snapshot: this process (`LocalEngine`) or something that
 writes part files into the snapshot's staging folder for `SnapshotWriter.adopt` (the Ray Data
-engine, `flows.ray_embed`). Either way the writer counts, checks and publishes the snapshot, so
+engine, `flows.ray_edge.embed`). Either way the writer counts, checks and publishes the snapshot, so
 the engines differ only in where the rows are embedded."""
 
 from __future__ import annotations

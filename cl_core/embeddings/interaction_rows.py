@@ -8,7 +8,7 @@ time order. An item's depends on its id and side features. `content_sha256` hash
 that, so a later version re-embeds only the users whose features or history changed and the
 items whose features changed. The input is a dict per row, what the registered recommender
 takes as a DataFrame row: {"user": id, "history": [item ids], "features": {name: value}} or
-{"item": id, "features": {...}} (`flows/recommender_pyfunc.py`).
+{"item": id, "features": {...}} (`flows/mlflow_edge/recommender_pyfunc.py`).
 
 Ids of users and items may coincide ("1" is both a user and an item in MovieLens): a row is
 identified by (entity, id), `row_keys`.

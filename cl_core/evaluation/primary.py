@@ -3,7 +3,7 @@ key in an evaluation's `metrics`, its direction, and the metric it falls back to
 cannot give it.
 
 Read by the evaluation protocols (the `primary_metric` of their result), the evaluate flow's
-champion gate (which compares with `beats`), and `flows.headline_metrics` (the `eval.`-prefixed
+champion gate (which compares with `beats`), and `flows.mlflow_edge.headline_metrics` (the `eval.`-prefixed
 names `clpipe compare` sorts by). A new modality's record brings its own."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A trained two-tower model with everything it needs to embed users and items by their source
 ids, without the dataset: the ids it was trained on, its feature codecs, every user's and
 item's encoded side features, and each user's seen items (train and val, in time order) as of
-training. It is what the registry logs (`flows/recommender_pyfunc.py`) and what evaluation,
+training. It is what the registry logs (`flows/mlflow_edge/recommender_pyfunc.py`) and what evaluation,
 export and reembed embed with (`clpipe recommend` reads the vectors they wrote).
 
     encoder = TwoTowerEncoder.from_dataset(spec, weights, load_interactions(version))

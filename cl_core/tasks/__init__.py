@@ -1,6 +1,6 @@
 """Training tasks: what one data-parallel worker trains for each modality (its shard, model,
 views or tokenizer, objective and step), plus the sharding rule, the optimizer and the LR
-schedule. No Ray here: `flows.train_worker` runs a task inside Ray Train, and a test can run one
+schedule. No Ray here: `flows.ray_edge.train_worker` runs a task inside Ray Train, and a test can run one
 directly."""
 
 from __future__ import annotations

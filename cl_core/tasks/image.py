@@ -1,6 +1,6 @@
 """What a worker trains on image data: its shard, the encoder with its projection head, the
 views and the objective, one step at a time. The loop around it (optimizer, checkpoints,
-logging, resume) is `flows.train_worker`, shared with text.
+logging, resume) is `flows.ray_edge.train_worker`, shared with text.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What a worker trains on interaction data: its shard of the training interactions, the two
 towers and the in-batch sampled softmax with the logQ correction (`sampled_softmax`). The loop
-around it (optimizer, schedule, checkpoints, resume, logging) is `flows.train_worker`, shared
+around it (optimizer, schedule, checkpoints, resume, logging) is `flows.ray_edge.train_worker`, shared
 with images and text.
 """
 

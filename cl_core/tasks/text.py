@@ -1,6 +1,6 @@
 """What a worker trains on text data: its shard of the training examples, the pretrained
 sentence encoder, the tokenizer and the objective (mnrl, simcse or cosent). The loop around it
-is `flows.train_worker`, shared with images.
+is `flows.ray_edge.train_worker`, shared with images.
 """
 
 from __future__ import annotations
