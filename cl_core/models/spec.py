@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from cl_core.modalities import MODALITIES, modality
 from cl_core.modalities.image import IMAGE
 from cl_core.modalities.interactions import INTERACTIONS
 from cl_core.modalities.text import TEXT
@@ -225,13 +226,13 @@ class TwoTowerModelSpec:
         }
 
 
-ModelSpec = ImageModelSpec | TextModelSpec | TwoTowerModelSpec
-_BY_MODALITY: dict[str, type[ModelSpec]] = {spec.modality: spec for spec in (ImageModelSpec, TextModelSpec, TwoTowerModelSpec)}
+ModelSpec = ImageModelSpec | TextModelSpec | TwoTowerModelSpec  # for annotations; each record names its own
 
 
 def model_spec_from_dict(meta: Mapping[str, Any]) -> ModelSpec:
-    """The spec a checkpoint's "model_meta" describes; image when it names no modality."""
-    modality = meta.get("modality", ImageModelSpec.modality)
-    if modality not in _BY_MODALITY:
-        raise ValueError(f"model modality must be one of {sorted(_BY_MODALITY)}, got {modality!r}")
-    return _BY_MODALITY[modality].from_dict(meta)
+    """The spec a checkpoint's "model_meta" describes (its record's "spec" part); image when it
+    names no modality."""
+    kind = meta.get("modality", IMAGE.name)
+    if kind not in MODALITIES:
+        raise ValueError(f"model modality must be one of {sorted(MODALITIES)}, got {kind!r}")
+    return modality(kind).part("spec").from_dict(meta)
