@@ -10,7 +10,8 @@ from prefect import flow, get_run_logger, task
 
 from cl_core.config import DataConfig, IngestConfig
 from cl_core.datasets import DatasetStore, InteractionsSourceSpec, TextSourceSpec
-from cl_core.modalities import MODALITIES, modality
+from cl_core.modalities import MODALITIES, Modality, modality
+from cl_core.modalities.image import IMAGE
 from flows.prefect_edge import progress
 from flows.workspace import Workspace
 
@@ -29,12 +30,20 @@ def source_specs(data: DataConfig) -> dict[str, Any]:
     return specs | {"max_member_bytes": data.max_member_bytes}
 
 
-def _check_engine(engine: str, limit: int | None, interactions_spec: InteractionsSourceSpec | None) -> None:
+def _source(text_spec: TextSourceSpec | None,
+            interactions_spec: InteractionsSourceSpec | None) -> tuple[Modality, TextSourceSpec | InteractionsSourceSpec | None]:
+    """The record of the data the source holds, and the section that says how it reads (a source
+    without one holds images)."""
+    spec = text_spec if text_spec is not None else interactions_spec
+    return modality(spec.modality if spec is not None else IMAGE.name), spec
+
+
+def _check_engine(engine: str, limit: int | None, record: Modality) -> None:
     """What the config validation says (`PipelineConfig`), for callers that pass plain arguments."""
     if engine not in ("local", "ray"):
         raise ValueError(f"ingest.engine must be 'local' or 'ray', got {engine!r}")
-    if engine == "ray" and interactions_spec is not None:
-        raise ValueError("ingest.engine 'ray' ingests images and text; interactions need ingest.engine local")
+    if engine == "ray" and record.local_ingest_only:
+        raise ValueError(f"ingest.engine 'ray' ingests images and text; {record.noun} need ingest.engine local")
     if engine == "ray" and limit is not None:
         raise ValueError("data.limit (--limit) needs ingest.engine local: the ray engine reads every file")
 
@@ -43,7 +52,8 @@ def _check_engine(engine: str, limit: int | None, interactions_spec: Interaction
 def ingest_source(source: str, name: str, datasets_root: str, limit: int | None, max_bad_fraction: float,
                   text_spec: TextSourceSpec | None, interactions_spec: InteractionsSourceSpec | None,
                   engine: str, ray_address: str | None, max_member_bytes: int) -> dict[str, Any]:
-    _check_engine(engine, limit, interactions_spec)
+    record, spec = _source(text_spec, interactions_spec)
+    _check_engine(engine, limit, record)
     logger = get_run_logger()
 
     def records_read(done: int) -> None:
@@ -57,14 +67,9 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
 
         result = ingest_with_ray(store, source, name, text_spec=text_spec, max_bad_fraction=max_bad_fraction,
                                  ray_address=ray_address, max_member_bytes=max_member_bytes)
-    elif text_spec is not None:
-        result = store.ingest_text(source, name, text_spec, limit=limit, max_bad_fraction=max_bad_fraction, progress=records_read)
-    elif interactions_spec is not None:
-        result = store.ingest_interactions(source, name, interactions_spec, limit=limit, max_bad_fraction=max_bad_fraction,
-                                           progress=records_read)
     else:
-        result = store.ingest(source, name, limit=limit, max_bad_fraction=max_bad_fraction, progress=records_read,
-                              max_member_bytes=max_member_bytes)
+        result = record.part("ingest")(store, source, name, spec, limit=limit, max_bad_fraction=max_bad_fraction,
+                                       progress=records_read, max_member_bytes=max_member_bytes)
     summary = {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(result).items()}
     state = "new version" if result.created else "unchanged (existing version)"
     logger.info(
@@ -95,7 +100,7 @@ def ingest_flow(source: str, name: str, workspace: str, limit: int | None = _DAT
     `ray_address` (else $RAY_ADDRESS, else a local Ray): images and text only, without `limit`;
     the same version as "local". `max_member_bytes` (`data.max_member_bytes`): a tar shard's
     member above it is quarantined unread, with its name and size."""
-    _check_engine(engine, limit, interactions_spec)
+    _check_engine(engine, limit, _source(text_spec, interactions_spec)[0])
     ws = Workspace(Path(workspace)).create()
     return ingest_source(source, name, str(ws.datasets), limit, max_bad_fraction, text_spec, interactions_spec,
                          engine, ray_address, max_member_bytes)

@@ -3,7 +3,7 @@ its side tables of user and item attributes, and how the interactions are split 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import ValidationInfo, field_validator, model_validator
 
@@ -17,6 +17,7 @@ from cl_core.config.base import (
     _Section,
     one_of,
 )
+from cl_core.modalities.interactions import INTERACTIONS
 
 InteractionsFormat = Literal["auto", "tsv", "csv", "parquet", "atomic"]
 INTERACTIONS_FORMATS: tuple[str, ...] = get_args(InteractionsFormat)
@@ -189,6 +190,8 @@ class InteractionsSourceSpec(_Section):
         users, items: side tables of attributes (`SideTableSpec`), or None.
         split: how interactions are split by time (`InteractionSplitSpec`).
     """
+
+    modality: ClassVar[str] = INTERACTIONS.name  # the kind of data it reads
 
     format: KnownInteractionsFormat = "auto"
     header: StrictHeader = True

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import field_validator, model_validator
 
 from cl_core.config.base import ColumnKey, OptionalRoleColumn, StrictHeader, _column_key, _column_tuple, _Section, one_of
+from cl_core.modalities.text import TEXT
 
 TextFormat = Literal["auto", "tsv", "csv", "jsonl", "parquet"]
 TEXT_FORMATS: tuple[str, ...] = get_args(TextFormat)
@@ -42,6 +43,8 @@ class TextSourceSpec(_Section):
             the format cannot name (positions for JSONL, names for a TSV/CSV without header),
             or one column given two roles.
     """
+
+    modality: ClassVar[str] = TEXT.name  # the kind of data it reads
 
     format: Annotated[TextFormat, one_of("format", TEXT_FORMATS)] = "auto"
     # Lists (YAML, JSON) are accepted and frozen into tuples, so the spec stays hashable.

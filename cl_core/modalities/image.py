@@ -33,6 +33,7 @@ IMAGE = Modality(
         "rows": "cl_core.embeddings.image_rows",
         "training_data": "cl_core.tasks.training_data:image",
         "check_source": "cl_core.datasets.sources.source_checks:image",
+        "ingest": "cl_core.datasets.sources.image_ingest:ingest_source",
         "protocol": "cl_core.evaluation.image_protocol",
     }),
 )

@@ -39,6 +39,7 @@ INTERACTIONS = Modality(
         "rows": "cl_core.embeddings.interaction_rows",
         "training_data": "cl_core.tasks.training_data:interactions",
         "check_source": "cl_core.datasets.sources.source_checks:interactions",
+        "ingest": "cl_core.datasets.sources.interactions.ingest:ingest_source",
         "protocol": "cl_core.evaluation.ranking_protocol",
     }),
 )

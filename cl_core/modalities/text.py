@@ -31,6 +31,7 @@ TEXT = Modality(
         "rows": "cl_core.embeddings.text_rows",
         "training_data": "cl_core.tasks.training_data:text",
         "check_source": "cl_core.datasets.sources.source_checks:text",
+        "ingest": "cl_core.datasets.sources.text.ingest:ingest_source",
         "protocol": "cl_core.evaluation.text_protocol",
     }),
 )

@@ -2,13 +2,15 @@
 no code asks "image, text or interactions?" by comparing names; it reads the record."""
 
 import ast
+import inspect
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from cl_core.config import MODALITY_DEFAULTS, build_config
+from cl_core.config import MODALITY_DEFAULTS, InteractionsSourceSpec, TextSourceSpec, build_config
+from cl_core.datasets import DatasetStore
 from cl_core.evaluation.primary import PRIMARY_METRICS
 from cl_core.losses.objectives import OBJECTIVES
 from cl_core.modalities import MODALITIES, modality
@@ -88,6 +90,21 @@ def test_every_record_names_its_rows_spec_and_task():
     for record in MODALITIES.values():
         assert {"schema", "spec", "task", "rows"} <= set(record.parts), record.name
         assert record.part("spec").modality == record.name
+
+
+def test_every_record_ingests_through_one_call(tmp_path):
+    """The ingest flow calls each record's "ingest" part the same way (`flows.ingest_flow`); a
+    source section names the record it reads."""
+    for record in MODALITIES.values():
+        parameters = inspect.signature(record.part("ingest")).parameters
+        assert list(parameters)[:4] == ["store", "source", "name", "spec"], record.name
+        assert "max_member_bytes" in parameters, record.name
+    assert TextSourceSpec.modality == modality("text").name
+    assert InteractionsSourceSpec.modality == modality("interactions").name
+    store = DatasetStore(tmp_path)
+    result = modality("image").part("ingest")(store, "digits", "d", None, limit=20, max_bad_fraction=0.05,
+                                               progress=None, max_member_bytes=1 << 20)
+    assert result.rows == 20 and store.resolve("d").kind == "image"
 
 
 def test_a_text_config_gets_the_text_records_defaults():

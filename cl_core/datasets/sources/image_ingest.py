@@ -111,3 +111,9 @@ def ingest_image_records(
         records, ImageRows(class_names), name, description=description,
         max_bad_fraction=max_bad_fraction, progress=progress,
     )
+
+
+def ingest_source(store, source: str, name: str, spec: None, *, max_member_bytes: int, **options) -> IngestResult:
+    """The image record's "ingest" part (`cl_core.modalities`): `ingest_images`; an image source
+    has no config section, so `spec` is None."""
+    return ingest_images(store, source, name, max_member_bytes=max_member_bytes, **options)

@@ -82,3 +82,10 @@ def ingest_interactions(
         name, version, write, bad, started=started, rows=len(rows), splits=rows.split_counts(interactions),
         details=rows.summary(entities),
     )
+
+
+def ingest_source(store, source: str | Path, name: str, spec: InteractionsSourceSpec, *, max_member_bytes: int,
+                  **options) -> IngestResult:
+    """The interactions record's "ingest" part (`cl_core.modalities`): `ingest_interactions`. An
+    interactions source is never a tar shard, so `max_member_bytes` does not apply."""
+    return ingest_interactions(store, source, name, spec, **options)

@@ -101,3 +101,10 @@ def ingest_text_records(
         records, TextRows(), name, description=description,
         max_bad_fraction=max_bad_fraction, progress=progress,
     )
+
+
+def ingest_source(store, source: str | Path, name: str, spec: TextSourceSpec, *, max_member_bytes: int,
+                  **options) -> IngestResult:
+    """The text record's "ingest" part (`cl_core.modalities`): `ingest_text`. A text source is
+    never a tar shard, so `max_member_bytes` does not apply."""
+    return ingest_text(store, source, name, spec, **options)
