@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,15 @@ def clpipe(*args: str, workspace: Path, timeout: int = 900,
     PREFECT_API_URL keeps the call off the shared server."""
     command = [sys.executable, "-m", "flows.cli", *args, "--workspace", str(workspace)]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=clpipe_environment(env))
+
+
+def clpipe_together(*calls: tuple[str, ...], workspace: Path, timeout: int = 900) -> list[subprocess.CompletedProcess]:
+    """`clpipe(*args, workspace=workspace)` for each `args` in `calls`, all started at once, in order:
+    for calls that neither depend on nor change each other's state. Such a call is mostly one
+    busy core (start-up, imports, loading a model), and the test machine has two."""
+    clpipe_environment()  # the session's Prefect server, started here, not by two threads at once
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(lambda args: clpipe(*args, workspace=workspace, timeout=timeout), calls))
 
 
 def clpipe_environment(env: dict[str, str | None] | None = None) -> dict[str, str]:
@@ -124,18 +134,36 @@ def copy_workspace(source: Path, target: Path) -> Path:
     return target
 
 
+# The same data (so the same dataset version), but a challenger that cannot beat the champion: a
+# 2-channel encoder (2-d features, after a ReLU: kNN can only tell angles in one quadrant apart),
+# trained one epoch on one worker at a negligible learning rate.
+LOSING_CHALLENGER = DIGITS_RUN_CONFIG.replace("depths: [1, 1], widths: [16, 32], proj_hidden: 64, proj_dim: 32",
+                                              "depths: [1], widths: [2], proj_hidden: 8, proj_dim: 4").replace(
+    f"epochs: {DIGITS_RUN_EPOCHS}, batch_size: 64, workers: 2", "epochs: 1, batch_size: 64, workers: 1, lr: 1.0e-9")
+
+
 @pytest.fixture(scope="session")
 def digits_challenger(digits_run, tmp_path_factory) -> dict:
-    """A copy of the digits run's workspace where `clpipe train` registered a second version (1
-    epoch, 1 worker) and `clpipe evaluate` scored it against the champion: two evaluated training
-    runs in experiment digits-ntxent. Their JSON summaries are `trained` and `evaluated`."""
-    workspace = copy_workspace(digits_run.workspace, tmp_path_factory.mktemp("digits-challenger") / "workspace")
-    config = str(digits_run.config)
-    trained = last_json(clpipe("train", "--dataset", "digits", "--config", config, "--epochs", "1", "--workers", "1",
-                               "--json", workspace=workspace))
-    evaluated = last_json(clpipe("evaluate", "--model", "digits-ntxent@challenger", "--dataset", "digits", "--config",
-                                 config, "--json", workspace=workspace))
-    return {"workspace": workspace, "trained": trained, "evaluated": evaluated}
+    """A copy of the digits run's workspace where a second `clpipe run --config LOSING_CHALLENGER`
+    (what the `train` deployment runs every day) registered version 2 as challenger and scored it
+    against the champion, which it cannot beat: two evaluated training runs in experiment
+    digits-ntxent. `trained` and `evaluated` are that run's `train` and `evaluate` summaries,
+    `result` and `summary` its output; `table_before` / `table_after` are the champion table's
+    CURRENT and listing right before and right after it (a later test exports into the copy)."""
+    root = tmp_path_factory.mktemp("digits-challenger")
+    workspace = copy_workspace(digits_run.workspace, root / "workspace")
+    table = workspace / "embeddings" / "digits-ntxent" / "digits"
+
+    def table_state() -> tuple[str, list[str]]:
+        return (table / "CURRENT").read_text(), sorted(p.name for p in table.iterdir())
+
+    before = table_state()
+    config = root / "losing.yaml"
+    config.write_text(LOSING_CHALLENGER)
+    result = clpipe("run", "--config", str(config), "--json", workspace=workspace)
+    summary = last_json(result)
+    return {"workspace": workspace, "result": result, "summary": summary, "trained": summary["train"],
+            "evaluated": summary["evaluate"], "table_before": before, "table_after": table_state()}
 
 
 def _distributed_rank(rank: int, worker: Callable[[int], Any], world_size: int, port: int, results) -> None:

@@ -17,7 +17,7 @@ from cl_core.datasets import DatasetStore
 from cl_core.embeddings import open_current
 from flows.cli import _print_run_summary
 from flows.workspace import Workspace
-from tests.conftest import CLI_SERVICES, DIGITS_RUN_CONFIG, DIGITS_RUN_EPOCHS, clpipe, copy_workspace, last_json
+from tests.conftest import CLI_SERVICES, DIGITS_RUN_CONFIG, DIGITS_RUN_EPOCHS, LOSING_CHALLENGER, clpipe, last_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -140,7 +140,8 @@ def test_registered_pyfunc_embeds_encoded_images(pipeline):
 
 def test_second_training_is_gated_against_the_champion(digits_challenger):
     """A new challenger is scored next to the champion on the same data; the decision is recorded.
-    It trains in a copy of the run's workspace (tests/conftest.py), which the browser test reads too."""
+    It trains in a copy of the run's workspace (tests/conftest.py), which the browser test and the
+    daily-run test below read too."""
     workspace, trained, evaluated = (digits_challenger[key] for key in ("workspace", "trained", "evaluated"))
     assert trained["model_version"] == "2" and trained["aliases"] == ["challenger"]
     decision = evaluated["promotion"]
@@ -164,34 +165,23 @@ def test_second_training_is_gated_against_the_champion(digits_challenger):
         "aliases"]
 
 
-# The same data (so the same dataset version), but a challenger that cannot beat the champion: a
-# 2-channel encoder (2-d features, after a ReLU: kNN can only tell angles in one quadrant apart),
-# trained one epoch on one worker at a negligible learning rate.
-LOSING_CHALLENGER = DIGITS_RUN_CONFIG.replace("depths: [1, 1], widths: [16, 32], proj_hidden: 64, proj_dim: 32",
-                                              "depths: [1], widths: [2], proj_hidden: 8, proj_dim: 4").replace(
-    f"epochs: {EPOCHS}, batch_size: 64, workers: 2", "epochs: 1, batch_size: 64, workers: 1, lr: 1.0e-9")
-
-
-def test_a_daily_run_whose_challenger_is_kept_leaves_the_table_alone(digits_run, tmp_path, capsys):
+def test_a_daily_run_whose_challenger_is_kept_leaves_the_table_alone(digits_run, digits_challenger, capsys):
     """The `train` deployment runs this every day: when the champion did not change, the run ends
-    "up_to_date" and writes no snapshot (no full export); CURRENT stays where it was."""
+    "up_to_date" and writes no snapshot (no full export); CURRENT stays where it was. The run is
+    the challenger's (`digits_challenger`, tests/conftest.py: LOSING_CHALLENGER in a copy of the
+    digits run's workspace); the table was read right before and right after it."""
     assert LOSING_CHALLENGER != DIGITS_RUN_CONFIG and "widths: [2]" in LOSING_CHALLENGER
-    workspace = copy_workspace(digits_run.workspace, tmp_path / "workspace")
-    table = workspace / "embeddings" / "digits-ntxent" / "digits"
-    current, listed = (table / "CURRENT").read_text(), sorted(p.name for p in table.iterdir())
-    config = tmp_path / "losing.yaml"
-    config.write_text(LOSING_CHALLENGER)
-    result = clpipe("run", "--config", str(config), "--json", workspace=workspace)
-    summary = last_json(result)
+    result, summary = digits_challenger["result"], digits_challenger["summary"]
+    (current, listed), (current_after, listed_after) = digits_challenger["table_before"], digits_challenger["table_after"]
     assert summary["ingest"]["version"] == digits_run.summary["ingest"]["version"] and not summary["ingest"]["created"]
     assert summary["train"]["model_version"] == "2"
     assert not summary["evaluate"]["promotion"]["promoted"], summary["evaluate"]["promotion"]
     written = summary["reembed"]
     assert written["action"] == "up_to_date" and written["rows_embedded"] == 0 and written["mlflow_run_id"] is None
     assert (written["model_version"], written["snapshot"]) == ("1", digits_run.summary["reembed"]["snapshot"])
-    assert (table / "CURRENT").read_text() == current
-    assert sorted(p.name for p in table.iterdir()) == listed  # no snapshot written, none removed
+    assert current_after == current
+    assert listed_after == listed  # no snapshot written, none removed
     assert re.search(r"^reembed .* up_to_date", result.stderr, re.MULTILINE), result.stderr[-2000:]
-    _print_run_summary(summary, Workspace(workspace))
+    _print_run_summary(summary, Workspace(digits_challenger["workspace"]))
     shown = capsys.readouterr().out
     assert re.search(r"embeddings +up_to_date .*model v1", shown), shown

@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 
 from cl_core.embeddings import open_current
 from cl_core.recommender.synthetic import clustered_interactions
-from tests.conftest import clpipe, last_json
+from tests.conftest import clpipe, clpipe_together, last_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -102,13 +102,27 @@ def test_the_table_holds_every_user_and_item_and_the_pyfunc_gives_its_vectors(re
     np.testing.assert_allclose(np.linalg.norm(item_vectors, axis=1), 1.0, atol=1e-5)
 
 
-def test_recommend_lists_k_unseen_items_with_titles(recommender_run):
-    workspace = recommender_run["workspace"]
-    shown = clpipe("recommend", "--model", f"{MODEL}@champion", "--user", "7", "-k", "5", workspace=workspace)
+READS = {  # the module's calls that only read the workspace, before the refresh test changes it
+    "top5": ("recommend", "--model", f"{MODEL}@champion", "--user", "7", "-k", "5"),
+    "top10": ("recommend", "--model", f"{MODEL}@champion", "--user", "7", "--json"),
+    "all": ("recommend", "--model", f"{MODEL}@champion", "--user", "7", "-k", str(ITEMS), "--json"),
+    "unknown": ("recommend", "--model", f"{MODEL}@champion", "--user", "nobody"),
+    "reembed": ("reembed", "--model", MODEL, "--dataset", "clusters", "--json"),
+}
+
+
+@pytest.fixture(scope="module")
+def reads(recommender_run) -> dict:
+    """What each of READS printed: they were started together (each is mostly one busy core)."""
+    return dict(zip(READS, clpipe_together(*READS.values(), workspace=recommender_run["workspace"]), strict=True))
+
+
+def test_recommend_lists_k_unseen_items_with_titles(reads):
+    shown = reads["top5"]
     assert shown.returncode == 0, shown.stderr[-3000:]
     listed = [line for line in shown.stdout.splitlines() if "Item " in line]
     assert len(listed) == 5
-    result = last_json(clpipe("recommend", "--model", f"{MODEL}@champion", "--user", "7", "--json", workspace=workspace))
+    result = last_json(reads["top10"])
     items = result["items"]
     assert len(items) == 10 and [item["rank"] for item in items] == list(range(1, 11))
     assert [item["score"] for item in items] == sorted((item["score"] for item in items), reverse=True)
@@ -118,8 +132,8 @@ def test_recommend_lists_k_unseen_items_with_titles(recommender_run):
     assert len(seen) == PER_USER - 1 and not seen & {item["id"] for item in items}
 
 
-def test_an_unknown_user_fails_in_one_line(recommender_run):
-    failed = clpipe("recommend", "--model", f"{MODEL}@champion", "--user", "nobody", workspace=recommender_run["workspace"])
+def test_an_unknown_user_fails_in_one_line(reads):
+    failed = reads["unknown"]
     assert failed.returncode == 1 and failed.stdout == ""
     errors = [line for line in failed.stderr.splitlines() if line.strip()]
     assert errors[-1].startswith("clpipe recommend failed: user 'nobody' has no row in snapshot ")
@@ -128,9 +142,8 @@ def test_an_unknown_user_fails_in_one_line(recommender_run):
     assert sum(line.startswith("clpipe recommend failed") for line in errors) == 1
 
 
-def test_reembed_finds_the_table_up_to_date(recommender_run):
-    reembedded = last_json(clpipe("reembed", "--model", MODEL, "--dataset", "clusters", "--json",
-                                  workspace=recommender_run["workspace"]))
+def test_reembed_finds_the_table_up_to_date(reads):
+    reembedded = last_json(reads["reembed"])
     assert reembedded["action"] == "up_to_date" and reembedded["rows"] == USERS + ITEMS
     assert reembedded["rows_embedded"] == 0
 
@@ -158,13 +171,12 @@ def _check_from_table(result: dict, table, user: str, masked: set[str]) -> None:
     assert min(item["score"] for item in result["items"]) >= best_left_out - 1e-6
 
 
-def test_recommend_leaves_out_every_item_of_the_user_in_any_split(recommender_run):
+def test_recommend_leaves_out_every_item_of_the_user_in_any_split(recommender_run, reads):
     """Under leave-last-out the test item is the user's last interaction: it is left out too."""
     workspace, table = recommender_run["workspace"], recommender_run["table"]
     had = {item for item, _ in _interactions(recommender_run["paths"]["interactions"])["7"]}
     assert len(had) == PER_USER
-    result = last_json(clpipe("recommend", "--model", f"{MODEL}@champion", "--user", "7", "-k", str(ITEMS), "--json",
-                              workspace=workspace))
+    result = last_json(reads["all"])
     assert result["masked_items"] == PER_USER and len(result["items"]) == ITEMS - PER_USER
     _check_from_table(result, table, "7", had)
     current = (workspace / "embeddings" / MODEL / "clusters" / "CURRENT").read_text().strip()
@@ -194,9 +206,11 @@ def test_a_user_new_in_the_source_gets_recommendations_after_refresh_without_ret
     assert reembedded["action"] == "incremental" and reembedded["model_version"] == "1"
     table = open_current(workspace / "embeddings", MODEL, "clusters").to_table()
 
-    for user, had in ((new_user, set(new_items)), ("7", {*mine, extra_for_7})):
-        result = last_json(clpipe("recommend", "--model", f"{MODEL}@champion", "--user", user, "-k", "5", "--json",
-                                  workspace=workspace))
+    users_had = ((new_user, set(new_items)), ("7", {*mine, extra_for_7}))
+    listings = clpipe_together(*(("recommend", "--model", f"{MODEL}@champion", "--user", user, "-k", "5", "--json")
+                                 for user, _ in users_had), workspace=workspace)
+    for (user, had), listing in zip(users_had, listings, strict=True):
+        result = last_json(listing)
         assert result["snapshot"] == reembedded["snapshot"] and result["model"]["version"] == "1"
         assert result["dataset"]["version"] == refreshed["ingest"]["version"] == reembedded["dataset_version"]
         assert result["masked_items"] == len(had)
