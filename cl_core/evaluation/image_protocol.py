@@ -150,3 +150,18 @@ def evaluate(embed: Embed, dataset: DatasetVersion, cfg: EvalConfig, views_cfg: 
 def gate_score(embed: Embed, dataset: DatasetVersion, cfg: EvalConfig) -> tuple[str, float]:
     """(metric name, value) of the promotion gate: kNN top-1 (`knn_score`)."""
     return primary_metric(IMAGE.name), knn_score(embed, dataset, cfg)
+
+
+def summary_lines(metrics: dict[str, float], baseline: dict[str, float], split: str) -> list[str]:
+    """What `clpipe run` prints of an evaluation: kNN and the probe next to the pretrained backbone
+    (when the model was fine-tuned from one) and the raw pixels, then alignment and uniformity."""
+    def line(label: str, key: str) -> str:
+        before = baseline.get(f"pretrained_{key}")
+        pretrained = f"   pretrained {before:.4f}" if before is not None else ""
+        return f"  {label:<14} {metrics[key]:.4f}{pretrained}   raw pixels {baseline[f'raw_{key}']:.4f}"
+
+    return [
+        line("kNN top-1", "knn_top1"),
+        line("linear probe", "linear_probe"),
+        f"  alignment      {metrics['alignment']:.4f}   uniformity {metrics['uniformity']:.4f}",
+    ]

@@ -106,3 +106,10 @@ def evaluate(embed: Embed, dataset: DatasetVersion, cfg: EvalConfig, views_cfg: 
 def gate_score(embed: Embed, dataset: DatasetVersion, cfg: EvalConfig) -> tuple[str, float]:
     """(metric name, value) of the promotion gate: NDCG@10 (`primary_score`)."""
     return primary_metric(INTERACTIONS.name), primary_score(embed, dataset, load_interactions(dataset))
+
+
+def summary_lines(metrics: dict[str, float], baseline: dict[str, float], split: str) -> list[str]:
+    """What `clpipe run` prints of an evaluation: the recommender next to its baselines."""
+    return [f"  {label:<14} {metrics[key]:.4f}   most-popular {baseline[f'popular_{key}']:.4f}   "
+            f"BPR-MF {baseline[f'mf_{key}']:.4f}   ({split} split)"
+            for key, label in (("ndcg_at_10", "NDCG@10"), ("recall_at_20", "recall@20"), ("mrr", "MRR"))]

@@ -112,3 +112,16 @@ def evaluate(embed: Embed, dataset: DatasetVersion, cfg: EvalConfig, views_cfg: 
 
 
 gate_score = primary_score
+
+
+def summary_lines(metrics: dict[str, float], baseline: dict[str, float], split: str) -> list[str]:
+    """What `clpipe run` prints of an evaluation: each metric the split gave, next to the
+    pretrained encoder's."""
+    lines = []
+    for key, label in (("sts_spearman", "STS Spearman"), ("sts_pearson", "STS Pearson"), ("recall_at_1", "recall@1"),
+                       ("recall_at_10", "recall@10"), ("mrr_at_10", "MRR@10")):
+        if key in metrics:
+            before = baseline.get(f"pretrained_{key}")
+            pretrained = f"   pretrained {before:.4f}" if before is not None else ""
+            lines.append(f"  {label:<14} {metrics[key]:.4f}{pretrained}   ({split} split)")
+    return lines

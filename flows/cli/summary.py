@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from cl_core.modalities import MODALITIES
 from flows.workspace import Workspace
 
 
@@ -52,29 +53,12 @@ def table_line(table: dict[str, Any]) -> str:
 
 
 def metric_lines(metrics: dict[str, float], baseline: dict[str, float], split: str) -> list[str]:
-    if "ndcg_at_10" in metrics:  # a recommender, next to its baselines
-        return [f"  {label:<14} {metrics[key]:.4f}   most-popular {baseline[f'popular_{key}']:.4f}   "
-                f"BPR-MF {baseline[f'mf_{key}']:.4f}   ({split} split)"
-                for key, label in (("ndcg_at_10", "NDCG@10"), ("recall_at_20", "recall@20"), ("mrr", "MRR"))]
-    if "knn_top1" in metrics:
-        def line(label: str, key: str) -> str:
-            before = baseline.get(f"pretrained_{key}")
-            pretrained = f"   pretrained {before:.4f}" if before is not None else ""
-            return f"  {label:<14} {metrics[key]:.4f}{pretrained}   raw pixels {baseline[f'raw_{key}']:.4f}"
-
-        return [
-            line("kNN top-1", "knn_top1"),
-            line("linear probe", "linear_probe"),
-            f"  alignment      {metrics['alignment']:.4f}   uniformity {metrics['uniformity']:.4f}",
-        ]
-    lines = []
-    for key, label in (("sts_spearman", "STS Spearman"), ("sts_pearson", "STS Pearson"), ("recall_at_1", "recall@1"),
-                       ("recall_at_10", "recall@10"), ("mrr_at_10", "MRR@10")):
-        if key in metrics:
-            before = baseline.get(f"pretrained_{key}")
-            pretrained = f"   pretrained {before:.4f}" if before is not None else ""
-            lines.append(f"  {label:<14} {metrics[key]:.4f}{pretrained}   ({split} split)")
-    return lines
+    """An evaluation's lines, as its protocol prints them (`summary_lines`): the protocol of the
+    modality whose primary metric the evaluation holds."""
+    for record in MODALITIES.values():
+        if record.primary.choose(metrics) in metrics:
+            return record.part("protocol").summary_lines(metrics, baseline, split)
+    return []
 
 
 def mlflow_ui_command(workspace: Workspace) -> str:
