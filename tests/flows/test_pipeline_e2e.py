@@ -17,7 +17,7 @@ from cl_core.datasets import DatasetStore
 from cl_core.embeddings import open_current
 from flows.cli import _print_run_summary
 from flows.workspace import Workspace
-from tests.conftest import CLI_SERVICES, DIGITS_RUN_CONFIG, DIGITS_RUN_EPOCHS, LOSING_CHALLENGER, clpipe, last_json
+from tests.conftest import CLI_SERVICES, DIGITS_RUN_CONFIG, DIGITS_RUN_EPOCHS, LOSING_CHALLENGER, clpipe_together, last_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -152,12 +152,13 @@ def test_second_training_is_gated_against_the_champion(digits_challenger):
     assert champion == ("2" if decision["promoted"] else "1")
     tag = client.get_model_version("digits-ntxent", "2").tags["promotion.decision"]
     assert tag.startswith("promoted" if decision["promoted"] else "kept")
-    # The export follows the champion alias, whichever version holds it.
-    exported = last_json(
-        clpipe("export", "--model", "digits-ntxent@champion", "--dataset", "digits", "--json", workspace=workspace)
-    )
+    # The export follows the champion alias, whichever version holds it. The comparison of the training runs
+    # runs beside it (the export logs a run of its own stage, which compare never lists).
+    export, compare = clpipe_together(("export", "--model", "digits-ntxent@champion", "--dataset", "digits", "--json"),
+                                      ("compare", "--json"), workspace=workspace)
+    exported = last_json(export)
     assert exported["model_version"] == champion and exported["rows"] == 500
-    compared = last_json(clpipe("compare", "--json", workspace=workspace))
+    compared = last_json(compare)
     assert compared["experiment"] == "digits-ntxent" and compared["metric"] == "eval.knn_top1"
     assert sorted(run["model_version"] for run in compared["runs"]) == ["digits-ntxent/1", "digits-ntxent/2"]
     assert compared["runs"][0]["metrics"]["eval.knn_top1"] >= compared["runs"][1]["metrics"]["eval.knn_top1"]
