@@ -22,6 +22,7 @@ IMAGE = Modality(
     noun="images",
     primary=PrimaryMetric("knn_top1"),  # kNN top-1 accuracy on the test split
     input_column="image",
+    evaluation="kNN top-1, linear probe, alignment and uniformity on the test split, next to the raw-pixel baseline",
     forms=("two_view", "momentum"),
     # The config's own defaults are image-first (ntxent, lr 2e-3, 30 epochs): nothing to add.
     image_backbone=True,

@@ -19,6 +19,7 @@ INTERACTIONS = Modality(
     noun="interactions",
     primary=PrimaryMetric("ndcg_at_10"),  # NDCG@10 of the held-out item
     input_column="input",  # a user's or an item's row, as JSON (`cl_core.embeddings.interaction_rows`)
+    evaluation="recall, NDCG, MRR and coverage at 10 and 20 on the test split, next to most-popular and BPR-MF",
     forms=("user_item",),
     # The two towers train from scratch on (user, item) rows: many small steps per epoch.
     defaults=MappingProxyType({

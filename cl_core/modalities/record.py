@@ -49,6 +49,7 @@ class Modality:
     noun: str  # what a version holds, in messages: "images", "text", "interactions"
     primary: PrimaryMetric
     input_column: str  # the column the model embeds (the registered pyfunc's input)
+    evaluation: str  # what its protocol scores, in `clpipe evaluate --help`
     forms: tuple[str, ...]  # how the objectives train this data (`cl_core.losses.objectives`)
     # Config values for the sections a config leaves out, on top of the image-first defaults.
     defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))

@@ -10,6 +10,7 @@ TEXT = Modality(
     noun="text",
     primary=PrimaryMetric("sts_spearman", fallback="mrr_at_10"),  # STS Spearman; no gold scores: MRR@10
     input_column="text",
+    evaluation="STS correlation and pair retrieval, next to the pretrained encoder",
     forms=("pairs", "sentences", "scored_pairs"),
     # The image-first defaults would wreck a pretrained sentence encoder: text gets the usual
     # fine-tuning settings (sentence-transformers') for every field a config leaves out.

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from cl_core.config import ExportConfig
+from cl_core.modalities import MODALITIES
 from flows.cli import embedding_commands, pipeline_commands, reading_commands, schedule_commands
 from flows.cli.overrides import one_column
 from flows.mlflow_edge.headline_metrics import PRIMARY
@@ -115,11 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     _training_flags(train)
     _common(train)
 
+    protocols = " ".join(f"{record.noun.capitalize()}: {record.evaluation}." for record in MODALITIES.values())
     evaluate = _command(commands, "evaluate", pipeline_commands.EVALUATE, "score a registered model and gate the champion alias",
-                        "Images: kNN top-1, linear probe, alignment and uniformity on the test "
-                        "split, next to the raw-pixel baseline. Text: STS correlation and pair retrieval, next "
-                        "to the pretrained encoder. Interactions: recall, NDCG, MRR and coverage at 10 and 20 on the "
-                        "test split, next to most-popular and BPR-MF. Moves 'champion' if the model beats it.")
+                        f"{protocols} Moves 'champion' if the model beats it.")
     _model_and_dataset(evaluate, "MODEL, MODEL@ALIAS or MODEL/VERSION", version=True)
     evaluate.add_argument("--config", type=Path, help="YAML config whose eval and views sections apply")
     _common(evaluate)
