@@ -9,6 +9,7 @@ import gzip
 import io
 import json
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,22 @@ from tests.conftest import clpipe, last_json
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(scope="module")
+def cli_ingest(tmp_path_factory):
+    """`clpipe ingest SHARDS --engine ray` of the toy shards (_toy_shards, below), started with the module in
+    a process of its own (with its own local Ray; mostly one busy core), so that it runs beside the module's
+    in-process tests; the last test reads what it printed. Yields the folder, the source and the call."""
+    root = tmp_path_factory.mktemp("cli-ingest")
+    source = _toy_shards(root / "shards")
+    with ThreadPoolExecutor(1) as pool:
+        yield root, source, pool.submit(clpipe, "ingest", str(source), "--name", "toy", "--engine", "ray",
+                                        "--max-bad-fraction", "0.3", "--json", workspace=root / "ws")
+
+
 @pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    """One 2-CPU Ray for the module (an earlier module's Ray, sized for training, is replaced)."""
+def local_ray(cli_ingest):
+    """One 2-CPU Ray for the module (an earlier module's Ray, sized for training, is replaced). The CLI's
+    ingest (`cli_ingest`) is started first, to run beside the tests."""
     if ray.is_initialized():
         ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -194,10 +208,9 @@ def test_a_damaged_gzip_text_file_fails_with_its_name(tmp_path):
 
 
 @pytest.mark.slow
-def test_clpipe_ingest_engine_ray_publishes_the_local_version(tmp_path):
-    source = _toy_shards(tmp_path / "shards")
-    summary = last_json(clpipe("ingest", str(source), "--name", "toy", "--engine", "ray", "--max-bad-fraction", "0.3",
-                               "--json", workspace=tmp_path / "ws"))
-    local = DatasetStore(tmp_path / "local").ingest(str(source), "toy", max_bad_fraction=0.3)
+def test_clpipe_ingest_engine_ray_publishes_the_local_version(cli_ingest):
+    root, source, started = cli_ingest
+    summary = last_json(started.result())
+    local = DatasetStore(root / "local").ingest(str(source), "toy", max_bad_fraction=0.3)
     assert (summary["version"], summary["rows"], summary["quarantined"]) == (local.version, local.rows, local.quarantined)
     assert summary["details"]["engine"] == "ray" and summary["created"] is True
