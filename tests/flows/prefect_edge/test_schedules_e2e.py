@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import numpy as np
@@ -120,8 +121,14 @@ def stack(tmp_path_factory):
                     return None
 
             _wait(deployed, 180, "clpipe serve to register the deployments", every=2)
-            yield {"url": url, "env": env, "root": root, "source": source, "digits": digits, "workspace": workspace,
-                   "config": config, "first": first}
+            # The promotion test's challenger (16 wide, 3 epochs, on the first dataset version) trains beside the
+            # tests before it: it registers a challenger only (the champion they refresh with stays) and is no run
+            # of a deployment. Mostly one busy core; the evaluation that promotes it waits for that test.
+            with ThreadPoolExecutor(1) as pool:
+                challenger = pool.submit(clpipe, "train", "--dataset", DATASET, "--config", str(config), "--epochs",
+                                         "3", "--json", workspace=workspace, env=env)
+                yield {"url": url, "env": env, "root": root, "source": source, "digits": digits,
+                       "workspace": workspace, "config": config, "first": first, "challenger": challenger}
         finally:
             # SIGTERM, as a process manager stops it: Prefect's runner handles it (pauses the schedules,
             # exits in seconds). SIGINT is ignored by a process started in the background, as a CI job
@@ -189,8 +196,7 @@ def test_run_deployment_of_refresh_catches_up_with_new_files(stack):
 def test_promoting_a_better_model_backfills_through_reembed_on_promotion(stack):
     workspace, config, env = stack["workspace"], stack["config"], stack["env"]
     before = _current(workspace)
-    trained = last_json(clpipe("train", "--dataset", DATASET, "--config", str(config), "--epochs", "3", "--json",
-                               workspace=workspace, env=env))
+    trained = last_json(stack["challenger"].result())  # `clpipe train --epochs 3`, started by the fixture
     evaluated = last_json(clpipe("evaluate", "--model", f"{MODEL}/{trained['model_version']}", "--dataset", DATASET,
                                  "--config", str(config), "--json", workspace=workspace, env=env))
     assert evaluated["promotion"]["promoted"], evaluated["promotion"]["reason"]
