@@ -148,7 +148,7 @@ def digits_challenger(digits_run, tmp_path_factory) -> dict:
     (what the `train` deployment runs every day) registered version 2 as challenger and scored it
     against the champion, which it cannot beat: two evaluated training runs in experiment
     digits-ntxent. `trained` and `evaluated` are that run's `train` and `evaluate` summaries,
-    `result` and `summary` its output; `table_before` / `table_after` are the champion table's
+    `result` and `summary` its output, `config` its config file; `table_before` / `table_after` are the champion table's
     CURRENT and listing right before and right after it (a later test exports into the copy)."""
     root = tmp_path_factory.mktemp("digits-challenger")
     workspace = copy_workspace(digits_run.workspace, root / "workspace")
@@ -162,7 +162,7 @@ def digits_challenger(digits_run, tmp_path_factory) -> dict:
     config.write_text(LOSING_CHALLENGER)
     result = clpipe("run", "--config", str(config), "--json", workspace=workspace)
     summary = last_json(result)
-    return {"workspace": workspace, "result": result, "summary": summary, "trained": summary["train"],
+    return {"workspace": workspace, "config": config, "result": result, "summary": summary, "trained": summary["train"],
             "evaluated": summary["evaluate"], "table_before": before, "table_after": table_state()}
 
 

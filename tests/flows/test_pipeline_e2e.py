@@ -153,9 +153,15 @@ def test_second_training_is_gated_against_the_champion(digits_challenger):
     tag = client.get_model_version("digits-ntxent", "2").tags["promotion.decision"]
     assert tag.startswith("promoted" if decision["promoted"] else "kept")
     # The export follows the champion alias, whichever version holds it. The comparison of the training runs
-    # runs beside it (the export logs a run of its own stage, which compare never lists).
-    export, compare = clpipe_together(("export", "--model", "digits-ntxent@champion", "--dataset", "digits", "--json"),
-                                      ("compare", "--json"), workspace=workspace)
+    # runs beside it (the export logs a run of its own stage, which compare never lists), and so does
+    # `clpipe evaluate` of the challenger by its alias, which finds the decision already recorded.
+    export, compare, again = clpipe_together(
+        ("export", "--model", "digits-ntxent@champion", "--dataset", "digits", "--json"), ("compare", "--json"),
+        ("evaluate", "--model", "digits-ntxent@challenger", "--dataset", "digits", "--config",
+         str(digits_challenger["config"]), "--json"), workspace=workspace)
+    reevaluated = last_json(again)
+    assert reevaluated["model_version"] == "2" and reevaluated["promotion"]["promoted"] == decision["promoted"]
+    assert str(client.get_model_version_by_alias("digits-ntxent", "champion").version) == champion
     exported = last_json(export)
     assert exported["model_version"] == champion and exported["rows"] == 500
     compared = last_json(compare)
