@@ -8,9 +8,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from cl_core.config import DataConfig, IngestConfig
-from cl_core.datasets import DatasetStore, InteractionsSourceSpec, TextSourceSpec
-from cl_core.modalities import MODALITIES, Modality, modality
+from cl_core.config import DataConfig, IngestConfig, SourceSection
+from cl_core.datasets import DatasetStore
+from cl_core.modalities import Modality, modality
 from cl_core.modalities.image import IMAGE
 from flows.prefect_edge import progress
 from flows.workspace import Workspace
@@ -20,22 +20,16 @@ _DATA, _INGEST = DataConfig(), IngestConfig()
 
 
 def source_specs(data: DataConfig) -> dict[str, Any]:
-    """The `ingest_flow` arguments that say how to read `data.source`: its validated text or
-    interactions section (the record's `source_section`), for the modality that reads one, and
-    the tar member size limit."""
-    section = modality(data.modality).source_section
-    specs = {f"{record.source_section}_spec": None for record in MODALITIES.values() if record.source_section}
-    if section:
-        specs[f"{section}_spec"] = getattr(data, section)
-    return specs | {"max_member_bytes": data.max_member_bytes}
+    """The `ingest_flow` arguments that say how to read `data.source`: the validated section of
+    its modality (`DataConfig.source_section`: `data.text`, `data.interactions`, or None for
+    images) and the tar member size limit."""
+    return {"source_spec": data.source_section(), "max_member_bytes": data.max_member_bytes}
 
 
-def _source(text_spec: TextSourceSpec | None,
-            interactions_spec: InteractionsSourceSpec | None) -> tuple[Modality, TextSourceSpec | InteractionsSourceSpec | None]:
-    """The record of the data the source holds, and the section that says how it reads (a source
-    without one holds images)."""
-    spec = text_spec if text_spec is not None else interactions_spec
-    return modality(spec.modality if spec is not None else IMAGE.name), spec
+def _modality(source_spec: SourceSection | None) -> Modality:
+    """The record of the data the source holds: the one its section reads (a source without a
+    section holds images)."""
+    return modality(source_spec.modality if source_spec is not None else IMAGE.name)
 
 
 def _check_engine(engine: str, limit: int | None, record: Modality) -> None:
@@ -50,9 +44,9 @@ def _check_engine(engine: str, limit: int | None, record: Modality) -> None:
 
 @task(name="ingest-source")
 def ingest_source(source: str, name: str, datasets_root: str, limit: int | None, max_bad_fraction: float,
-                  text_spec: TextSourceSpec | None, interactions_spec: InteractionsSourceSpec | None,
-                  engine: str, ray_address: str | None, max_member_bytes: int) -> dict[str, Any]:
-    record, spec = _source(text_spec, interactions_spec)
+                  source_spec: SourceSection | None, engine: str, ray_address: str | None,
+                  max_member_bytes: int) -> dict[str, Any]:
+    record = _modality(source_spec)
     _check_engine(engine, limit, record)
     logger = get_run_logger()
 
@@ -65,10 +59,11 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
     if engine == "ray":
         from flows.ray_edge.ingest import ingest_with_ray
 
-        result = ingest_with_ray(store, source, name, text_spec=text_spec, max_bad_fraction=max_bad_fraction,
+        # _check_engine let only images (no section) and text through to Ray.
+        result = ingest_with_ray(store, source, name, text_spec=source_spec, max_bad_fraction=max_bad_fraction,
                                  ray_address=ray_address, max_member_bytes=max_member_bytes)
     else:
-        result = record.part("ingest")(store, source, name, spec, limit=limit, max_bad_fraction=max_bad_fraction,
+        result = record.part("ingest")(store, source, name, source_spec, limit=limit, max_bad_fraction=max_bad_fraction,
                                        progress=records_read, max_member_bytes=max_member_bytes)
     summary = {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(result).items()}
     state = "new version" if result.created else "unchanged (existing version)"
@@ -87,20 +82,18 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
 @flow(name="ingest")
 def ingest_flow(source: str, name: str, workspace: str, limit: int | None = _DATA.limit,
                 max_bad_fraction: float = _DATA.max_bad_fraction,
-                text_spec: TextSourceSpec | None = None,
-                interactions_spec: InteractionsSourceSpec | None = None,
-                engine: str = _INGEST.engine, ray_address: str | None = None,
+                source_spec: SourceSection | None = None, engine: str = _INGEST.engine, ray_address: str | None = None,
                 max_member_bytes: int = _DATA.max_member_bytes) -> dict[str, Any]:
     """Read `source` into dataset `name`: images from 'digits', a folder of tar shards or an
-    image folder; with `text_spec` (the validated `data.text` section, a `TextSourceSpec`),
-    sentence pairs from a TSV/CSV/JSONL/Parquet file or a folder of them; with `interactions_spec`
-    (`data.interactions`), user-item interactions and their side tables, or 'ml-100k'.
+    image folder; with `source_spec` the validated section of another modality (`SourceSection`):
+    `data.text` (a `TextSourceSpec`), sentence pairs from a TSV/CSV/JSONL/Parquet file or a folder
+    of them; `data.interactions`, user-item interactions and their side tables, or 'ml-100k'.
 
     `engine` "ray" (`ingest.engine`) reads and checks on Ray Data across the cluster at
     `ray_address` (else $RAY_ADDRESS, else a local Ray): images and text only, without `limit`;
     the same version as "local". `max_member_bytes` (`data.max_member_bytes`): a tar shard's
     member above it is quarantined unread, with its name and size."""
-    _check_engine(engine, limit, _source(text_spec, interactions_spec)[0])
+    _check_engine(engine, limit, _modality(source_spec))
     ws = Workspace(Path(workspace)).create()
-    return ingest_source(source, name, str(ws.datasets), limit, max_bad_fraction, text_spec, interactions_spec,
-                         engine, ray_address, max_member_bytes)
+    return ingest_source(source, name, str(ws.datasets), limit, max_bad_fraction, source_spec, engine, ray_address,
+                         max_member_bytes)

@@ -40,6 +40,7 @@ from cl_core.config.sections import (
     LossConfig,
     MFBaselineConfig,
     RegistryConfig,
+    SourceSection,
     TrainConfig,
     ViewsConfig,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "PipelineConfig",
     "RegistryConfig",
     "SideTableSpec",
+    "SourceSection",
     "TextFormat",
     "TextSourceSpec",
     "TrainConfig",

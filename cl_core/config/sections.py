@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from cl_core.config.base import _Section, one_of
 from cl_core.config.interactions_source import InteractionsSourceSpec
 from cl_core.config.text_source import TextSourceSpec
+from cl_core.defaults import MAX_MEMBER_BYTES, SNAPSHOT_GRACE_S
 from cl_core.losses.margin_choices import DISTANCES
 from cl_core.losses.objectives import (
     HARD_NEGATIVES,
@@ -24,6 +25,9 @@ from cl_core.modalities import MODALITIES
 
 # One of the records' names ("image", "text", "interactions"), as pydantic names them in its error.
 ModalityName = Literal[tuple(MODALITIES)]  # type: ignore[valid-type]
+# A data section that says how a modality's source reads (a record's `source_section`); images
+# need none. A modality with a source section of its own adds its spec here and to `DataConfig`.
+SourceSection = TextSourceSpec | InteractionsSourceSpec
 
 
 class DataConfig(_Section):
@@ -34,11 +38,17 @@ class DataConfig(_Section):
     limit: int | None = Field(None, ge=1)  # ingest only the first N good records
     max_bad_fraction: float = Field(0.05, ge=0.0, le=1.0)
     # tar shards: a member larger than this is refused unread and quarantined with its name and
-    # size (cl_core/datasets/sources/webdataset.py, MAX_MEMBER_BYTES); 64 MiB by default.
-    max_member_bytes: int = Field(64 * 2**20, ge=1)
+    # size (cl_core/defaults.py); 64 MiB by default.
+    max_member_bytes: int = Field(MAX_MEMBER_BYTES, ge=1)
     image_size: int = Field(8, ge=4, le=1024)  # digits' native size
     text: TextSourceSpec = TextSourceSpec()
     interactions: InteractionsSourceSpec = InteractionsSourceSpec()
+
+    def source_section(self) -> SourceSection | None:
+        """The section that says how `source` reads: the modality record's `source_section`
+        (`text`, `interactions`), or None for a modality without one (images)."""
+        section = MODALITIES[self.modality].source_section
+        return getattr(self, section) if section else None
 
 
 class ViewsConfig(_Section):
@@ -167,7 +177,7 @@ class ExportConfig(_Section):
     keep_snapshots: int = Field(3, ge=1)  # older snapshots are removed once CURRENT moved on
     # ... but never one superseded less than this many seconds ago: a reader that opened it
     # (a batch job's scan, a notebook, a serving replica switching over) finishes on it.
-    snapshot_grace: float = Field(3600.0, ge=0)
+    snapshot_grace: float = Field(SNAPSHOT_GRACE_S, ge=0)
     batch_size: int = Field(1024, ge=1)  # rows embedded per model call
     # local: one process embeds; ray: Ray Data reads the dataset's parts and an actor pool of
     # `actors` embeds (each loads the model once; `num_gpus` per actor on GPU nodes).

@@ -34,6 +34,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from cl_core.defaults import SNAPSHOT_GRACE_S
 from cl_core.durable_files import replace_atomically
 from cl_core.embeddings.errors import EmbeddingTableError
 from cl_core.embeddings.manifest import MANIFEST_FILE, SnapshotManifest, read_manifest
@@ -41,8 +42,6 @@ from cl_core.embeddings.manifest import MANIFEST_FILE, SnapshotManifest, read_ma
 CURRENT_FILE = "CURRENT"
 CURRENT_TEMPORARY_PREFIX = f".{CURRENT_FILE}."  # durable_files.replace_atomically's temporary files
 LOCK_FILE = ".lock"
-# How long a superseded snapshot stays readable for a reader that opened it (export.snapshot_grace).
-DEFAULT_SNAPSHOT_GRACE_S = 3600.0
 STAGING_PREFIX = ".staging-"
 # A pruned snapshot is renamed to this first, then deleted: a reader sees it whole or not at all.
 PRUNED_PREFIX = ".pruned-"
@@ -103,7 +102,7 @@ class EmbeddingTable:
     `snapshot_grace`: seconds a superseded snapshot is kept for the readers that opened it."""
 
     def __init__(self, root: str | Path, model_name: str, dataset_name: str,
-                 snapshot_grace: float = DEFAULT_SNAPSHOT_GRACE_S) -> None:
+                 snapshot_grace: float = SNAPSHOT_GRACE_S) -> None:
         for what, name in (("model", model_name), ("dataset", dataset_name)):
             if not name or "/" in name or name.startswith("."):
                 raise ValueError(f"{what} name {name!r} cannot name a table folder")

@@ -145,10 +145,9 @@ def test_ml_100k_is_an_interactions_source_of_its_own_name():
     data = _config(build_parser().parse_args(["ingest", "ml-100k"])).data
     assert (data.modality, data.name, data.source) == ("interactions", "ml-100k", "ml-100k")
     specs = source_specs(data)
-    assert specs["text_spec"] is None and InteractionsSourceSpec.model_validate(specs["interactions_spec"]) == data.interactions
+    assert type(specs["source_spec"]) is InteractionsSourceSpec and specs["source_spec"] is data.interactions
     digits = _config(build_parser().parse_args(["ingest", "digits"])).data
-    assert digits.modality == "image" and source_specs(digits) == {"text_spec": None, "interactions_spec": None,
-                                                                   "max_member_bytes": 64 * 2**20}
+    assert digits.modality == "image" and source_specs(digits) == {"source_spec": None, "max_member_bytes": 64 * 2**20}
 
 
 @pytest.mark.slow

@@ -167,7 +167,7 @@ def test_the_pipeline_hands_each_step_its_section_as_it_is(monkeypatch):
     monkeypatch.setattr(module, "reembed_flow", step("reembed", {}))
     module.pipeline_flow.fn(cfg, "ws", "10.0.0.1:6379")
 
-    assert given["ingest"][1]["text_spec"] is cfg.data.text
+    assert given["ingest"][1]["source_spec"] is cfg.data.text
     [pinned, *_] = given["train"][0]
     assert type(pinned) is PipelineConfig and pinned.data.version == "v7"
     assert pinned.model_copy(update={"data": cfg.data}) == cfg and pinned.train is cfg.train and pinned.loss is cfg.loss

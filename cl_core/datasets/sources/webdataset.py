@@ -29,14 +29,12 @@ from pathlib import Path
 from cl_core.datasets.errors import IngestError
 from cl_core.datasets.records import BadRecord, ImageRecord
 from cl_core.datasets.splits import split_in_name
+from cl_core.defaults import MAX_MEMBER_BYTES  # the largest member read into memory
 
 SHARD_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 IMAGE_FIELDS = ("png", "jpg", "jpeg")
 LABEL_FIELD = "cls"
 USED_FIELDS = frozenset((*IMAGE_FIELDS, LABEL_FIELD))
-# The largest member read into memory (`data.max_member_bytes`): far above any image or label a
-# shard should hold (an ImageNet JPEG is ~110 KB), far below what would strain a worker.
-MAX_MEMBER_BYTES = 64 * 2**20
 
 # What a damaged archive or compressed stream raises while being read.
 _ARCHIVE_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError)

@@ -1,0 +1,15 @@
+"""Defaults that both the run config and the library functions below it take, written once.
+
+The config's fields (`data.max_member_bytes`, `export.snapshot_grace`) and the functions a user
+may call without a config (`read_shard`, `EmbeddingTable`) read them from here. The module
+imports nothing, so the config reads it without loading pyarrow or pandas."""
+
+# The largest tar member read into memory: far above any image or label a shard should hold (an
+# ImageNet JPEG is ~110 KB), far below what would strain a worker. A larger one is quarantined
+# unread, with its name and size.
+MAX_MEMBER_BYTES = 64 * 2**20
+
+# How long a superseded snapshot stays readable for a reader that opened it: a scan, a notebook
+# or a serving replica switching over finishes in minutes, and an hourly refresh then keeps at
+# most keep+1 snapshots.
+SNAPSHOT_GRACE_S = 3600.0
