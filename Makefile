@@ -29,16 +29,18 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# The full suite: unit, distributed (gloo), real Ray / Prefect / MLflow end to end. The slowest
-# tests are listed at the end, to keep the suite under 25 minutes on 2 cores.
+# The full suite: unit, distributed (gloo), real Ray / Prefect / MLflow end to end, on two
+# pytest-xdist workers (tests/parallel.py says how they share it). The slowest tests are listed
+# at the end, to keep the suite under 20 minutes on 2 cores. XDIST="" runs it in one process.
+XDIST ?= -n 2
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/pytest -q --durations=40 $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q --durations=40 $(XDIST) $(PYTEST_ARGS)
 
 # The inner loop, under 5 minutes on 2 cores: everything but the slow tests and the `integration`
 # ones, so no Ray, no Prefect server and no MLflow server starts (MLflow on a sqlite file, in
 # process, still runs). `make test` runs these too.
 test-fast: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m "not slow and not integration" $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m "not slow and not integration" $(XDIST) $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py

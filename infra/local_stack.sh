@@ -163,7 +163,10 @@ start() {
   local api="http://127.0.0.1:$prefect_port/api" tracking="http://127.0.0.1:$mlflow_port"
 
   # Secrets go through the environment and files of mode 0600, never on a command line (ps shows those).
-  env MLFLOW_AUTH_CONFIG_PATH="$(mlflow_auth_config "$auth_store")" MLFLOW_FLASK_SERVER_SECRET_KEY="$(random_secret)" \
+  # MLflow's job runner (four huey consumers for its GenAI jobs, which clpipe does not use) stays off
+  # unless MLFLOW_SERVER_ENABLE_JOB_EXECUTION says otherwise: on 2 cores they cost ~1 GB and steady CPU.
+  env MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}" \
+    MLFLOW_AUTH_CONFIG_PATH="$(mlflow_auth_config "$auth_store")" MLFLOW_FLASK_SERVER_SECRET_KEY="$(random_secret)" \
     "$bin/mlflow" server --app-name basic-auth --backend-store-uri "$mlflow_store" \
     --artifacts-destination "$workspace/mlartifacts" --host 127.0.0.1 --port "$mlflow_port" \
     >"$state/mlflow.log" 2>&1 &

@@ -21,6 +21,7 @@ import pytest
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from tests import parallel
 from tests.services import CliServices, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,6 +40,16 @@ def require_shared(subfolder: str) -> Path:
 
 
 CLI_SERVICES = CliServices()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs on two workers (tests/parallel.py)
+        parallel.slow_modules_first(items)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    config.option.loadscopereorder = False  # keep the slow-first order of the collection
+    return parallel.ModuleScheduling(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)

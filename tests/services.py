@@ -28,6 +28,11 @@ import pytest
 PREFECT = Path(sys.executable).with_name("prefect")
 
 
+# An `mlflow server`'s environment without its job runner (four huey consumers for MLflow's GenAI
+# jobs, which no test uses), as infra/local_stack.sh starts it.
+NO_JOB_RUNNER = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process with this pid still exists (a zombie counts until it is reaped)."""
     try:

@@ -22,7 +22,7 @@ import pytest
 import ray
 
 from tests.conftest import REPO, free_port
-from tests.services import pid_alive
+from tests.services import NO_JOB_RUNNER, pid_alive
 
 SCRIPT = REPO / "infra" / "ray_local_cluster.sh"
 BIN = REPO / ".venv" / "bin"
@@ -77,7 +77,8 @@ def mlflow_server(root: Path) -> Iterator[str]:
                "--workers", "1"]
     with open(root / "mlflow.log", "wb") as log:
         # Its own session: the server and the workers it forks end together with killpg.
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                  env={**os.environ, **NO_JOB_RUNNER})
     uri = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120

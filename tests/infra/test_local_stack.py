@@ -101,6 +101,9 @@ def test_stack_serves_clpipe_and_stops_what_it_started(tmp_path):
         # The UI asks /ui-settings for the API it talks to: the port in use, not Prefect's 4200.
         ui = _get(f"http://127.0.0.1:{ports['PREFECT_PORT']}/ui-settings", {})
         assert (ui["api_url"], ui["auth"]) == (prefect_api, "BASIC")
+        # MLflow's job runner stays off: no huey consumer among the server's processes.
+        children = subprocess.run(["ps", "--ppid", str(pids["mlflow"]), "-o", "args="], capture_output=True, text=True)
+        assert children.stdout.strip() and "huey" not in children.stdout, children.stdout
 
         ingested = last_json(clpipe("ingest", "digits", "--name", "digits", "--limit", "50", "--json",
                                     workspace=workspace, env={"PREFECT_API_URL": prefect_api, **credentials}))

@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from functools import partial
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -29,6 +30,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 MODEL, ROWS = "tiny-digits", 1797
 BATCH_DELAY_S = 0.05  # per batch of 8 in the killed export: ~10 s over two actors, time to kill one
+READY_WAIT_S = 120  # how long the first actor of the spread export waits for the second
 
 
 def _slow_load(tracking_uri: str, model: dict[str, str]):
@@ -43,12 +45,19 @@ def _slow_load(tracking_uri: str, model: dict[str, str]):
     return slow, dim, modality
 
 
-def _node_recording_load(tracking_uri: str, model: dict[str, str], folder: str):
+def _node_recording_load(tracking_uri: str, model: dict[str, str], folder: str, actors: int = 2):
     """The registered model, each batch noting in `folder` the node that embedded it (the
-    actor list cannot tell: an actor that has exited may report no node), and slowed down so
-    that the first actor to start cannot take every batch before the second is up."""
+    actor list cannot tell: an actor that has exited may report no node). An actor starts
+    embedding only once `actors` have loaded (or after READY_WAIT_S), so that the first one up
+    cannot take every batch while the second is still starting on a busy machine."""
     embed, dim, modality = load_registered(tracking_uri, model)
     node = ray.get_runtime_context().get_node_id()
+    ready = Path(folder, "ready")
+    ready.mkdir(exist_ok=True)
+    (ready / f"{node}-{os.getpid()}").touch()
+    deadline = time.monotonic() + READY_WAIT_S
+    while len(list(ready.iterdir())) < actors and time.monotonic() < deadline:
+        time.sleep(0.1)
 
     def recording(inputs):
         time.sleep(BATCH_DELAY_S)
@@ -127,7 +136,7 @@ def test_export_spreads_over_two_nodes_and_survives_a_killed_actor(tmp_path, mon
 
     assert len(nodes) == 2
     rows_by_node: dict[str, int] = {}
-    for path in batches.iterdir():  # one file per actor process: "<node>-<pid>", a line per batch
+    for path in filter(Path.is_file, batches.iterdir()):  # one file per actor process: "<node>-<pid>", a line per batch
         node = path.name.rsplit("-", 1)[0]
         rows_by_node[node] = rows_by_node.get(node, 0) + sum(int(line) for line in path.read_text().split())
     assert set(rows_by_node) == nodes and sum(rows_by_node.values()) == ROWS, rows_by_node  # both nodes embedded

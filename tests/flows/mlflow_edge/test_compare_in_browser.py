@@ -4,6 +4,7 @@ the experiment and the compare page of the two runs show both run names and thei
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.services import free_port
+from tests.services import NO_JOB_RUNNER, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -42,7 +43,7 @@ def mlflow_server(digits_run, digits_challenger, tmp_path_factory):
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{workspace / 'mlflow.db'}",
          "--artifacts-destination", str(workspace / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port),
          "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT,
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **NO_JOB_RUNNER},
     )
     url = f"http://127.0.0.1:{port}"
     try:
