@@ -86,6 +86,20 @@ def test_every_part_a_record_names_imports(record, part):
     assert record.part(part) is not None
 
 
+# What each modality's dataset stores: the schema part's columns, in order ("!": never null).
+STORED_COLUMNS = {
+    "image": "id string!, image binary!, label int64, split string!",
+    "text": "id string!, text1 string!, text2 string, score double, label int64, negatives list<item: string>, split string!",
+    "interactions": "user string!, item string!, timestamp double!, rating double, split string!",
+}
+
+
+@pytest.mark.parametrize("name", MODALITIES)
+def test_each_record_stores_its_columns(name):
+    schema = modality(name).part("schema")
+    assert ", ".join(f"{f.name} {f.type}{'' if f.nullable else '!'}" for f in schema) == STORED_COLUMNS[name]
+
+
 def test_every_record_names_its_rows_spec_and_task():
     for record in MODALITIES.values():
         assert {"schema", "spec", "task", "rows"} <= set(record.parts), record.name

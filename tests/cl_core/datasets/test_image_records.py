@@ -1,23 +1,12 @@
-"""ImageRecord / BadRecord / IMAGE_SCHEMA."""
+"""ImageRecord / BadRecord (IMAGE_SCHEMA's columns: tests/cl_core/test_modalities.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 
-import pyarrow as pa
 import pytest
 
-from cl_core.datasets.records import IMAGE_SCHEMA, BadRecord, ImageRecord
-
-
-def test_schema_types_and_nullability():
-    expected = {
-        "id": (pa.string(), False),
-        "image": (pa.binary(), False),
-        "label": (pa.int64(), True),
-        "split": (pa.string(), False),
-    }
-    assert {f.name: (f.type, f.nullable) for f in IMAGE_SCHEMA} == expected
+from cl_core.datasets.records import BadRecord, ImageRecord
 
 
 def test_image_record_is_frozen_and_repr_hides_bytes():

@@ -1,26 +1,12 @@
-"""TextPairRecord / TEXT_SCHEMA."""
+"""TextPairRecord (TEXT_SCHEMA's columns: tests/cl_core/test_modalities.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 
-import pyarrow as pa
 import pytest
 
-from cl_core.datasets import TEXT_SCHEMA, TextPairRecord
-
-
-def test_schema_types_and_nullability():
-    expected = {
-        "id": (pa.string(), False),
-        "text1": (pa.string(), False),
-        "text2": (pa.string(), True),
-        "score": (pa.float64(), True),
-        "label": (pa.int64(), True),
-        "negatives": (pa.list_(pa.string()), True),
-        "split": (pa.string(), False),
-    }
-    assert {f.name: (f.type, f.nullable) for f in TEXT_SCHEMA} == expected
+from cl_core.datasets import TextPairRecord
 
 
 def test_defaults_frozen_and_short_repr():
