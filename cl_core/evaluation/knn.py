@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -91,14 +92,16 @@ def knn_predict(
     return classes[torch.cat(predictions)]  # (M,), back to the caller's label ids
 
 
-def knn_top1(
+def knn_hits(
     train_embeddings: ArrayLike,
     train_labels: ArrayLike,
     test_embeddings: ArrayLike,
     test_labels: ArrayLike,
     **knn_options: Any,
-) -> float:
-    """Top-1 accuracy in [0, 1] of the weighted kNN classifier of `knn_predict`.
+) -> np.ndarray:
+    """(M,) bool: whether the weighted kNN classifier of `knn_predict` gets each test sample's
+    label right; the per-sample values an interval of kNN top-1 resamples
+    (`cl_core.evaluation.intervals.mean_interval`).
 
     Args:
         train_embeddings: (N, D) float; train_labels: (N,) int.
@@ -110,4 +113,15 @@ def knn_top1(
     if m == 0:
         raise ValueError("test_embeddings is empty; accuracy is undefined")
     predicted = knn_predict(train_embeddings, train_labels, test_embeddings, **knn_options)  # (M,)
-    return (predicted == test_labels).double().mean().item()
+    return (predicted == test_labels).numpy()
+
+
+def knn_top1(
+    train_embeddings: ArrayLike,
+    train_labels: ArrayLike,
+    test_embeddings: ArrayLike,
+    test_labels: ArrayLike,
+    **knn_options: Any,
+) -> float:
+    """Top-1 accuracy in [0, 1] of the weighted kNN classifier: the mean of `knn_hits` (same arguments)."""
+    return float(knn_hits(train_embeddings, train_labels, test_embeddings, test_labels, **knn_options).mean())

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from cl_core.evaluation.knn import knn_predict, knn_top1
+from cl_core.evaluation.knn import knn_hits, knn_predict, knn_top1
 
 
 def naive_knn_predict(train_x, train_y, test_x, k, temperature):
@@ -75,6 +75,10 @@ def test_two_clusters_exact_answer():
     assert knn_predict(train_x, train_y, test_x, k=3).tolist() == [0, 1, 0, 1]
     assert knn_top1(train_x, train_y, test_x, test_y, k=3) == 1.0
     assert knn_top1(train_x, train_y, test_x, 1 - test_y, k=3) == 0.0
+    # One hit per query, in query order: the values an interval resamples.
+    mixed = torch.tensor([0, 0, 0, 1])
+    np.testing.assert_array_equal(knn_hits(train_x, train_y, test_x, mixed, k=3), [True, False, True, True])
+    assert knn_top1(train_x, train_y, test_x, mixed, k=3) == 0.75
 
 
 def test_weighting_beats_majority():
