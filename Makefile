@@ -31,7 +31,8 @@ lint: $(STAMP)
 
 # The full suite: unit, distributed (gloo), real Ray / Prefect / MLflow end to end, on two
 # pytest-xdist workers (tests/parallel.py says how they share it). The slowest tests are listed
-# at the end, to keep the suite under 20 minutes on 2 cores. XDIST="" runs it in one process.
+# at the end; the aim is 20 minutes on 2 cores (docs/testing.md has the measured times).
+# XDIST="" runs it in one process.
 XDIST ?= -n 2
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q --durations=40 $(XDIST) $(PYTEST_ARGS)
