@@ -11,6 +11,8 @@ checkpoints.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
@@ -43,6 +45,46 @@ def _labels(y: ArrayLike, name: str, length: int) -> np.ndarray:
     return y
 
 
+@dataclass(frozen=True)
+class LinearProbe:
+    """A multinomial logistic regression fitted on standardised train features (`fit_linear_probe`):
+    fitted once, scored on any split of the same width (the validation and the test split)."""
+
+    scaler: StandardScaler
+    classifier: LogisticRegression
+    width: int  # D of the features it was fitted on
+
+    def accuracy(self, x: ArrayLike, y: ArrayLike) -> float:
+        """Accuracy in [0, 1] on features `x` (M, D), M >= 1, and class ids `y` (M,)."""
+        x = _features(x, "x")
+        y = _labels(y, "y", x.shape[0])
+        if x.shape[1] != self.width:
+            raise ValueError(f"features have width {x.shape[1]}; the probe was fitted on width {self.width}")
+        if x.shape[0] == 0:
+            raise ValueError("x is empty; accuracy is undefined")
+        return float(self.classifier.score(self.scaler.transform(x), y))
+
+
+def fit_linear_probe(train_x: ArrayLike, train_y: ArrayLike, max_iter: int = 1000, C: float = 1.0,
+                     seed: int = 0) -> LinearProbe:
+    """The probe of `linear_probe_accuracy`, fitted on `train_x` (N, D) and `train_y` (N,) (at
+    least two classes); the arguments are that function's."""
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    if not C > 0:
+        raise ValueError(f"C must be > 0, got {C}")
+    train_x = _features(train_x, "train_x")
+    train_y = _labels(train_y, "train_y", train_x.shape[0])
+    if np.unique(train_y).size < 2:
+        raise ValueError("train_y holds a single class; a linear probe needs at least two")
+    scaler = StandardScaler().fit(train_x)
+    # lbfgs fits the multinomial (softmax) loss whenever there are more than two classes; sklearn
+    # >= 1.7 removed the `multi_class` argument because multinomial is the only behaviour left.
+    classifier = LogisticRegression(C=C, solver="lbfgs", max_iter=max_iter, random_state=seed)
+    classifier.fit(scaler.transform(train_x), train_y)
+    return LinearProbe(scaler, classifier, train_x.shape[1])
+
+
 def linear_probe_accuracy(
     train_x: ArrayLike,
     train_y: ArrayLike,
@@ -71,26 +113,19 @@ def linear_probe_accuracy(
 
     Features are standardised with statistics of the train split only, so that nothing about the
     test split leaks into the classifier, and so that L-BFGS sees a well-conditioned problem
-    (raw embeddings can have dimensions whose scales differ by orders of magnitude).
+    (raw embeddings can have dimensions whose scales differ by orders of magnitude). To score
+    several splits with one fit, use `fit_linear_probe` and `LinearProbe.accuracy`.
     """
     if max_iter < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
     if not C > 0:
         raise ValueError(f"C must be > 0, got {C}")
-
+    # The cheap checks of both sides before the fit, so a bad test split fails at once.
     train_x = _features(train_x, "train_x")
     test_x = _features(test_x, "test_x")
-    train_y = _labels(train_y, "train_y", train_x.shape[0])
+    _labels(train_y, "train_y", train_x.shape[0])
     test_y = _labels(test_y, "test_y", test_x.shape[0])
     check_same_width(train_x, test_x, "train and test features")
     if test_x.shape[0] == 0:
         raise ValueError("test_x is empty; accuracy is undefined")
-    if np.unique(train_y).size < 2:
-        raise ValueError("train_y holds a single class; a linear probe needs at least two")
-
-    scaler = StandardScaler().fit(train_x)
-    # lbfgs fits the multinomial (softmax) loss whenever there are more than two classes; sklearn
-    # >= 1.7 removed the `multi_class` argument because multinomial is the only behaviour left.
-    classifier = LogisticRegression(C=C, solver="lbfgs", max_iter=max_iter, random_state=seed)
-    classifier.fit(scaler.transform(train_x), train_y)
-    return float(classifier.score(scaler.transform(test_x), test_y))
+    return fit_linear_probe(train_x, train_y, max_iter=max_iter, C=C, seed=seed).accuracy(test_x, test_y)

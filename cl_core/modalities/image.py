@@ -1,5 +1,6 @@
 """Images: a version of labelled images, an image backbone trained on two augmented views (or
-fine-tuned from pretrained weights), scored by kNN and a linear probe on the test split."""
+fine-tuned from pretrained weights), scored by kNN and a linear probe on the validation split (what
+decides) and the test split (reported)."""
 
 from types import MappingProxyType
 from typing import Any
@@ -20,9 +21,10 @@ def architecture(config: Any) -> str:
 IMAGE = Modality(
     name="image",
     noun="images",
-    primary=PrimaryMetric("knn_top1"),  # kNN top-1 accuracy on the test split
+    primary=PrimaryMetric("knn_top1"),  # kNN top-1 accuracy; the gate reads it on the validation split
     input_column="image",
-    evaluation="kNN top-1, linear probe, alignment and uniformity on the test split, next to the raw-pixel baseline",
+    evaluation="kNN top-1 (with a bootstrap interval) and linear probe on the val split (what the gate reads) and the test "
+               "split (reported), alignment and uniformity on test, next to the raw-pixel baseline",
     forms=("two_view", "momentum"),
     # The config's own defaults are image-first (ntxent, lr 2e-3, 30 epochs): nothing to add.
     image_backbone=True,

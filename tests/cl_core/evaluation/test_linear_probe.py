@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from cl_core.evaluation.linear_probe import linear_probe_accuracy
+from cl_core.evaluation.linear_probe import fit_linear_probe, linear_probe_accuracy
 
 
 def separable_problem(n_train, n_test, dim, n_classes, seed):
@@ -100,3 +100,25 @@ def test_rejects_bad_inputs():
         linear_probe_accuracy(x, y, x, y, max_iter=0)
     with pytest.raises(ValueError, match="C must be"):
         linear_probe_accuracy(x, y, x, y, C=0.0)
+
+
+def test_one_fitted_probe_scores_each_split_as_a_fit_per_split_would():
+    train_x, train_y, test_x, test_y = separable_problem(300, 200, 8, 4, seed=7)
+    rng = np.random.default_rng(1)
+    noisy_x = test_x + rng.normal(size=test_x.shape).astype(np.float32) * 8  # a harder second split
+    probe = fit_linear_probe(train_x, train_y, seed=3)
+    assert probe.width == 8
+    assert probe.accuracy(test_x, test_y) == linear_probe_accuracy(train_x, train_y, test_x, test_y, seed=3)
+    assert probe.accuracy(noisy_x, test_y) == linear_probe_accuracy(train_x, train_y, noisy_x, test_y, seed=3)
+    assert probe.accuracy(noisy_x, test_y) < probe.accuracy(test_x, test_y)
+
+
+def test_a_fitted_probe_rejects_other_widths_and_empty_splits():
+    x, y = np.eye(4, dtype=np.float32)[[0, 1] * 5], np.arange(10) % 2
+    probe = fit_linear_probe(x, y)
+    with pytest.raises(ValueError, match="fitted on width 4"):
+        probe.accuracy(np.zeros((3, 5)), y[:3])
+    with pytest.raises(ValueError, match="empty"):
+        probe.accuracy(np.zeros((0, 4)), y[:0])
+    with pytest.raises(ValueError, match="single class"):
+        fit_linear_probe(x, np.zeros(10))
