@@ -10,7 +10,8 @@ in `cl_core.evaluation.retrieval`, so a constant scorer gets no credit for ties)
     NDCG@k     = sum_{t in T, r_t <= k} 1 / log2(r_t + 1)  /  sum_{i=1..min(k, |T|)} 1 / log2(i + 1),
     MRR        = 1 / min_t r_t over the full ranking (not cut at k),
 averaged over the users with test items; coverage@k = |union of the users' top-k lists| / number
-of items. From top-k lists alone (`ranking_metrics_from_top_k`) a target outside the list has no
+of items. `rank_users` also gives each user's values (what a bootstrap interval resamples). From
+top-k lists alone (`ranking_metrics_from_top_k`) a target outside the list has no
 rank, so the reciprocal rank is cut at the list length K: "mrr_at_K".
 
 Metric names use "_at_" (recall_at_10): MLflow metric keys cannot hold "@".
@@ -19,6 +20,7 @@ Metric names use "_at_" (recall_at_10): MLflow metric keys cannot hold "@".
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -57,39 +59,53 @@ class UserItems:
 
 
 class _Totals:
-    """Sums over users of each metric, and the union of the top-k lists."""
+    """Each evaluated user's value of each metric, and the union of the top-k lists."""
 
     def __init__(self, ks: Sequence[int], num_items: int) -> None:
         self.ks, self.num_items = tuple(ks), num_items
-        self.sums: dict[str, float] = {}
-        self.users = 0
+        self.values: dict[str, list[torch.Tensor]] = {}
+        self.evaluated: list[np.ndarray] = []
         self.listed = {k: torch.zeros(num_items, dtype=torch.bool) for k in self.ks}
 
-    def add(self, target_ranks: torch.Tensor, targets: torch.Tensor, top: torch.Tensor, top_valid: torch.Tensor,
-            rr_key: str) -> None:
-        """target_ranks: (b, I) float rank of each target item, inf elsewhere and for a target
-        with no rank; targets: (b, I) bool; top, top_valid: (b, K) top-k items and which of them
-        are candidates."""
+    def add(self, users: np.ndarray, target_ranks: torch.Tensor, targets: torch.Tensor, top: torch.Tensor,
+            top_valid: torch.Tensor, rr_key: str) -> None:
+        """users: (b,) who the rows are; target_ranks: (b, I) float rank of each target item, inf
+        elsewhere and for a target with no rank; targets: (b, I) bool; top, top_valid: (b, K)
+        top-k items and which of them are candidates."""
         count = targets.sum(dim=1).double()  # (b,)
         ranks = target_ranks.double()
         discount = torch.where(torch.isfinite(ranks), 1.0 / torch.log2(ranks + 1.0), torch.zeros_like(ranks))
         ideal = torch.cumsum(1.0 / torch.log2(torch.arange(2, max(self.ks) + 2, dtype=torch.float64)), dim=0)
         for k in self.ks:
             hit = ranks <= k
-            self._add(f"recall_at_{k}", (hit.sum(dim=1) / count).sum())
+            self._add(f"recall_at_{k}", hit.sum(dim=1) / count)
             best = ideal[(count.clamp(max=k) - 1).long()]
-            self._add(f"ndcg_at_{k}", ((discount * hit).sum(dim=1) / best).sum())
+            self._add(f"ndcg_at_{k}", (discount * hit).sum(dim=1) / best)
             self.listed[k][top[:, :k][top_valid[:, :k]]] = True
-        self._add(rr_key, (1.0 / ranks.min(dim=1).values).sum())
-        self.users += targets.shape[0]
+        self._add(rr_key, 1.0 / ranks.min(dim=1).values)
+        self.evaluated.append(np.asarray(users, dtype=np.int64))
 
-    def _add(self, key: str, value: torch.Tensor) -> None:
-        self.sums[key] = self.sums.get(key, 0.0) + float(value)
+    def _add(self, key: str, per_user: torch.Tensor) -> None:
+        self.values.setdefault(key, []).append(per_user)
 
-    def result(self) -> dict[str, float]:
-        metrics = {key: value / self.users for key, value in self.sums.items()}
+    def result(self) -> Ranking:
+        users = np.concatenate(self.evaluated) if self.evaluated else np.zeros(0, np.int64)
+        per_user = {key: torch.cat(parts).numpy() for key, parts in self.values.items()}
+        metrics = {key: float(values.sum()) / len(users) for key, values in per_user.items()}
         metrics.update({f"coverage_at_{k}": float(self.listed[k].sum()) / self.num_items for k in self.ks})
-        return {**metrics, "users": float(self.users)}
+        return Ranking({**metrics, "users": float(len(users))}, users, per_user)
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """What ranking gives: the metrics ({"recall_at_k", "ndcg_at_k", "coverage_at_k", "mrr",
+    "users"}), the evaluated users (n,) and each one's recall, NDCG and reciprocal rank
+    (`per_user`: key -> (n,) float64, row r for users[r]): what an interval resamples
+    (`cl_core.evaluation.intervals.mean_interval`); a metric is the mean of its column."""
+
+    metrics: dict[str, float]
+    users: np.ndarray
+    per_user: dict[str, np.ndarray]
 
 
 def _check(ks: Sequence[int], num_items: int) -> None:
@@ -99,7 +115,6 @@ def _check(ks: Sequence[int], num_items: int) -> None:
         raise ValueError(f"num_items must be >= 1, got {num_items}")
 
 
-@torch.no_grad()
 def ranking_metrics(
     score_fn: ScoreFn,
     num_users: int,
@@ -109,7 +124,21 @@ def ranking_metrics(
     ks: Sequence[int] = DEFAULT_KS,
     batch_size: int = 1024,
 ) -> dict[str, float]:
-    """The metrics of a scorer over the users with test items.
+    """The metrics of a scorer over the users with test items (`rank_users`'s `metrics`)."""
+    return rank_users(score_fn, num_users, num_items, train, test, ks, batch_size).metrics
+
+
+@torch.no_grad()
+def rank_users(
+    score_fn: ScoreFn,
+    num_users: int,
+    num_items: int,
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    ks: Sequence[int] = DEFAULT_KS,
+    batch_size: int = 1024,
+) -> Ranking:
+    """The metrics of a scorer over the users with test items, with each user's values.
 
     Args:
         score_fn: users (b,) int64 -> (b, num_items) scores, higher is better (a model's user
@@ -118,7 +147,8 @@ def ranking_metrics(
         ks: the cut-offs k.
         batch_size: users scored at once; memory is O(batch_size x num_items).
 
-    Returns {"recall_at_k", "ndcg_at_k", "coverage_at_k" for each k, "mrr", "users"}.
+    Returns a `Ranking`: metrics {"recall_at_k", "ndcg_at_k", "coverage_at_k" for each k, "mrr",
+    "users"}, and per user "recall_at_k", "ndcg_at_k", "mrr".
     """
     _check(ks, num_items)
     seen = UserItems(*train, num_users, num_items)
@@ -143,7 +173,7 @@ def ranking_metrics(
         below = torch.searchsorted(ascending, target_scores, right=False)  # (b, I) items scoring < s_t
         ranks = torch.where(targets, (num_items - below).double(), torch.full_like(scores, float("inf")))
         top_scores, top = torch.topk(scores, min(max(ks), num_items), dim=1)
-        totals.add(ranks, targets, top, torch.isfinite(top_scores), "mrr")
+        totals.add(chunk, ranks, targets, top, torch.isfinite(top_scores), "mrr")
     return totals.result()
 
 
@@ -177,5 +207,6 @@ def ranking_metrics_from_top_k(
     ranks = torch.where(targets, positions, torch.full_like(positions, float("inf")))
     totals = _Totals(ks, num_items)
     rows = has_targets.nonzero().flatten()
-    totals.add(ranks[rows], targets[rows], top[rows], torch.ones_like(top[rows], dtype=torch.bool), f"mrr_at_{width}")
-    return totals.result()
+    totals.add(users[rows.numpy()], ranks[rows], targets[rows], top[rows], torch.ones_like(top[rows], dtype=torch.bool),
+               f"mrr_at_{width}")
+    return totals.result().metrics

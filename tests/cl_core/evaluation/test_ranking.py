@@ -1,4 +1,5 @@
-"""ranking.py: recall@k, NDCG@k, MRR and coverage@k against values computed by hand."""
+"""ranking.py: recall@k, NDCG@k, MRR and coverage@k against values computed by hand, and each
+user's values (what an interval resamples), whose mean is the metric."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from cl_core.evaluation.ranking import UserItems, ranking_metrics, ranking_metrics_from_top_k
+from cl_core.evaluation.ranking import UserItems, rank_users, ranking_metrics, ranking_metrics_from_top_k
 
 # 3 users, 6 items. Training: user 0 has items 0 and 1, user 1 item 2, user 2 item 5.
 # Test: user 0 item 3; user 1 items 0 and 4; user 2 item 5 (also in its training: kept).
@@ -41,6 +42,29 @@ def test_metrics_from_scores_equal_the_hand_computed_values():
     assert got.keys() == expected.keys()
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, abs=1e-12), key
+
+
+def test_each_users_values_are_the_hand_computed_ones():
+    ranking = rank_users(_scores, 3, 6, TRAIN, TEST, ks=(2, 5))
+    assert ranking.users.tolist() == [0, 1, 2]
+    np.testing.assert_allclose(ranking.per_user["ndcg_at_5"], [D2, (D2 + D3) / (1 + D2), 0.0], atol=1e-12)
+    np.testing.assert_allclose(ranking.per_user["mrr"], [1 / 2, 1 / 2, 1 / 6], atol=1e-12)
+    assert ranking.metrics == ranking_metrics(_scores, 3, 6, TRAIN, TEST, ks=(2, 5))
+
+
+def test_per_user_ndcg_at_10_averages_to_the_summed_metric():
+    rng = np.random.default_rng(0)
+    num_users, num_items = 50, 40
+    train = (rng.integers(0, num_users, 300), rng.integers(0, num_items, 300))
+    test = (rng.integers(0, num_users, 80), rng.integers(0, num_items, 80))  # some users hold out two items
+    scores = torch.as_tensor(rng.standard_normal((num_users, num_items)))
+    ranking = rank_users(lambda users: scores[torch.as_tensor(users)], num_users, num_items, train, test, batch_size=7)
+    assert ranking.users.tolist() == np.unique(test[0]).tolist()
+    assert len(ranking.per_user["ndcg_at_10"]) == ranking.metrics["users"]
+    assert ranking.per_user["ndcg_at_10"].mean() == pytest.approx(ranking.metrics["ndcg_at_10"], abs=1e-12)
+    assert ranking.metrics["ndcg_at_10"] == pytest.approx(
+        ranking_metrics(lambda users: scores[torch.as_tensor(users)], num_users, num_items, train, test)["ndcg_at_10"],
+        abs=1e-12)
 
 
 def test_users_are_scored_in_batches_with_the_same_result():
