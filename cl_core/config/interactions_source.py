@@ -148,10 +148,12 @@ class SideTableSpec(_Section):
 class InteractionSplitSpec(_Section):
     """How interactions are split by time (`data.interactions.split`).
 
-    "leave_last_out": per user, ordered by (timestamp, item id), the last interaction is test and
-    the one before it val, the rest train; a user with two interactions has no val one, a user
-    with one keeps it in train. "time_cutoff": one global cutoff: timestamp >= test_from is test,
-    val_from <= timestamp < test_from is val (no val without val_from), the rest train.
+    "leave_last_out" (leave-two-out): per user, ordered by (timestamp, item id), the last
+    interaction is test and the one before it val, the rest train; a user with two interactions
+    has a train and a test one and no val one, a user with one keeps it in train. "time_cutoff":
+    two global cutoffs: timestamp >= test_from is test, val_from <= timestamp < test_from is val,
+    the rest train. Both cutoffs are required, val_from < test_from: the model trains on train,
+    the promotion gate and any tuning read val, and test is only reported.
     """
 
     method: Literal["leave_last_out", "time_cutoff"] = "leave_last_out"
@@ -168,8 +170,13 @@ class InteractionSplitSpec(_Section):
             return self
         if self.test_from is None:
             raise ValueError("method 'time_cutoff' needs test_from: the timestamp from which interactions are test")
-        if self.val_from is not None and self.val_from > self.test_from:
-            raise ValueError(f"val_from {self.val_from} must be <= test_from {self.test_from}")
+        if self.val_from is None:
+            raise ValueError("method 'time_cutoff' needs val_from: the timestamp from which interactions are val "
+                             "(before test_from); the promotion gate and tuning read the val split, the model "
+                             "trains on what comes before it")
+        if self.val_from >= self.test_from:
+            raise ValueError(f"val_from {self.val_from} must be < test_from {self.test_from}: "
+                             "an empty val split leaves the promotion gate nothing to read")
         return self
 
 

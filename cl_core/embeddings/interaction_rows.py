@@ -2,9 +2,11 @@
 per item (column `entity`: "user" or "item"; `id`: the source's id; `title`), and the model's
 input for each: what determines its vector.
 
-A user's vector depends on its id, its side features and its history: the items it has in the
-splits the model is fitted on (train and val, `cl_core.recommender.dataset.SEEN_SPLITS`), in
-time order. An item's depends on its id and side features. `content_sha256` hashes exactly
+A user's vector depends on its id, its side features and its history: the items it has seen in
+the version (train and val, `cl_core.recommender.dataset.SEEN_SPLITS`: everything before its test
+interaction; the model is fitted on train alone), in time order. That is the history served;
+evaluation's val pass embeds users from their train items alone (`entity_inputs(...,
+history_splits=("train",))`). An item's depends on its id and side features. `content_sha256` hashes exactly
 that, so a later version re-embeds only the users whose features or history changed and the
 items whose features changed. The input is a dict per row, what the registered recommender
 takes as a DataFrame row: {"user": id, "history": [item ids], "features": {name: value}} or
@@ -77,13 +79,17 @@ def row_keys(table: pa.Table | pa.RecordBatch) -> pa.Array:
     return pc.binary_join_element_wise(table.column("entity"), table.column("id"), ":")
 
 
-def user_histories(dataset: DatasetVersion, user_ids: list[str]) -> list[list[str]]:
-    """Each user's seen items (source ids), oldest first, ties in time by item order; one list
-    per id of `user_ids` (empty for a user without seen interactions)."""
-    from cl_core.recommender.dataset import SEEN_SPLITS  # here: the recommender package loads torch
+def user_histories(dataset: DatasetVersion, user_ids: list[str],
+                   splits: tuple[str, ...] | None = None) -> list[list[str]]:
+    """Each user's items (source ids) in `splits` (None: the seen splits, train and val), oldest
+    first, ties in time by item order; one list per id of `user_ids` (empty for a user without
+    interactions there)."""
+    if splits is None:
+        from cl_core.recommender.dataset import SEEN_SPLITS  # here: the recommender package loads torch
 
+        splits = SEEN_SPLITS
     seen = dataset.read(columns=["user", "item", "timestamp", "split"])
-    seen = seen.filter(pc.is_in(seen.column("split"), value_set=pa.array(SEEN_SPLITS)))
+    seen = seen.filter(pc.is_in(seen.column("split"), value_set=pa.array(list(splits), pa.string())))
     items = _entity_ids(dataset, "items")
     user_index = pc.index_in(seen.column("user"), value_set=pa.array(user_ids, pa.string())).to_numpy(zero_copy_only=False)
     item_index = pc.index_in(seen.column("item"), value_set=pa.array(items, pa.string())).to_numpy(zero_copy_only=False)
@@ -109,8 +115,10 @@ def _content_sha256(entity: str, model_input: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def entity_inputs(dataset: DatasetVersion, kind: str) -> tuple[list[str], list[str | None], list[dict[str, Any]]]:
-    """(ids, titles, model inputs) of every user or item (`kind` "users" / "items") in id order."""
+def entity_inputs(dataset: DatasetVersion, kind: str, history_splits: tuple[str, ...] | None = None,
+                  ) -> tuple[list[str], list[str | None], list[dict[str, Any]]]:
+    """(ids, titles, model inputs) of every user or item (`kind` "users" / "items") in id order;
+    a user's history from `history_splits` (None: the seen splits, what the table serves)."""
     table = pq.read_table(dataset.entity_files(kind))
     names = list(dataset.manifest["entities"][kind]["features"])
     ids = table.column("id").to_pylist()
@@ -122,7 +130,7 @@ def entity_inputs(dataset: DatasetVersion, kind: str) -> tuple[list[str], list[s
         for row, model_input in enumerate(inputs):
             model_input["features"] = {name: columns[name][row] for name in names}
     if kind == "users":
-        for model_input, history in zip(inputs, user_histories(dataset, ids), strict=True):
+        for model_input, history in zip(inputs, user_histories(dataset, ids, history_splits), strict=True):
             model_input["history"] = history
     return ids, titles, inputs
 

@@ -1,5 +1,6 @@
-"""Interactions: (user, item) rows split by time, two towers trained from scratch, scored by
-NDCG@10 of each user's held-out item beside most-popular and BPR-MF baselines."""
+"""Interactions: (user, item) rows split by time, two towers trained from scratch on train, scored
+by NDCG@10 of each user's held-out item (val decides, test is reported) beside most-popular and
+BPR-MF baselines."""
 
 from types import MappingProxyType
 from typing import Any
@@ -19,7 +20,7 @@ INTERACTIONS = Modality(
     noun="interactions",
     primary=PrimaryMetric("ndcg_at_10"),  # NDCG@10 of the held-out item
     input_column="input",  # a user's or an item's row, as JSON (`cl_core.embeddings.interaction_rows`)
-    evaluation="recall, NDCG, MRR and coverage at 10 and 20 on the test split, next to most-popular and BPR-MF",
+    evaluation="recall, NDCG, MRR and coverage at 10 and 20 on the val and test splits, next to most-popular and BPR-MF (test)",
     forms=("user_item",),
     # The two towers train from scratch on (user, item) rows: many small steps per epoch.
     defaults=MappingProxyType({

@@ -1,5 +1,6 @@
 """Recommendation from user-item interactions: the two-tower model's training data as arrays
-(`training_data`), built from a stored version (`dataset`: the seen splits, `features`: the
+(`training_data`), built from a stored version (`dataset`: the splits it trains on and those seen
+before each scored split, `features`: the
 codecs of side features), users' histories (`history`), the vectors of every user and item
 (`vectors`), the trained model embedding by source id (`encoder`) and synthetic interactions
 (`synthetic`). The model is `cl_core.models.two_tower`,

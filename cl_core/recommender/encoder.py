@@ -1,7 +1,8 @@
 """A trained two-tower model with everything it needs to embed users and items by their source
 ids, without the dataset: the ids it was trained on, its feature codecs, every user's and
-item's encoded side features, and each user's seen items (train and val, in time order) as of
-training. It is what the registry logs (`flows/mlflow_edge/recommender_pyfunc.py`) and what evaluation,
+item's encoded side features, and each user's seen items (train and val, in time order: the
+model is fitted on train, and val is the user's latest history before its test interaction) as
+of the training version. It is what the registry logs (`flows/mlflow_edge/recommender_pyfunc.py`) and what evaluation,
 export and reembed embed with (`clpipe recommend` reads the vectors they wrote).
 
     encoder = TwoTowerEncoder.from_dataset(spec, weights, load_interactions(version))
@@ -11,7 +12,8 @@ export and reembed embed with (`clpipe recommend` reads the vectors they wrote).
     encoder.save(folder); TwoTowerEncoder.load(folder)
 
 By default a user is embedded with its stored history (its last `spec.history_length` seen items)
-and features, exactly the vector the model was evaluated with. Given `histories` and/or
+and features, exactly the vector the model's test split was scored with (and the embedding table
+serves). Given `histories` and/or
 `features` (raw values, encoded by the codecs the model was trained with), those are used
 instead, so a newer dataset version can be embedded with the same model: items in a history
 that the model does not know are skipped, and an id the model was not trained on gets the mean
@@ -151,7 +153,7 @@ class TwoTowerEncoder:
         return _stacked(chunks, self.embedding_dim)
 
     def seen_item_ids(self, user: str) -> list[str]:
-        """The items user `user` had in training (train and val), oldest first.
+        """The items user `user` had seen in the training version (train and val), oldest first.
 
         Raises:
             UnknownIdError: a user the model was not trained on.

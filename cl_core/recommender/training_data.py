@@ -90,7 +90,8 @@ class InteractionsData:
     history: (N, L) item indices, row n the items user n interacted with before interaction n,
         PAD-filled (`interaction_histories`; `from_interactions` builds it).
     user_history: (num_users, L) each user's last L training items: its history when the model
-        recommends to it (evaluation, serving).
+        is scored on the split after them (val; the test pass and serving add the val item:
+        `cl_core.recommender.dataset.SEEN_SPLITS`).
     user_features: num_users rows; item_features: num_items rows (`EntityFeatures`).
 
     Every array is checked on construction; a bad one raises ValueError naming it and its row.
@@ -172,7 +173,7 @@ class InteractionsData:
 
 class TowerInputs:
     """`InteractionsData` as tensors, for the towers: training batches by interaction row, and
-    every user (with its serving history) or item for evaluation and export."""
+    every user (with its last training items as history) or item, for vectors."""
 
     def __init__(self, data: InteractionsData) -> None:
         self.num_users, self.num_items = data.num_users, data.num_items
@@ -190,7 +191,7 @@ class TowerInputs:
         return UserBatch(users, self.history[rows], self.user_features.take(users)), self.item_batch(items)
 
     def user_batch(self, users: torch.Tensor) -> UserBatch:
-        """Users (B,) with their serving history (their last training items)."""
+        """Users (B,) with their last training items as history (`user_history`)."""
         return UserBatch(users, self.user_history[users], self.user_features.take(users))
 
     def item_batch(self, items: torch.Tensor) -> ItemBatch:

@@ -16,8 +16,8 @@ from cl_core.recommender.training_data import InteractionsData, TowerInputs
 def tower_vectors(
     model: nn.Module, data: InteractionsData | TowerInputs, batch_size: int = 1024, device: torch.device | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every user's vector (num_users, D), each user with its serving history (its last training
-    items), and every item's (num_items, D); computed in eval mode, returned on the CPU. The
+    """Every user's vector (num_users, D), each user with its last training items as history
+    (`InteractionsData.user_history`), and every item's (num_items, D); computed in eval mode, returned on the CPU. The
     score of user u for item i is their dot product (both unit length)."""
     inputs = data if isinstance(data, TowerInputs) else TowerInputs(data)
     bare = getattr(model, "module", model)  # DDP's forward would embed pairs, not one side

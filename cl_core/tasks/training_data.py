@@ -28,7 +28,7 @@ def text(dataset: DatasetVersion, config: PipelineConfig) -> TrainingData:
 
 
 def interactions(dataset: DatasetVersion, config: PipelineConfig) -> TrainingData:
-    """The interactions the two towers are fitted on: the seen splits."""
-    from cl_core.recommender.dataset import SEEN_SPLITS
+    """The interactions the two towers are fitted on: the train split (val chooses and gates)."""
+    from cl_core.recommender.dataset import TRAIN_SPLITS
 
-    return sum(dataset.num_rows(split) for split in SEEN_SPLITS), f"{' and '.join(SEEN_SPLITS)} interactions", None
+    return sum(dataset.num_rows(split) for split in TRAIN_SPLITS), f"{' and '.join(TRAIN_SPLITS)} interactions", None

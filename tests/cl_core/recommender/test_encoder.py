@@ -1,6 +1,7 @@
 """dataset.py, features.py and encoder.py on an ingested synthetic version: the training arrays
-of the seen splits, raw feature values encoded as training encodes them, and the encoder that
-embeds by source id (as of training, from given inputs, saved and loaded, unknown ids)."""
+of the train split, raw feature values encoded as training encodes them, and the encoder that
+embeds by source id (with the seen train and val items as history, from given inputs, saved and
+loaded, unknown ids)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,16 @@ from cl_core.embeddings.interaction_rows import entity_inputs
 from cl_core.models.spec import TwoTowerModelSpec
 from cl_core.models.two_tower import PAD
 from cl_core.recommender import tower_vectors
-from cl_core.recommender.dataset import SEEN_SPLITS, feature_codecs, seen_interactions, training_arrays
+from cl_core.recommender.dataset import (
+    SEEN_BEFORE,
+    SEEN_SPLITS,
+    TRAIN_SPLITS,
+    feature_codecs,
+    seen_before,
+    seen_interactions,
+    training_arrays,
+    training_interactions,
+)
 from cl_core.recommender.encoder import TwoTowerEncoder
 
 
@@ -26,21 +36,26 @@ def _trained_encoder(version, history_length=3) -> tuple[TwoTowerEncoder, object
     return TwoTowerEncoder.from_dataset(spec, model.state_dict(), data), arrays
 
 
-def test_training_arrays_hold_the_train_and_val_interactions_with_encoded_features(synthetic_version):
+def test_training_arrays_hold_the_train_interactions_with_encoded_features(synthetic_version):
     _, version, _ = synthetic_version
     data = load_interactions(version)
     arrays = training_arrays(data, history_length=3)
-    assert SEEN_SPLITS == ("train", "val")
-    assert len(arrays) == len(data.train) + len(data.val) == 40 * 5
+    assert TRAIN_SPLITS == ("train",) and SEEN_SPLITS == ("train", "val")
+    assert dict(SEEN_BEFORE) == {"val": ("train",), "test": ("train", "val")} and seen_before("test") == SEEN_SPLITS
+    with pytest.raises(ValueError, match="got 'train'"):
+        seen_before("train")
+    assert len(arrays) == len(data.train) == 40 * 4  # 6 interactions a user: 4 train, 1 val, 1 test
+    assert len(seen_interactions(data)) == len(data.train) + len(data.val) == 40 * 5
     assert (arrays.num_users, arrays.num_items) == (40, len(data.items))
     # segment: 3 values and "missing"; genres: 3 values; a numeric column each.
     assert arrays.sizes.user.categorical == (4,) and arrays.sizes.user.numeric == 1
     assert arrays.sizes.item.multi_valued == (3,) and arrays.sizes.item.numeric == 1
-    seen = seen_interactions(data)
-    user = int(seen.users[-1])
-    mine = seen.items[seen.users == user]
-    assert arrays.user_history[user].tolist() == mine[-3:].tolist()  # the last 3 seen, oldest first
-    assert not np.isin(data.test.items[data.test.users == user], arrays.user_history[user]).any()  # held out
+    train = training_interactions(data)
+    user = int(train.users[-1])
+    mine = train.items[train.users == user]
+    assert arrays.user_history[user].tolist() == mine[-3:].tolist()  # the last 3 train items, oldest first
+    for held_out in (data.val, data.test):
+        assert not np.isin(held_out.items[held_out.users == user], arrays.user_history[user]).any()
 
 
 def test_raw_values_are_encoded_exactly_as_training_encodes_them(synthetic_version):
@@ -66,13 +81,18 @@ def test_raw_values_are_encoded_exactly_as_training_encodes_them(synthetic_versi
 def test_the_encoder_gives_the_vectors_the_model_is_evaluated_with_and_survives_a_round_trip(synthetic_version, tmp_path):
     _, version, _ = synthetic_version
     encoder, arrays = _trained_encoder(version)
-    users, items = tower_vectors(encoder.model, arrays)  # what evaluation in cl_core scores with
-    np.testing.assert_allclose(encoder.user_vectors(encoder.user_ids), users.numpy(), atol=1e-6)
+    users, items = tower_vectors(encoder.model, arrays)  # train items as history: the val pass's vectors
     np.testing.assert_allclose(encoder.item_vectors(encoder.item_ids), items.numpy(), atol=1e-6)
-    # The inputs the embedding table gives (history and features from the version) agree.
-    ids, _, inputs = entity_inputs(version, "users")
+    ids, _, inputs = entity_inputs(version, "users", TRAIN_SPLITS)  # what evaluation's val pass embeds
     given = encoder.user_vectors(ids, [row["history"] for row in inputs], [row["features"] for row in inputs])
     np.testing.assert_allclose(given, users.numpy(), atol=1e-6)
+    # By default the encoder embeds a user with its seen items (train and val): the inputs the
+    # embedding table gives and the test pass embeds.
+    ids, _, inputs = entity_inputs(version, "users")
+    assert all(row["history"] == encoder.seen_item_ids(row["user"]) for row in inputs)
+    given = encoder.user_vectors(ids, [row["history"] for row in inputs], [row["features"] for row in inputs])
+    np.testing.assert_allclose(encoder.user_vectors(encoder.user_ids), given, atol=1e-6)
+    assert not np.allclose(given, users.numpy(), atol=1e-4)  # the val item moved every history
     ids, _, inputs = entity_inputs(version, "items")
     np.testing.assert_allclose(encoder.item_vectors(ids, [row["features"] for row in inputs]), items.numpy(), atol=1e-6)
     loaded = TwoTowerEncoder.load(encoder.save(tmp_path / "encoder"))

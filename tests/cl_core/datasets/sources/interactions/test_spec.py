@@ -35,7 +35,9 @@ def test_defaults_roles_and_feature_names():
         ({"format": "atomic", "header": False}, "atomic files .* header must be True"),
         ({"split": {"method": "time_cutoff"}}, "needs test_from"),
         ({"split": {"val_from": 3}}, "val_from applies to method 'time_cutoff'"),
-        ({"split": {"method": "time_cutoff", "test_from": 1, "val_from": 2}}, "val_from 2.0 must be <= test_from 1.0"),
+        ({"split": {"method": "time_cutoff", "test_from": 1, "val_from": 2}}, "val_from 2.0 must be < test_from 1.0"),
+        ({"split": {"method": "time_cutoff", "test_from": 1, "val_from": 1}}, "val_from 1.0 must be < test_from 1.0"),
+        ({"split": {"method": "time_cutoff", "test_from": 1}}, "method 'time_cutoff' needs val_from"),
         ({"split": {"method": "random"}}, "method"),
         ({"items": {"id_column": "id"}}, "path"),
         ({"items": {"path": " ", "id_column": "id"}}, "path must be a file path"),
@@ -56,10 +58,13 @@ def test_invalid_specs_say_what_is_wrong(kwargs, message):
 
 def test_the_data_section_names_the_field():
     cfg = build_config({"data": {"modality": "interactions", "source": "r.csv", "interactions": {
-        "user_column": "uid", "split": {"method": "time_cutoff", "test_from": 100}}}})
+        "user_column": "uid", "split": {"method": "time_cutoff", "test_from": 100, "val_from": 50}}}})
     assert cfg.data.interactions.user_column == "uid" and cfg.data.interactions.split.test_from == 100.0
     with pytest.raises(ConfigError, match=r"data\.interactions\.split"):
         build_config({"data": {"modality": "interactions", "interactions": {"split": {"method": "time_cutoff"}}}})
+    with pytest.raises(ConfigError, match=r"data\.interactions\.split(.|\n)*needs val_from"):
+        build_config({"data": {"modality": "interactions", "interactions": {"split": {"method": "time_cutoff",
+                                                                                        "test_from": 100}}}})
     with pytest.raises(ConfigError, match=r"data\.interactions\.items\.id_column"):
         build_config({"data": {"modality": "interactions", "interactions": {"items": {"path": "i.csv", "id_column": 1.5}}}})
 

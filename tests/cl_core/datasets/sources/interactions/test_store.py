@@ -93,7 +93,7 @@ def test_the_split_rule_is_part_of_the_version(tmp_path):
     source = _interactions(tmp_path / "inter.csv")
     store = DatasetStore(tmp_path / "store")
     first = store.ingest_interactions(source, "toy", RATED)
-    cutoff = InteractionsSourceSpec(rating_column="rating", split={"method": "time_cutoff", "test_from": 7})
+    cutoff = InteractionsSourceSpec(rating_column="rating", split={"method": "time_cutoff", "test_from": 7, "val_from": 5})
     assert store.ingest_interactions(source, "toy", cutoff).version != first.version
 
 

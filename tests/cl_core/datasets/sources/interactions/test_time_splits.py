@@ -40,6 +40,25 @@ def test_leave_last_out_with_ties_broken_by_item_id():
     ]
 
 
+def test_leave_two_out_split_counts():
+    """Users with 1, 2, 3 and 5 interactions: one interaction stays in train (nothing to learn the
+    user from otherwise); two give a train and a test one, no val; from three on, the last is
+    test, the one before val, the rest train."""
+    sizes = {"one": 1, "two": 2, "three": 3, "five": 5}
+    users = np.repeat(np.arange(len(sizes)), list(sizes.values()))
+    times = np.concatenate([np.arange(size, dtype=float) for size in sizes.values()])
+    names = np.array(_names(leave_last_out(users, times, np.arange(len(users)))))
+    counts = {who: {split: int(((users == u) & (names == split)).sum()) for split in SPLITS}
+              for u, who in enumerate(sizes)}
+    assert counts == {
+        "one": {"train": 1, "val": 0, "test": 0},
+        "two": {"train": 1, "val": 0, "test": 1},
+        "three": {"train": 1, "val": 1, "test": 1},
+        "five": {"train": 3, "val": 1, "test": 1},
+    }
+    assert {split: int((names == split).sum()) for split in SPLITS} == {"train": 6, "val": 2, "test": 3}
+
+
 def test_leave_last_out_does_not_depend_on_row_order():
     rng = np.random.default_rng(0)
     users = rng.integers(0, 20, 300)
@@ -75,5 +94,5 @@ def test_time_cutoff_is_global_and_inclusive_from_the_cutoff():
 def test_split_codes_follows_the_spec():
     users, times, items = np.array([0, 0, 0]), np.array([1.0, 2.0, 3.0]), np.array([0, 1, 2])
     assert _names(split_codes(InteractionSplitSpec(), users, times, items)) == ["train", "val", "test"]
-    cutoff = InteractionSplitSpec(method="time_cutoff", test_from=3)
-    assert _names(split_codes(cutoff, users, times, items)) == ["train", "train", "test"]
+    cutoff = InteractionSplitSpec(method="time_cutoff", test_from=3, val_from=2)
+    assert _names(split_codes(cutoff, users, times, items)) == ["train", "val", "test"]
