@@ -1,7 +1,9 @@
-"""Evaluate flow: a registered model (loaded from the registry) on a dataset's evaluation split,
-against baselines (images: raw pixels, and the pretrained backbone when it was fine-tuned from
-one; text: the pretrained encoder), then the champion/challenger decision on the modality's
-primary metric (always the fine-tuned model's score)."""
+"""Evaluate flow: a registered model (loaded from the registry) on a dataset's validation and
+test splits, against baselines (images: raw pixels, and the pretrained backbone when it was
+fine-tuned from one; text: the pretrained encoder; recommenders: most-popular and BPR-MF), then
+the champion/challenger decision on the modality's primary metric on the validation split
+(always the fine-tuned model's score). The test split is scored once per model version and
+dataset version and only reported: no decision reads it."""
 
 from __future__ import annotations
 
@@ -20,9 +22,10 @@ from mlflow.entities import Metric, RunTag
 from prefect import flow, get_run_logger, task
 from prefect.exceptions import MissingContextError
 
-from cl_core.config import EvalConfig, ViewsConfig
+from cl_core.config import EvalConfig, RegistryConfig, ViewsConfig
 from cl_core.datasets import DatasetStore, DatasetVersion
 from cl_core.evaluation.primary import PRIMARY_METRICS
+from cl_core.evaluation.split_scores import GateScore, interval_of, split_key
 from cl_core.modalities import modality
 from flows import plots
 from flows.mlflow_edge import headline_metrics, pyfuncs, registry, tracking
@@ -58,13 +61,14 @@ def score_model(
     return scored_result(version, dataset, evaluated)
 
 
-def champion_score(model_ref: str, dataset: DatasetVersion, cfg: EvalConfig, metric: str) -> float:
-    """The champion's value of `metric` on the same dataset version as the challenger."""
+def champion_score(model_ref: str, dataset: DatasetVersion, cfg: EvalConfig, metric: str) -> GateScore:
+    """The champion's value of `metric` on the validation split of the same dataset version as
+    the challenger, with its interval."""
     _, _, protocol, embed = _scorer(model_ref, dataset)
-    name, value = protocol.gate_score(embed, dataset, cfg)
-    if name != metric:  # cannot happen on one dataset version: the split decides the metric
-        raise ValueError(f"champion {model_ref} was scored on {name}, the challenger on {metric}")
-    return value
+    score = protocol.gate_score(embed, dataset, cfg)
+    if score.metric != metric:  # cannot happen on one dataset version: the split decides the metric
+        raise ValueError(f"champion {model_ref} was scored on {score.metric}, the challenger on {metric}")
+    return score
 
 
 EVALUATION_KEY_TAG = "clpipe.evaluation"  # model/version on dataset@version:split: one run per key
@@ -75,9 +79,13 @@ NO_CHAMPION = "none"
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,255}")
 
 
+def evaluated_on(scored: dict[str, Any]) -> str:
+    """"NAME@VERSION:val+test": the dataset version and the splits scored."""
+    return f"{scored['dataset']['name']}@{scored['dataset']['version']}:{'+'.join(scored['splits'])}"
+
+
 def evaluation_key(scored: dict[str, Any]) -> str:
-    return (f"{scored['model_name']}/{scored['model_version']} on "
-            f"{scored['dataset']['name']}@{scored['dataset']['version']}:{scored['split']}")
+    return f"{scored['model_name']}/{scored['model_version']} on {evaluated_on(scored)}"
 
 
 def _logger() -> Any:
@@ -105,8 +113,8 @@ def record_evaluation(scored: dict[str, Any]) -> str:
     the nested run's id."""
     run_id = scored["source_run_id"]
     name, version = scored["model_name"], scored["model_version"]
-    named = headline_metrics.evaluation_metrics(scored["metrics"], scored["baseline"])
-    evaluated_on = f"{scored['dataset']['name']}@{scored['dataset']['version']}:{scored['split']}"
+    named = headline_metrics.evaluation_metrics(scored["metrics"], scored["baseline"], scored["intervals"])
+    dataset_tag = evaluated_on(scored)
     key = evaluation_key(scored)
     client = MlflowClient()
     training = client.get_run(run_id)
@@ -114,14 +122,14 @@ def record_evaluation(scored: dict[str, Any]) -> str:
     if nested is None:
         nested = client.create_run(training.info.experiment_id, run_name=f"evaluate-v{version}", tags={
             PARENT_TAG: run_id, STAGE_TAG: "evaluate", "model.name": name, "model.version": version,
-            "eval.dataset": evaluated_on, EVALUATION_KEY_TAG: key,
+            "eval.dataset": dataset_tag, EVALUATION_KEY_TAG: key,
         })
     if nested.info.status != "FINISHED":  # an earlier attempt logged the scores already
         client.log_batch(nested.info.run_id, metrics=[Metric(k, v, int(time.time() * 1000), 0) for k, v in named.items()])
         client.set_terminated(nested.info.run_id, "FINISHED")
     with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as folder:
         mlflow.log_metrics(named)
-        mlflow.set_tag("eval.dataset", evaluated_on)
+        mlflow.set_tag("eval.dataset", dataset_tag)
         if "map_points" in scored:
             points, labels = np.asarray(scored["map_points"]), np.asarray(scored["test_labels"])
             title = f"{name} v{version}: test embeddings"
@@ -131,7 +139,7 @@ def record_evaluation(scored: dict[str, Any]) -> str:
         mlflow.log_artifact(str(plots.loss_curve(history, f"{name} v{version}", Path(folder) / "loss_curve.png")), "evaluation")
     for key_, value in named.items():
         client.set_model_version_tag(name, version, key_, f"{value:.6f}")
-    client.set_model_version_tag(name, version, "eval.dataset", evaluated_on)
+    client.set_model_version_tag(name, version, "eval.dataset", dataset_tag)
     return nested.info.run_id
 
 
@@ -153,29 +161,33 @@ def _champion(client: MlflowClient, name: str) -> Any | None:
         raise
 
 
-def _decide(client: MlflowClient, scored: dict[str, Any], datasets_root: str,
-            eval_cfg: EvalConfig) -> tuple[str, str, str]:
-    """(decision, reason, previous champion version or NO_CHAMPION), on the registry's facts."""
-    name, version, metric = scored["model_name"], scored["model_version"], scored["primary_metric"]
-    challenger_score = scored["metrics"][metric]
+def _decide(client: MlflowClient, scored: dict[str, Any], datasets_root: str, eval_cfg: EvalConfig,
+            min_improvement: float) -> tuple[str, str, str]:
+    """(decision, reason, previous champion version or NO_CHAMPION), on the registry's facts
+    and the validation split: the challenger's score from its evaluation, the champion's scored
+    now on the same dataset version."""
+    name, version = scored["model_name"], scored["model_version"]
+    challenger = GateScore.of(scored)
     champion = _champion(client, name)
     if champion is None:
-        return "promoted", f"no champion yet; v{version} {metric}={challenger_score:.4f}", NO_CHAMPION
+        return "promoted", f"no champion yet; v{version} {challenger}", NO_CHAMPION
     if str(champion.version) == version:
         return "kept", f"v{version} is already the champion", str(champion.version)
     dataset = DatasetStore(Path(datasets_root)).resolve(scored["dataset"]["name"], scored["dataset"]["version"])
-    current = champion_score(f"{name}/{champion.version}", dataset, eval_cfg, metric)
-    promoted = PRIMARY_METRICS[dataset.kind].beats(challenger_score, current)
+    current = champion_score(f"{name}/{champion.version}", dataset, eval_cfg, challenger.metric)
+    promoted = PRIMARY_METRICS[dataset.kind].beats(challenger.value, current.value, min_improvement)
     verb = "beats" if promoted else "does not beat"
-    reason = f"v{version} {metric}={challenger_score:.4f} {verb} champion v{champion.version} {metric}={current:.4f}"
+    margin = f" by at least {min_improvement:g} (registry.min_improvement)" if min_improvement > 0 else ""
+    reason = f"v{version} {challenger} {verb} champion v{champion.version} {current}{margin}"
     return ("promoted" if promoted else "kept"), reason, str(champion.version)
 
 
 def decide_promotion(scored: dict[str, Any], datasets_root: str, eval_cfg: EvalConfig, evaluation_run_id: str | None = None,
-                     announce: Callable[..., Any] = emit_promoted) -> dict[str, Any]:
+                     announce: Callable[..., Any] = emit_promoted, min_improvement: float = 0.0) -> dict[str, Any]:
     """Move `champion` to the evaluated version if there is none or it beats the champion on
     the primary metric (kNN top-1 for images, STS Spearman for scored text pairs, NDCG@10 for
-    recommenders), with both scored on the same dataset version.
+    recommenders) of the validation split by at least `min_improvement` (0: strictly), with
+    both scored on the same dataset version. The test split plays no part.
 
     The decision is taken once per evaluation run: it is recorded on that run (with the
     champion it was taken against) before the alias moves, then on the model version and the
@@ -193,7 +205,7 @@ def decide_promotion(scored: dict[str, Any], datasets_root: str, eval_cfg: EvalC
         previous = recorded.get(PREVIOUS_TAG, NO_CHAMPION)
         notes.append(f"decision recorded by an earlier attempt of this evaluation ({evaluation_run_id})")
     else:
-        decision, reason, previous = _decide(client, scored, datasets_root, eval_cfg)
+        decision, reason, previous = _decide(client, scored, datasets_root, eval_cfg, min_improvement)
         if evaluation_run_id:  # the record a retry goes by, before anything moves
             client.log_batch(evaluation_run_id, tags=[RunTag(DECISION_TAG, f"{decision}: {reason}"),
                                                       RunTag(PREVIOUS_TAG, previous)])
@@ -222,9 +234,7 @@ def decide_promotion(scored: dict[str, Any], datasets_root: str, eval_cfg: EvalC
             if notes:
                 notes.append("promotion announced now")
 
-    paragraph = (f"Evaluated on {scored['dataset']['name']}@{scored['dataset']['version']} ({scored['split']}): "
-                 f"{scored['primary_metric']} {scored['metrics'][scored['primary_metric']]:.4f}. "
-                 f"Promotion: {decision}: {reason}")
+    paragraph = f"Evaluated on {evaluated_on(scored)}: {primary_values(scored)}. Promotion: {decision}: {reason}"
     if paragraph not in (client.get_model_version(name, version).description or ""):
         registry.append_to_description(name, version, paragraph)
     note = "; ".join(notes) or None
@@ -233,18 +243,31 @@ def decide_promotion(scored: dict[str, Any], datasets_root: str, eval_cfg: EvalC
             "aliases": registry.aliases_of(name, version)}
 
 
+def primary_values(scored: dict[str, Any]) -> str:
+    """"val knn_top1 0.9827 [0.9653, 0.9942], test knn_top1 0.9896 [...]": the primary metric on each split scored."""
+    metric, values = scored["primary_metric"], []
+    for split in scored["splits"]:
+        interval = interval_of(scored, split, metric)
+        value = scored["metrics"][split_key(split, metric)]
+        values.append(f"{split} {metric} {value:.4f}" + (f" {interval}" if interval is not None else ""))
+    return ", ".join(values)
+
+
 @task(name="promote-if-better", retries=2, retry_delay_seconds=2)
 def promote_if_better(scored: dict[str, Any], datasets_root: str, eval_cfg: EvalConfig,
-                      evaluation_run_id: str | None = None) -> dict[str, Any]:
+                      evaluation_run_id: str | None = None, min_improvement: float = 0.0) -> dict[str, Any]:
     """`decide_promotion` as a task: retried, it finishes the recorded decision."""
-    return decide_promotion(scored, datasets_root, eval_cfg, evaluation_run_id)
+    return decide_promotion(scored, datasets_root, eval_cfg, evaluation_run_id, min_improvement=min_improvement)
 
 
 @flow(name="evaluate")
 def evaluate_flow(model_ref: str, dataset_name: str, workspace: str, dataset_version: str | None = None,
-                  eval_config: EvalConfig = EvalConfig(), views_config: ViewsConfig = ViewsConfig()) -> dict[str, Any]:
-    """Score a registered model on the evaluation split, log it, and gate the champion alias.
-    `eval_config` and `views_config` are the run config's validated `eval` and `views` sections."""
+                  eval_config: EvalConfig = EvalConfig(), views_config: ViewsConfig = ViewsConfig(),
+                  registry_config: RegistryConfig = RegistryConfig()) -> dict[str, Any]:
+    """Score a registered model on the validation and test splits, log both, and gate the
+    champion alias on validation. `eval_config`, `views_config` and `registry_config` are the run
+    config's validated `eval`, `views` and `registry` sections (the gate's margin:
+    `registry.min_improvement`)."""
     ws = Workspace(Path(workspace))
     mlflow.set_tracking_uri(ws.tracking_uri)
     eval_cfg, views_cfg = eval_config, views_config
@@ -252,8 +275,9 @@ def evaluate_flow(model_ref: str, dataset_name: str, workspace: str, dataset_ver
     progress.report("evaluate", 0, None, "steps", f"scoring {model_ref}")
     scored = score_model(model_ref, str(ws.datasets), dataset_name, dataset.version, eval_cfg, views_cfg)
     evaluation_run_id = log_evaluation(scored)
-    decision = promote_if_better(scored, str(ws.datasets), eval_cfg, evaluation_run_id)
+    decision = promote_if_better(scored, str(ws.datasets), eval_cfg, evaluation_run_id, registry_config.min_improvement)
     progress.finish("evaluate", f"{'promoted' if decision['promoted'] else 'kept'}: {decision['reason']}"
                     + (f" ({decision['note']})" if decision["note"] else ""))
-    keys = ("model_name", "model_version", "source_run_id", "dataset", "split", "primary_metric", "metrics", "baseline")
+    keys = ("model_name", "model_version", "source_run_id", "dataset", "modality", "splits", "primary_metric", "metrics",
+            "intervals", "baseline")
     return {key: scored[key] for key in keys} | {"promotion": decision, "evaluation_run_id": evaluation_run_id}

@@ -35,7 +35,7 @@ def pipeline_flow(
     trained = train_flow(pinned, workspace, ray_address, config_file)
     evaluated = evaluate_flow(
         f"{trained['model_name']}/{trained['model_version']}", data.name, workspace, ingested["version"],
-        cfg.eval, cfg.views,
+        cfg.eval, cfg.views, cfg.registry,
     )
     # The table follows the champion (whichever version that is now) and the dataset's LATEST.
     reembedded = reembed_flow(f"{trained['model_name']}@{CHAMPION}", data.name, workspace, cfg.export, ray_address)

@@ -8,11 +8,12 @@ from typing import Any
 from cl_core.datasets import DatasetVersion
 
 # The keys every protocol's result holds, in the order a scored result lists them.
-PROTOCOL_KEYS = ("split", "primary_metric", "metrics", "baseline")
+# (`cl_core.evaluation.split_scores.protocol_result` says what each holds.)
+PROTOCOL_KEYS = ("splits", "primary_metric", "metrics", "intervals", "baseline")
 
 
 def scored_result(version: Any, dataset: DatasetVersion, evaluated: dict[str, Any]) -> dict[str, Any]:
-    """The model version (a registry ModelVersion) and dataset version, then what the protocol
+    """The model version (a registry ModelVersion), the dataset version and its modality, then what the protocol
     returned: PROTOCOL_KEYS first, then whatever else it gives (images: the 2-D map)."""
     keys = (*PROTOCOL_KEYS, *(key for key in evaluated if key not in PROTOCOL_KEYS))
     return {
@@ -20,4 +21,5 @@ def scored_result(version: Any, dataset: DatasetVersion, evaluated: dict[str, An
         "model_version": str(version.version),
         "source_run_id": version.run_id,
         "dataset": {"name": dataset.name, "version": dataset.version},
+        "modality": dataset.kind,
     } | {key: evaluated[key] for key in keys}

@@ -41,6 +41,9 @@ class DataConfig(_Section):
     # size (cl_core/defaults.py); 64 MiB by default.
     max_member_bytes: int = Field(MAX_MEMBER_BYTES, ge=1)
     image_size: int = Field(8, ge=4, le=1024)  # digits' native size
+    # A source that names no validation split (CIFAR-10's train/test shards) gets one at ingest:
+    # this fraction of its train rows, chosen by a hash of the row id, so the same rows each time.
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     text: TextSourceSpec = TextSourceSpec()
     interactions: InteractionsSourceSpec = InteractionsSourceSpec()
 
@@ -145,7 +148,9 @@ class MFBaselineConfig(_Section):
 
 
 class EvalConfig(_Section):
-    split: Literal["val", "test"] | None = None  # text: None = "test" when the dataset has one, else "val"
+    # Every protocol scores both the val split (what the gate reads) and the test split
+    # (reported once); the key that chose one split for text is refused with why.
+    split: None = None
     retrieval_min_score: float | None = None  # text: pairs scoring below this are not retrieval queries
     knn_k: int = Field(20, ge=1)
     knn_temperature: float = Field(0.07, gt=0.0)
@@ -153,6 +158,15 @@ class EvalConfig(_Section):
     map_method: Literal["pca", "tsne"] = "pca"
     batch_size: int = Field(1024, ge=1)
     mf: MFBaselineConfig = MFBaselineConfig()  # interactions: the BPR-MF baseline
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_split(cls, values: Any) -> Any:
+        if isinstance(values, dict) and values.get("split") is not None:
+            raise ValueError(
+                f"eval.split ({values['split']!r}) is no longer read: every evaluation scores the val split, which the "
+                "promotion gate reads, and the test split, which is only reported; remove the key")
+        return values
 
 
 IngestEngine = Literal["local", "ray"]
@@ -191,3 +205,6 @@ class RegistryConfig(_Section):
     # None: "<dataset>-<loss>" for images (digits-ntxent), "<dataset>-text" for text
     model_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     experiment: str | None = None  # None: the model name
+    # The gate promotes a challenger whose validation metric beats the champion's by at least
+    # this much (in the metric's own units; 0: any strict improvement).
+    min_improvement: float = Field(0.0, ge=0.0)

@@ -43,6 +43,11 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.clip((x @ y) / denominator, -1.0, 1.0))
 
 
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation of two (N,) arrays (average ranks for ties; 0 when either is constant)."""
+    return _pearson(average_ranks(x), average_ranks(y))
+
+
 def cosine_similarities(embeddings1: ArrayLike, embeddings2: ArrayLike) -> np.ndarray:
     """Row-wise cosine of two (N, D) arrays -> (N,) float64; a zero row has cosine 0."""
     a, b = _as_float64(embeddings1), _as_float64(embeddings2)
@@ -75,6 +80,6 @@ def sts_correlation(embeddings1: ArrayLike, embeddings2: ArrayLike, gold: ArrayL
     if np.all(gold == gold[0]):
         raise ValueError("gold scores are all equal; the correlation is undefined")
     return {
-        "spearman": _pearson(average_ranks(cosines), average_ranks(gold)),
+        "spearman": spearman(cosines, gold),
         "pearson": _pearson(cosines, gold),
     }

@@ -34,9 +34,13 @@ class PrimaryMetric:
             return self.name
         return self.fallback
 
-    def beats(self, challenger: float, champion: float) -> bool:
-        """Whether the challenger's value is strictly better than the champion's (a tie keeps the champion)."""
-        return challenger > champion if self.higher_is_better else challenger < champion
+    def beats(self, challenger: float, champion: float, margin: float = 0.0) -> bool:
+        """Whether the challenger's value is better than the champion's by at least `margin`
+        (in the metric's units); with no margin, strictly better (a tie keeps the champion)."""
+        gain = challenger - champion if self.higher_is_better else champion - challenger
+        # A margin read from YAML (0.01) and a difference of two scores are both rounded: allow
+        # for the last bits, or a gain of exactly the margin would be refused.
+        return gain > 0 if margin <= 0 else gain >= margin - 1e-12
 
 
 # The heavy parts a record names, as "module:attribute" (or "module" for a whole module).

@@ -10,7 +10,8 @@ TEXT = Modality(
     noun="text",
     primary=PrimaryMetric("sts_spearman", fallback="mrr_at_10"),  # STS Spearman; no gold scores: MRR@10
     input_column="text",
-    evaluation="STS correlation and pair retrieval, next to the pretrained encoder",
+    evaluation="STS correlation (with a bootstrap interval) and pair retrieval on the val split (what the gate reads) "
+               "and the test split (reported), next to the pretrained encoder",
     forms=("pairs", "sentences", "scored_pairs"),
     # The image-first defaults would wreck a pretrained sentence encoder: text gets the usual
     # fine-tuning settings (sentence-transformers') for every field a config leaves out.

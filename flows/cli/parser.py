@@ -118,9 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     protocols = " ".join(f"{record.noun.capitalize()}: {record.evaluation}." for record in MODALITIES.values())
     evaluate = _command(commands, "evaluate", pipeline_commands.EVALUATE, "score a registered model and gate the champion alias",
-                        f"{protocols} Moves 'champion' if the model beats it.")
+                        f"{protocols} Moves 'champion' if the model beats it on the val split (by registry.min_improvement "
+                        "from --config, default 0: strictly); the test split is only reported.")
     _model_and_dataset(evaluate, "MODEL, MODEL@ALIAS or MODEL/VERSION", version=True)
-    evaluate.add_argument("--config", type=Path, help="YAML config whose eval and views sections apply")
+    evaluate.add_argument("--config", type=Path, help="YAML config whose eval, views and registry sections apply")
     _common(evaluate)
 
     export = _command(commands, "export", embedding_commands.EXPORT, "embed a dataset into a new snapshot of its embedding table",
@@ -168,8 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "duration, registered version and aliases, best first. Reads the MLflow store only.")
     compare.add_argument("--experiment", help="experiment name (default: the one whose training run started last)")
     primary = ", ".join(f"{metric} for {kind}" for kind, metric in PRIMARY.items())
-    compare.add_argument("--metric", help="sort by this metric, e.g. eval.linear_probe (default: the modality's "
-                         f"primary metric: {primary})")
+    compare.add_argument("--metric", help="sort by this metric, e.g. eval.val.linear_probe (default: the modality's "
+                         f"primary metric on the validation split: {primary})")
     _common(compare)
 
     refresh = _command(commands, "refresh", pipeline_commands.REFRESH,

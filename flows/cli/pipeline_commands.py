@@ -80,7 +80,7 @@ def _evaluate(args: argparse.Namespace, workspace: Workspace, cfg: PipelineConfi
     from flows.evaluate_flow import evaluate_flow
 
     return evaluate_flow(args.model, args.dataset, str(workspace.root), args.dataset_version,
-                         cfg.eval, cfg.views)
+                         cfg.eval, cfg.views, cfg.registry)
 
 
 EVALUATE = FlowCommand(_evaluate_config, _check_evaluate, _evaluate)

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from cl_core.modalities import MODALITIES
+from cl_core.modalities import modality
 from flows.workspace import Workspace
 
 
@@ -23,7 +23,6 @@ def print_summary(summary: dict[str, Any], workspace: Workspace, as_json: bool,
 
 def print_run_summary(summary: dict[str, Any], workspace: Workspace) -> None:
     ingested, trained, evaluated, table = (summary[k] for k in ("ingest", "train", "evaluate", "reembed"))
-    metrics, baseline = evaluated["metrics"], evaluated["baseline"]
     lines = [
         "",
         "clpipe run finished",
@@ -31,7 +30,7 @@ def print_run_summary(summary: dict[str, Any], workspace: Workspace) -> None:
         f"({ingested['rows']} rows {ingested['splits']}, {ingested['quarantined']} quarantined)",
         f"  training run   {trained['run_id']}  (final loss {trained['train_metrics'].get('loss', float('nan')):.4f}, "
         f"{trained['train_metrics'].get('samples_per_s', 0):.0f} samples/s)",
-        *metric_lines(metrics, baseline, evaluated.get("split", "test")),
+        *metric_lines(evaluated),
         f"  model          {trained['model_name']} v{trained['model_version']}  aliases {evaluated['promotion']['aliases']}",
         f"  promotion      {evaluated['promotion']['reason']}",
         table_line(table),
@@ -52,13 +51,9 @@ def table_line(table: dict[str, Any]) -> str:
             f"model v{table['model_version']})")
 
 
-def metric_lines(metrics: dict[str, float], baseline: dict[str, float], split: str) -> list[str]:
-    """An evaluation's lines, as its protocol prints them (`summary_lines`): the protocol of the
-    modality whose primary metric the evaluation holds."""
-    for record in MODALITIES.values():
-        if record.primary.choose(metrics) in metrics:
-            return record.part("protocol").summary_lines(metrics, baseline, split)
-    return []
+def metric_lines(evaluated: dict[str, Any]) -> list[str]:
+    """An evaluation's lines, as the protocol of its modality prints them (`summary_lines`)."""
+    return modality(evaluated["modality"]).part("protocol").summary_lines(evaluated)
 
 
 def mlflow_ui_command(workspace: Workspace) -> str:

@@ -83,9 +83,19 @@ def compared_runs(client: MlflowClient, experiment_id: str) -> list[ComparedRun]
             modality=tags.get("modality", "?"), dataset=f"{tags.get('dataset.name', '?')}@{tags.get('dataset.version', '?')}",
             seconds=(end - info.start_time) / 1000 if end else None,
             model_version=f"{version.name}/{version.version}" if version else None, aliases=aliases,
-            metrics={key: value for key, value in run.data.metrics.items() if key in headline_metrics.COLUMNS},
+            metrics=_headline(run.data.metrics),
         ))
     return compared
+
+
+def _headline(logged: dict[str, float]) -> dict[str, float]:
+    """A run's values of the columns; a run logged before validation was scored separately shows
+    its `eval.<metric>` (the test split's) in the test column (`headline_metrics.LEGACY`)."""
+    metrics = {key: value for key, value in logged.items() if key in headline_metrics.COLUMNS}
+    for old, new in headline_metrics.LEGACY.items():
+        if old in logged and new not in logged:
+            metrics[new] = logged[old]
+    return metrics
 
 
 def best_first(runs: list[ComparedRun], metric: str) -> list[ComparedRun]:

@@ -232,10 +232,15 @@ def test_train_takes_the_modality_of_the_ingested_dataset(tmp_path):
     assert unknown.data.modality == "image"
 
 
-def test_the_run_summary_shows_the_pretrained_backbone_beside_the_fine_tuned_model():
-    metrics = {"knn_top1": 0.91, "linear_probe": 0.93, "alignment": 0.5, "uniformity": -2.0}
+def test_the_run_summary_shows_each_split_and_the_pretrained_backbone_beside_the_fine_tuned_model():
+    evaluated = {"modality": "image", "splits": ["val", "test"], "primary_metric": "knn_top1",
+                 "metrics": {"val.knn_top1": 0.92, "val.linear_probe": 0.94, "test.knn_top1": 0.91,
+                             "test.linear_probe": 0.93, "test.alignment": 0.5, "test.uniformity": -2.0},
+                 "intervals": {"val.knn_top1": [0.9, 0.94], "test.knn_top1": [0.89, 0.93]}}
     scratch = {"raw_knn_top1": 0.37, "raw_linear_probe": 0.39}
-    lines = _metric_lines(metrics, {**scratch, "pretrained_knn_top1": 0.78, "pretrained_linear_probe": 0.85}, "test")
-    assert lines[0].split() == ["kNN", "top-1", "0.9100", "pretrained", "0.7800", "raw", "pixels", "0.3700"]
-    assert lines[1].split() == ["linear", "probe", "0.9300", "pretrained", "0.8500", "raw", "pixels", "0.3900"]
-    assert "pretrained" not in "".join(_metric_lines(metrics, scratch, "test"))  # trained from scratch
+    lines = _metric_lines(evaluated | {"baseline": {**scratch, "pretrained_knn_top1": 0.78, "pretrained_linear_probe": 0.85}})
+    assert lines[0].split() == ["kNN", "top-1", "val", "0.9200", "[0.900,", "0.940]", "test", "0.9100", "[0.890,", "0.930]",
+                                "pretrained", "0.7800", "(test)", "raw", "pixels", "0.3700", "(test)"]
+    assert lines[1].split() == ["linear", "probe", "val", "0.9400", "test", "0.9300", "pretrained", "0.8500", "(test)",
+                                "raw", "pixels", "0.3900", "(test)"]
+    assert "pretrained" not in "".join(_metric_lines(evaluated | {"baseline": scratch}))  # trained from scratch

@@ -54,13 +54,21 @@ def test_run_holds_per_epoch_metrics_params_lineage_and_evaluation(pipeline):
     dataset = summary["ingest"]
     assert run.data.tags["dataset.version"] == dataset["version"]
     assert [d.dataset.digest for d in run.inputs.dataset_inputs] == [dataset["version"]]
-    for key in ("knn_top1", "linear_probe", "alignment", "uniformity"):
+    evaluated = summary["evaluate"]
+    assert evaluated["splits"] == ["val", "test"]
+    for key in ("val.knn_top1", "val.linear_probe", "test.knn_top1", "test.linear_probe", "test.alignment",
+                "test.uniformity"):
         assert 0 <= abs(run.data.metrics[f"eval.{key}"]) < 10
-        assert run.data.metrics[f"eval.{key}"] == pytest.approx(summary["evaluate"]["metrics"][key])
+        assert run.data.metrics[f"eval.{key}"] == pytest.approx(evaluated["metrics"][key])
+    for split in ("val", "test"):  # the gate's metric with its interval, on each split
+        low, high = (run.data.metrics[f"eval.{split}.knn_top1.{end}"] for end in ("ci_low", "ci_high"))
+        assert [low, high] == pytest.approx(evaluated["intervals"][f"{split}.knn_top1"])
+        assert low <= evaluated["metrics"][f"{split}.knn_top1"] <= high
+    assert run.data.metrics["eval.knn_top1"] == run.data.metrics["eval.test.knn_top1"]  # the old name, for one release
     for key in ("knn_top1", "linear_probe"):
-        assert run.data.metrics[f"eval.baseline.{key}"] == pytest.approx(summary["evaluate"]["baseline"][f"raw_{key}"])
+        assert run.data.metrics[f"eval.baseline.{key}"] == pytest.approx(evaluated["baseline"][f"raw_{key}"])
     # The encoder learned something: far better than chance (10 classes) after two tiny epochs.
-    assert run.data.metrics["eval.linear_probe"] > 0.3
+    assert run.data.metrics["eval.val.linear_probe"] > 0.3
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert artifacts == {"evaluation/test_embeddings_2d.png", "evaluation/loss_curve.png"}
 
@@ -83,11 +91,11 @@ def test_training_run_is_named_described_tagged_and_parents_its_evaluation_and_t
         child = client.get_run(child_id)
         assert child.data.tags["mlflow.parentRunId"] == run.info.run_id
         assert child.data.tags["clpipe.stage"] == stage
-    assert client.get_run(summary["evaluate"]["evaluation_run_id"]).data.metrics["eval.knn_top1"] == (
-        run.data.metrics["eval.knn_top1"])
+    assert client.get_run(summary["evaluate"]["evaluation_run_id"]).data.metrics["eval.val.knn_top1"] == (
+        run.data.metrics["eval.val.knn_top1"])
     version = client.get_model_version(summary["train"]["model_name"], summary["train"]["model_version"])
     assert "**ntxent** on **digits@" in version.description and "Promotion: promoted" in version.description
-    assert float(version.tags["eval.knn_top1"]) == pytest.approx(run.data.metrics["eval.knn_top1"], abs=1e-6)
+    assert float(version.tags["eval.val.knn_top1"]) == pytest.approx(run.data.metrics["eval.val.knn_top1"], abs=1e-6)
     assert version.tags["dataset.version"] == summary["ingest"]["version"]
 
 
@@ -145,7 +153,10 @@ def test_second_training_is_gated_against_the_champion(digits_challenger):
     workspace, trained, evaluated = (digits_challenger[key] for key in ("workspace", "trained", "evaluated"))
     assert trained["model_version"] == "2" and trained["aliases"] == ["challenger"]
     decision = evaluated["promotion"]
-    assert "champion v1" in decision["reason"]
+    # Decided on val: the reason names both models' val kNN with their intervals.
+    assert re.search(r"^v2 val knn_top1=[01]\.\d{4} \[[01]\.\d{4}, [01]\.\d{4}\] (beats|does not beat) champion v1 "
+                     r"val knn_top1=[01]\.\d{4} \[[01]\.\d{4}, [01]\.\d{4}\]$", decision["reason"]), decision["reason"]
+    assert f"v2 val knn_top1={evaluated['metrics']['val.knn_top1']:.4f}" in decision["reason"]
     store = f"sqlite:///{workspace / 'mlflow.db'}"
     client = MlflowClient(store, registry_uri=store)  # the copy's, not the shared run's store this module reads
     champion = str(client.get_model_version_by_alias("digits-ntxent", "champion").version)
@@ -165,9 +176,9 @@ def test_second_training_is_gated_against_the_champion(digits_challenger):
     exported = last_json(export)
     assert exported["model_version"] == champion and exported["rows"] == 500
     compared = last_json(compare)
-    assert compared["experiment"] == "digits-ntxent" and compared["metric"] == "eval.knn_top1"
+    assert compared["experiment"] == "digits-ntxent" and compared["metric"] == "eval.val.knn_top1"
     assert sorted(run["model_version"] for run in compared["runs"]) == ["digits-ntxent/1", "digits-ntxent/2"]
-    assert compared["runs"][0]["metrics"]["eval.knn_top1"] >= compared["runs"][1]["metrics"]["eval.knn_top1"]
+    assert compared["runs"][0]["metrics"]["eval.val.knn_top1"] >= compared["runs"][1]["metrics"]["eval.val.knn_top1"]
     assert "champion" in next(run for run in compared["runs"] if run["model_version"] == f"digits-ntxent/{champion}")[
         "aliases"]
 

@@ -11,6 +11,7 @@ needed: the tests count what it was asked to send.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import sqlite3
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,10 +39,13 @@ class _Announcements(list):
         return {"sent": args}
 
 
-def _scored(name: str, version: str, run_id: str, knn: float = 0.9) -> dict:
+def _scored(name: str, version: str, run_id: str, knn: float = 0.9, test_knn: float = 0.85) -> dict:
     return {"model_name": name, "model_version": version, "source_run_id": run_id,
-            "dataset": {"name": "digits", "version": "20260101T000000Z"}, "split": "test",
-            "primary_metric": "knn_top1", "metrics": {"knn_top1": knn, "linear_probe": 0.8},
+            "dataset": {"name": "digits", "version": "20260101T000000Z"}, "modality": "image", "splits": ["val", "test"],
+            "primary_metric": "knn_top1",
+            "metrics": {"val.knn_top1": knn, "val.linear_probe": 0.8, "test.knn_top1": test_knn, "test.linear_probe": 0.7},
+            "intervals": {"val.knn_top1": [knn - 0.02, min(knn + 0.02, 1.0)],
+                          "test.knn_top1": [test_knn - 0.03, min(test_knn + 0.03, 1.0)]},
             "baseline": {"raw_knn_top1": 0.5, "raw_linear_probe": 0.4}}
 
 
@@ -58,7 +62,8 @@ def registry_db(tmp_path_factory):
 def store(registry_db, request):
     """A registered model of the test's own with v1 (no alias), registered from a training run
     with a loss."""
-    name = f"promo-{request.node.name[:40]}"
+    # A parametrized test's cases differ at the end of their names: the digest tells them apart.
+    name = f"promo-{request.node.name[:40]}-{hashlib.sha1(request.node.name.encode()).hexdigest()[:8]}"
     mlflow.set_tracking_uri(registry_db["uri"])
     client = MlflowClient()
     training = client.create_run(registry_db["experiment"], run_name="train")
@@ -79,6 +84,13 @@ def test_a_retried_evaluation_reuses_its_run_and_decides_once(store):
     first = evaluate_flow.record_evaluation(scored)
     assert evaluate_flow.record_evaluation(scored) == first  # the retry finds the run by its key
     assert [run.info.run_name for run in _evaluation_runs(store)] == ["evaluate-v1"]
+    # Both splits under their own names, the primary metric's intervals, the old name as test's alias.
+    logged = client.get_run(store["run_id"]).data
+    assert {key: logged.metrics[key] for key in ("eval.val.knn_top1", "eval.test.knn_top1", "eval.knn_top1",
+                                                 "eval.val.knn_top1.ci_low", "eval.test.knn_top1.ci_high")} == {
+        "eval.val.knn_top1": 0.9, "eval.test.knn_top1": 0.85, "eval.knn_top1": 0.85,
+        "eval.val.knn_top1.ci_low": pytest.approx(0.88), "eval.test.knn_top1.ci_high": pytest.approx(0.88)}
+    assert logged.tags["eval.dataset"] == "digits@20260101T000000Z:val+test"
 
     announced = _Announcements()
     decided = evaluate_flow.decide_promotion(scored, "unused", {}, first, announce=announced)
@@ -91,6 +103,7 @@ def test_a_retried_evaluation_reuses_its_run_and_decides_once(store):
     assert len(announced) == 1  # one event for one promotion
     description = client.get_model_version(model, "1").description
     assert description.count("Promotion: promoted") == 1
+    assert "val knn_top1 0.9000 [0.8800, 0.9200], test knn_top1 0.8500 [0.8200, 0.8800]" in description
     assert client.get_run(first).data.tags["promotion.decision"].startswith("promoted: no champion yet")
 
 
@@ -173,3 +186,49 @@ def test_a_registry_error_other_than_not_found_fails_the_decision_and_promotes_n
     assert not announced
     assert [method for method, _ in handler.requests] == ["GET"], handler.requests  # nothing written
     assert "registered-models/alias" in handler.requests[0][1]
+
+
+@pytest.fixture
+def champion_v1(store, monkeypatch):
+    """The store's model with v1 as champion and v2 registered; the champion's gate score (v1's
+    val kNN, as the protocol would score it on the same dataset version) is 0.90, with its interval."""
+    from cl_core.evaluation.intervals import Interval
+    from cl_core.evaluation.split_scores import GateScore
+
+    client, model = store["client"], store["model"]
+    client.create_model_version(model, source=str(store["root"] / "nowhere"), run_id=store["run_id"])
+    client.set_registered_model_alias(model, registry.CHAMPION, "1")
+    scored_champion = []
+
+    def champion_score(model_ref, dataset, cfg, metric):  # stands in for loading v1 and scoring it on val
+        scored_champion.append((model_ref, metric))
+        return GateScore(metric, 0.90, Interval(0.88, 0.92))
+
+    monkeypatch.setattr(evaluate_flow, "champion_score", champion_score)
+    monkeypatch.setattr(evaluate_flow.DatasetStore, "resolve", lambda self, name, version: type(
+        "Version", (), {"kind": "image", "name": name, "version": version})())
+    return store | {"scored_champion": scored_champion}
+
+
+@pytest.mark.parametrize("val,test,min_improvement,promoted", [
+    (0.95, 0.80, 0.0, True),    # better on val, worse on test: promoted (test decides nothing)
+    (0.85, 0.99, 0.0, False),   # better on test only: kept
+    (0.90, 0.99, 0.0, False),   # a tie on val keeps the champion
+    (0.905, 0.9, 0.01, False),  # better on val, but by less than registry.min_improvement
+    (0.91, 0.9, 0.01, True),    # better by exactly the margin
+])
+def test_the_gate_reads_val_and_its_margin(champion_v1, val, test, min_improvement, promoted):
+    model = champion_v1["model"]
+    scored = _scored(model, "2", champion_v1["run_id"], knn=val, test_knn=test)
+    decided = evaluate_flow.decide_promotion(scored, "unused", {}, None, announce=_Announcements(),
+                                             min_improvement=min_improvement)
+    assert decided["promoted"] is promoted
+    assert champion_v1["scored_champion"] == [(f"{model}/1", "knn_top1")]
+    champion = champion_v1["client"].get_model_version_by_alias(model, registry.CHAMPION).version
+    assert str(champion) == ("2" if promoted else "1")
+    # The reason names both val values and their intervals, and never the test value.
+    reason = decided["reason"]
+    assert f"v2 val knn_top1={val:.4f} [{val - 0.02:.4f}, {min(val + 0.02, 1):.4f}]" in reason
+    assert "champion v1 val knn_top1=0.9000 [0.8800, 0.9200]" in reason
+    assert ("beats" if promoted else "does not beat") in reason and "test" not in reason
+    assert ("registry.min_improvement" in reason) is (min_improvement > 0)

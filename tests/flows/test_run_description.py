@@ -59,15 +59,23 @@ def test_git_commit_of_the_checkout_and_none_outside_one(tmp_path):
 
 
 def test_evaluation_metrics_get_stable_names():
-    named = headline_metrics.evaluation_metrics({"knn_top1": 0.9, "linear_probe": 0.8},
-                                                {"raw_knn_top1": 0.7, "raw_linear_probe": 0.6})
-    assert named == {"eval.knn_top1": 0.9, "eval.linear_probe": 0.8, "eval.baseline.knn_top1": 0.7,
-                     "eval.baseline.linear_probe": 0.6}
-    text = headline_metrics.evaluation_metrics({"sts_spearman": 0.8}, {"pretrained_sts_spearman": 0.7})
-    assert text == {"eval.sts_spearman": 0.8, "eval.pretrained.sts_spearman": 0.7}
-    finetuned = headline_metrics.evaluation_metrics({"knn_top1": 0.9}, {"raw_knn_top1": 0.4, "pretrained_knn_top1": 0.8})
-    assert finetuned == {"eval.knn_top1": 0.9, "eval.baseline.knn_top1": 0.4, "eval.pretrained.knn_top1": 0.8}
-    assert {"eval.pretrained.knn_top1", "eval.pretrained.linear_probe"} <= set(headline_metrics.COLUMNS)
+    named = headline_metrics.evaluation_metrics(
+        {"val.knn_top1": 0.9, "val.linear_probe": 0.8, "test.knn_top1": 0.85, "test.linear_probe": 0.75},
+        {"raw_knn_top1": 0.7, "raw_linear_probe": 0.6}, {"val.knn_top1": [0.88, 0.92]})
+    assert named == {"eval.val.knn_top1": 0.9, "eval.val.linear_probe": 0.8, "eval.test.knn_top1": 0.85,
+                     "eval.test.linear_probe": 0.75, "eval.knn_top1": 0.85, "eval.linear_probe": 0.75,
+                     "eval.val.knn_top1.ci_low": 0.88, "eval.val.knn_top1.ci_high": 0.92,
+                     "eval.baseline.knn_top1": 0.7, "eval.baseline.linear_probe": 0.6}
+    # Text without a test split: the old name is val's, as it was before.
+    text = headline_metrics.evaluation_metrics({"val.sts_spearman": 0.8}, {"pretrained_sts_spearman": 0.7})
+    assert text == {"eval.val.sts_spearman": 0.8, "eval.sts_spearman": 0.8, "eval.pretrained.sts_spearman": 0.7}
+    finetuned = headline_metrics.evaluation_metrics({"test.knn_top1": 0.9}, {"raw_knn_top1": 0.4, "pretrained_knn_top1": 0.8})
+    assert finetuned == {"eval.test.knn_top1": 0.9, "eval.knn_top1": 0.9, "eval.baseline.knn_top1": 0.4,
+                         "eval.pretrained.knn_top1": 0.8}
+    assert {"eval.pretrained.knn_top1", "eval.pretrained.linear_probe", "eval.val.knn_top1",
+            "eval.test.knn_top1"} <= set(headline_metrics.COLUMNS)
+    assert headline_metrics.LEGACY["eval.knn_top1"] == "eval.test.knn_top1"
+    assert all(new.startswith("eval.test.") for new in headline_metrics.LEGACY.values())
     with pytest.raises(ValueError, match="prefixes"):
         headline_metrics.evaluation_metrics({}, {"other": 1.0})
 
@@ -75,9 +83,10 @@ def test_evaluation_metrics_get_stable_names():
 def test_training_metrics_and_primary_metric():
     assert headline_metrics.training_metrics(12.5, [100.0, 300.0]) == {"train.seconds": 12.5, "train.samples_per_s": 200.0}
     assert headline_metrics.training_metrics(1.0, []) == {"train.seconds": 1.0}
-    assert headline_metrics.primary_metric(["image"], ["eval.knn_top1"]) == "eval.knn_top1"
-    assert headline_metrics.primary_metric(["text"], ["eval.sts_spearman"]) == "eval.sts_spearman"
-    assert headline_metrics.primary_metric(["text"], ["eval.mrr_at_10"]) == "eval.mrr_at_10"
+    # compare sorts by the gate's metric, on the validation split
+    assert headline_metrics.primary_metric(["image"], ["eval.val.knn_top1", "eval.test.knn_top1"]) == "eval.val.knn_top1"
+    assert headline_metrics.primary_metric(["text"], ["eval.val.sts_spearman"]) == "eval.val.sts_spearman"
+    assert headline_metrics.primary_metric(["text"], ["eval.val.mrr_at_10"]) == "eval.val.mrr_at_10"
 
 
 def test_mlflow_run_url_only_for_a_server():

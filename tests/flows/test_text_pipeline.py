@@ -71,6 +71,7 @@ def text_run(tmp_path_factory):
     source = root / "pairs"
     source.mkdir()
     (source / "pairs-train.tsv").write_text("\n".join(pair_lines(0, 60)) + "\n")
+    (source / "pairs-dev.tsv").write_text("\n".join(pair_lines(2, 30)) + "\n")  # val: what the gate reads
     (source / "pairs-test.tsv").write_text("\n".join(pair_lines(1, 30)) + "\n")
     config = root / "text.yaml"
     config.write_text(CONFIG.format(source=source))
@@ -94,7 +95,7 @@ def text_run(tmp_path_factory):
 
 def test_ingest_reads_the_pair_files_by_split(text_run):
     ingested = text_run["summary"]["ingest"]
-    assert ingested["splits"] == {"train": 60, "test": 30}
+    assert ingested["splits"] == {"train": 60, "val": 30, "test": 30}
     assert ingested["quarantined"] == 0
 
 
@@ -116,21 +117,26 @@ def test_training_logs_each_epoch_and_registers_the_champion(text_run):
 def test_evaluation_reports_sts_and_retrieval_against_the_pretrained_model(text_run):
     evaluated = text_run["summary"]["evaluate"]
     metrics, baseline = evaluated["metrics"], evaluated["baseline"]
-    assert evaluated["split"] == "test" and evaluated["primary_metric"] == "sts_spearman"
+    assert evaluated["splits"] == ["val", "test"] and evaluated["primary_metric"] == "sts_spearman"
     for key in ("sts_spearman", "sts_pearson", "recall_at_1", "recall_at_5", "recall_at_10", "mrr_at_10"):
-        assert -1.0 <= metrics[key] <= 1.0, key
+        for split in ("val", "test"):
+            assert -1.0 <= metrics[f"{split}.{key}"] <= 1.0, (split, key)
         assert f"pretrained_{key}" in baseline
     # Paraphrases of a small closed vocabulary: even the pretrained model ranks them well.
-    assert metrics["sts_spearman"] > 0.5 and baseline["pretrained_sts_spearman"] > 0.5
+    assert metrics["val.sts_spearman"] > 0.5 and metrics["test.sts_spearman"] > 0.5
+    assert baseline["pretrained_sts_spearman"] > 0.5
+    low, high = evaluated["intervals"]["val.sts_spearman"]
+    assert low <= metrics["val.sts_spearman"] <= high
     run = MlflowClient().get_run(text_run["summary"]["train"]["run_id"])
-    assert run.data.metrics["eval.sts_spearman"] == pytest.approx(metrics["sts_spearman"])
+    assert run.data.metrics["eval.val.sts_spearman"] == pytest.approx(metrics["val.sts_spearman"])
+    assert run.data.metrics["eval.test.sts_spearman"] == pytest.approx(metrics["test.sts_spearman"])
     assert run.data.metrics["eval.pretrained.sts_spearman"] == pytest.approx(baseline["pretrained_sts_spearman"])
 
 
 def test_export_writes_every_sentence_and_matches_the_registered_pyfunc(text_run):
     exported = text_run["summary"]["reembed"]
     table = open_current(text_run["workspace"] / "embeddings", "pairs-minilm", exported["dataset_name"]).to_table()
-    assert table.num_rows == exported["rows"] == 2 * 90
+    assert table.num_rows == exported["rows"] == 2 * 120
     assert table.schema.field("embedding").type.list_size == 384
     assert set(table.column_names) >= {"id", "split", "text", "embedding", "model_name", "model_version", "dataset_version"}
     rows = table.slice(0, 5).to_pylist()
@@ -151,6 +157,6 @@ def test_simcse_trains_on_sentences_and_the_gate_compares_spearman(text_run):
     assert MlflowClient().get_run(trained["run_id"]).data.params["loss.name"] == "simcse"
     evaluated = last_json(clpipe("evaluate", "--model", "pairs-minilm/2", "--dataset", "pairs", "--json", workspace=workspace))
     reason = evaluated["promotion"]["reason"]
-    assert "sts_spearman" in reason and "champion v1" in reason
+    assert reason.startswith("v2 val sts_spearman=") and "champion v1 val sts_spearman=" in reason
     champion = MlflowClient().get_model_version_by_alias("pairs-minilm", "champion")
     assert (str(champion.version) == "2") == evaluated["promotion"]["promoted"]

@@ -109,7 +109,7 @@ def test_runs_table_and_compare_page_show_both_runs(mlflow_server, browser, tmp_
     runs = client.search_runs([experiment.experiment_id], "tags.`clpipe.stage` = 'train'")
     assert sorted(run.info.run_id for run in runs) == sorted(mlflow_server["run_ids"])
     names = [run.info.run_name for run in runs]
-    values = tuple(run.data.metrics["eval.knn_top1"] for run in runs)
+    values = tuple(run.data.metrics["eval.val.knn_top1"] for run in runs)
 
     runs_page = _page_text_with(browser, f"{mlflow_server['url']}/#/experiments/{experiment.experiment_id}/runs",
                                 names, tmp_path / "runs.png")
@@ -118,8 +118,8 @@ def test_runs_table_and_compare_page_show_both_runs(mlflow_server, browser, tmp_
 
     ids = json.dumps([run.info.run_id for run in runs], separators=(",", ":"))
     compare_url = f"{mlflow_server['url']}/#/compare-runs?runs={ids}&experiments={json.dumps([experiment.experiment_id])}"
-    compare_page = _page_text_with(browser, compare_url, [*names, "eval.knn_top1"], tmp_path / "compare.png", values)
-    for item in (*names, "eval.knn_top1"):
+    compare_page = _page_text_with(browser, compare_url, [*names, "eval.val.knn_top1"], tmp_path / "compare.png", values)
+    for item in (*names, "eval.val.knn_top1"):
         assert item in compare_page, (item, compare_page[:3000])
     for value in values:
         assert _shows(compare_page, value), (value, compare_page[:3000])
