@@ -26,6 +26,7 @@ from cl_core.config import EvalConfig, RegistryConfig, ViewsConfig
 from cl_core.datasets import DatasetStore, DatasetVersion
 from cl_core.evaluation.primary import PRIMARY_METRICS
 from cl_core.evaluation.split_scores import GateScore, interval_of, split_key
+from cl_core.evaluation.version_order import check_version_order
 from cl_core.modalities import modality
 from flows import plots
 from flows.mlflow_edge import headline_metrics, pyfuncs, registry, tracking
@@ -37,10 +38,14 @@ from flows.scored import scored_result
 from flows.workspace import Workspace
 
 
-def _scorer(model_ref: str, dataset: DatasetVersion) -> tuple[Any, Any, Any, pyfuncs.Embed]:
+def _scorer(model_ref: str, dataset: DatasetVersion, store: DatasetStore) -> tuple[Any, Any, Any, pyfuncs.Embed]:
     """(the loaded pyfunc, its ModelVersion, the protocol of `dataset`'s modality, the model's
-    embed function over that modality's inputs)."""
+    embed function over that modality's inputs). Raises `OlderVersionError` when the model trained
+    on a version of time-split data newer than `dataset` (`check_version_order`)."""
     model, version = registry.load_model(registry.ModelRef.parse(model_ref))
+    trained_on = (version.tags or {}).get("dataset.name"), (version.tags or {}).get("dataset.version")
+    if all(trained_on):  # a version registered without them (by hand) has no order to check
+        check_version_order(store, *trained_on, dataset)
     return model, version, modality(dataset.kind).part("protocol"), pyfuncs.embedder(model, dataset.kind)
 
 
@@ -51,8 +56,9 @@ def score_model(
 ) -> dict[str, Any]:
     """The dataset's modality's protocol (`evaluate`) on the registered model, with what its
     pyfunc offers beyond `embed` (`pyfuncs.Pyfunc.protocol_inputs`: baselines, views)."""
-    dataset = DatasetStore(Path(datasets_root)).resolve(dataset_name, dataset_version)
-    model, version, protocol, embed = _scorer(model_ref, dataset)
+    store = DatasetStore(Path(datasets_root))
+    dataset = store.resolve(dataset_name, dataset_version)
+    model, version, protocol, embed = _scorer(model_ref, dataset, store)
     entry = pyfuncs.pyfunc(dataset.kind)
     evaluated = protocol.evaluate(
         embed, dataset, eval_cfg, views_cfg,
@@ -61,10 +67,12 @@ def score_model(
     return scored_result(version, dataset, evaluated)
 
 
-def champion_score(model_ref: str, dataset: DatasetVersion, cfg: EvalConfig, metric: str) -> GateScore:
+def champion_score(model_ref: str, dataset: DatasetVersion, store: DatasetStore, cfg: EvalConfig,
+                   metric: str) -> GateScore:
     """The champion's value of `metric` on the validation split of the same dataset version as
-    the challenger, with its interval."""
-    _, _, protocol, embed = _scorer(model_ref, dataset)
+    the challenger, with its interval. A champion trained on a newer version of time-split data
+    cannot be scored on it (`OlderVersionError`): the challenger must be scored on that version or later."""
+    _, _, protocol, embed = _scorer(model_ref, dataset, store)
     score = protocol.gate_score(embed, dataset, cfg)
     if score.metric != metric:  # cannot happen on one dataset version: the split decides the metric
         raise ValueError(f"champion {model_ref} was scored on {score.metric}, the challenger on {metric}")
@@ -173,8 +181,9 @@ def _decide(client: MlflowClient, scored: dict[str, Any], datasets_root: str, ev
         return "promoted", f"no champion yet; v{version} {challenger}", NO_CHAMPION
     if str(champion.version) == version:
         return "kept", f"v{version} is already the champion", str(champion.version)
-    dataset = DatasetStore(Path(datasets_root)).resolve(scored["dataset"]["name"], scored["dataset"]["version"])
-    current = champion_score(f"{name}/{champion.version}", dataset, eval_cfg, challenger.metric)
+    store = DatasetStore(Path(datasets_root))
+    dataset = store.resolve(scored["dataset"]["name"], scored["dataset"]["version"])
+    current = champion_score(f"{name}/{champion.version}", dataset, store, eval_cfg, challenger.metric)
     promoted = PRIMARY_METRICS[dataset.kind].beats(challenger.value, current.value, min_improvement)
     verb = "beats" if promoted else "does not beat"
     margin = f" by at least {min_improvement:g} (registry.min_improvement)" if min_improvement > 0 else ""

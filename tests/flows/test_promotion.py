@@ -200,7 +200,7 @@ def champion_v1(store, monkeypatch):
     client.set_registered_model_alias(model, registry.CHAMPION, "1")
     scored_champion = []
 
-    def champion_score(model_ref, dataset, cfg, metric):  # stands in for loading v1 and scoring it on val
+    def champion_score(model_ref, dataset, store, cfg, metric):  # stands in for loading v1 and scoring it on val
         scored_champion.append((model_ref, metric))
         return GateScore(metric, 0.90, Interval(0.88, 0.92))
 

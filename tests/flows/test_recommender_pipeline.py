@@ -74,19 +74,26 @@ def test_training_on_two_workers_registers_the_champion(recommender_run):
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == train["model_version"] == "1"
 
 
-def test_evaluation_logs_the_model_and_both_baselines_on_the_test_split(recommender_run):
+def test_evaluation_scores_val_and_test_and_both_baselines_on_test(recommender_run):
     evaluated = recommender_run["summary"]["evaluate"]
-    assert evaluated["split"] == "test" and evaluated["primary_metric"] == "ndcg_at_10"
+    assert evaluated["splits"] == ["val", "test"] and evaluated["primary_metric"] == "ndcg_at_10"
     metrics, baseline = evaluated["metrics"], evaluated["baseline"]
     keys = ("recall_at_10", "recall_at_20", "ndcg_at_10", "ndcg_at_20", "mrr", "coverage_at_10", "coverage_at_20")
     for key in keys:
-        assert 0.0 <= metrics[key] <= 1.0 and f"popular_{key}" in baseline and f"mf_{key}" in baseline, key
-    assert metrics["test_users"] == USERS
+        for split in ("val", "test"):
+            assert 0.0 <= metrics[f"{split}.{key}"] <= 1.0, (split, key)
+        assert f"popular_{key}" in baseline and f"mf_{key}" in baseline, key
+    assert metrics["val.users"] == metrics["test.users"] == USERS
+    for split in ("val", "test"):
+        low, high = evaluated["intervals"][f"{split}.ndcg_at_10"]
+        assert low <= metrics[f"{split}.ndcg_at_10"] <= high
     logged = MlflowClient().get_run(recommender_run["summary"]["train"]["run_id"]).data.metrics
-    assert logged["eval.ndcg_at_10"] == pytest.approx(metrics["ndcg_at_10"])
+    assert logged["eval.val.ndcg_at_10"] == pytest.approx(metrics["val.ndcg_at_10"])
+    assert logged["eval.test.ndcg_at_10"] == pytest.approx(metrics["test.ndcg_at_10"])
     assert logged["eval.baseline_popular.ndcg_at_10"] == pytest.approx(baseline["popular_ndcg_at_10"])
     assert logged["eval.baseline_mf.recall_at_20"] == pytest.approx(baseline["mf_recall_at_20"])
-    assert "ndcg_at_10" in evaluated["promotion"]["reason"] and evaluated["promotion"]["promoted"]
+    assert evaluated["promotion"]["reason"].startswith("no champion yet; v1 val ndcg_at_10=")
+    assert evaluated["promotion"]["promoted"]
 
 
 def test_the_table_holds_every_user_and_item_and_the_pyfunc_gives_its_vectors(recommender_run):
