@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -22,8 +24,10 @@ _DATA, _INGEST = DataConfig(), IngestConfig()
 def source_specs(data: DataConfig) -> dict[str, Any]:
     """The `ingest_flow` arguments that say how to read `data.source`: the validated section of
     its modality (`DataConfig.source_section`: `data.text`, `data.interactions`, or None for
-    images) and the tar member size limit."""
-    return {"source_spec": data.source_section(), "max_member_bytes": data.max_member_bytes}
+    images), the tar member size limit, and the share of train carved into val where the source
+    names no val split."""
+    return {"source_spec": data.source_section(), "max_member_bytes": data.max_member_bytes,
+            "val_fraction": data.val_fraction}
 
 
 def _modality(source_spec: SourceSection | None) -> Modality:
@@ -42,10 +46,16 @@ def _check_engine(engine: str, limit: int | None, record: Modality) -> None:
         raise ValueError("data.limit (--limit) needs ingest.engine local: the ray engine reads every file")
 
 
+def _carving(ingest: Callable[..., Any], val_fraction: float) -> dict[str, float]:
+    """`val_fraction` for a record's ingest part that carves val from train (images, text); a
+    kind that makes its own val split (interactions: leave-two-out, time cutoffs) takes none."""
+    return {"val_fraction": val_fraction} if "val_fraction" in inspect.signature(ingest).parameters else {}
+
+
 @task(name="ingest-source")
 def ingest_source(source: str, name: str, datasets_root: str, limit: int | None, max_bad_fraction: float,
                   source_spec: SourceSection | None, engine: str, ray_address: str | None,
-                  max_member_bytes: int) -> dict[str, Any]:
+                  max_member_bytes: int, val_fraction: float) -> dict[str, Any]:
     record = _modality(source_spec)
     _check_engine(engine, limit, record)
     logger = get_run_logger()
@@ -61,10 +71,12 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
 
         # _check_engine let only images (no section) and text through to Ray.
         result = ingest_with_ray(store, source, name, text_spec=source_spec, max_bad_fraction=max_bad_fraction,
-                                 ray_address=ray_address, max_member_bytes=max_member_bytes)
+                                 ray_address=ray_address, max_member_bytes=max_member_bytes,
+                                 val_fraction=val_fraction)
     else:
-        result = record.part("ingest")(store, source, name, source_spec, limit=limit, max_bad_fraction=max_bad_fraction,
-                                       progress=records_read, max_member_bytes=max_member_bytes)
+        ingest = record.part("ingest")
+        result = ingest(store, source, name, source_spec, limit=limit, max_bad_fraction=max_bad_fraction,
+                        progress=records_read, max_member_bytes=max_member_bytes, **_carving(ingest, val_fraction))
     summary = {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(result).items()}
     state = "new version" if result.created else "unchanged (existing version)"
     logger.info(
@@ -83,7 +95,8 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
 def ingest_flow(source: str, name: str, workspace: str, limit: int | None = _DATA.limit,
                 max_bad_fraction: float = _DATA.max_bad_fraction,
                 source_spec: SourceSection | None = None, engine: str = _INGEST.engine, ray_address: str | None = None,
-                max_member_bytes: int = _DATA.max_member_bytes) -> dict[str, Any]:
+                max_member_bytes: int = _DATA.max_member_bytes,
+                val_fraction: float = _DATA.val_fraction) -> dict[str, Any]:
     """Read `source` into dataset `name`: images from 'digits', a folder of tar shards or an
     image folder; with `source_spec` the validated section of another modality (`SourceSection`):
     `data.text` (a `TextSourceSpec`), sentence pairs from a TSV/CSV/JSONL/Parquet file or a folder
@@ -92,8 +105,10 @@ def ingest_flow(source: str, name: str, workspace: str, limit: int | None = _DAT
     `engine` "ray" (`ingest.engine`) reads and checks on Ray Data across the cluster at
     `ray_address` (else $RAY_ADDRESS, else a local Ray): images and text only, without `limit`;
     the same version as "local". `max_member_bytes` (`data.max_member_bytes`): a tar shard's
-    member above it is quarantined unread, with its name and size."""
+    member above it is quarantined unread, with its name and size. `val_fraction`
+    (`data.val_fraction`): a source that names train and test but no val split gets this share of
+    its train rows as val, chosen by a hash of the id (0: none)."""
     _check_engine(engine, limit, _modality(source_spec))
     ws = Workspace(Path(workspace)).create()
     return ingest_source(source, name, str(ws.datasets), limit, max_bad_fraction, source_spec, engine, ray_address,
-                         max_member_bytes)
+                         max_member_bytes, val_fraction)

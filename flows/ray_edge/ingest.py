@@ -35,6 +35,7 @@ from cl_core.datasets.sources import open_source
 from cl_core.datasets.sources.text import open_text_source
 from cl_core.datasets.sources.text.rows import TextRows
 from cl_core.datasets.sources.webdataset import MAX_MEMBER_BYTES
+from cl_core.datasets.splits import VAL_FRACTION
 from cl_core.datasets.version_id import BUCKETS
 from flows.ray_edge.cluster import ensure_ray
 
@@ -167,10 +168,13 @@ def ingest_with_ray(
     max_bad_fraction: float = 0.05,
     ray_address: str | None = None,
     max_member_bytes: int = MAX_MEMBER_BYTES,
+    val_fraction: float = VAL_FRACTION,
 ) -> IngestResult:
     """Ingest images (or with `text_spec` sentence pairs) from `source` on Ray Data; the same
     version as `store.ingest` / `store.ingest_text` would publish, checks and quarantine
-    included. Joins `ray_address` (or $RAY_ADDRESS), else starts a local Ray.
+    included, and the same val rows carved from train where the source names no val
+    (`val_fraction`: the read tasks call the source's wrapped units). Joins `ray_address` (or
+    $RAY_ADDRESS), else starts a local Ray.
 
     Raises:
         IngestError: as the local engine; also when a read task fails (a damaged .gz text file),
@@ -178,10 +182,10 @@ def ingest_with_ray(
     """
     started = time.perf_counter()
     if text_spec is None:
-        opened = open_source(str(source), max_member_bytes=max_member_bytes)
+        opened = open_source(str(source), max_member_bytes=max_member_bytes, val_fraction=val_fraction)
         make_rows: RowsFactory = partial(ImageRows, opened.class_names)
     else:
-        opened = open_text_source(source, text_spec)
+        opened = open_text_source(source, text_spec, val_fraction=val_fraction)
         make_rows = TextRows
     ensure_ray(ray_address)
 

@@ -147,7 +147,8 @@ def test_ml_100k_is_an_interactions_source_of_its_own_name():
     specs = source_specs(data)
     assert type(specs["source_spec"]) is InteractionsSourceSpec and specs["source_spec"] is data.interactions
     digits = _config(build_parser().parse_args(["ingest", "digits"])).data
-    assert digits.modality == "image" and source_specs(digits) == {"source_spec": None, "max_member_bytes": 64 * 2**20}
+    assert digits.modality == "image" and source_specs(digits) == {"source_spec": None, "max_member_bytes": 64 * 2**20,
+                                                                   "val_fraction": 0.1}
 
 
 @pytest.mark.slow

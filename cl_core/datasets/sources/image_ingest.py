@@ -14,6 +14,7 @@ from cl_core.datasets.ingest_result import IngestResult, check_description, chec
 from cl_core.datasets.records import BadRecord, ImageRecord
 from cl_core.datasets.sources import open_source
 from cl_core.datasets.sources.webdataset import MAX_MEMBER_BYTES
+from cl_core.datasets.splits import VAL_FRACTION
 
 
 def ingest_images(
@@ -25,12 +26,14 @@ def ingest_images(
     max_bad_fraction: float = 0.05,
     progress: Callable[[int], None] | None = None,
     max_member_bytes: int = MAX_MEMBER_BYTES,
+    val_fraction: float = VAL_FRACTION,
 ) -> IngestResult:
     """Validate every record of `source` and publish the good ones as a version of `name`.
 
     Each image is fully decoded; undecodable images, source damage and duplicate ids go to
-    the quarantine file. Rows without a split get `split_for_id(id)`. This is
-    `ingest_records` over the records of `open_source(source, limit=limit)`.
+    the quarantine file. Rows without a split get `split_for_id(id)`; a source whose shards or
+    split folders name train but no val gets `val_fraction` of its train rows as val. This is
+    `ingest_records` over the records of `open_source(source, limit=limit, ...)`.
 
     Args:
         store: the `DatasetStore` to publish into.
@@ -41,16 +44,18 @@ def ingest_images(
         progress: called with the number of records seen, every few thousand records.
         max_member_bytes: tar shards: a member above this is quarantined unread, with its
             name and size (`data.max_member_bytes`).
+        val_fraction: the share of train rows carved into val when the source names no val
+            split, chosen by a hash of the id (`data.val_fraction`; 0: none).
 
     Raises:
-        ValueError: invalid name, limit or max_bad_fraction.
+        ValueError: invalid name, limit, max_bad_fraction or val_fraction.
         IngestError: unreadable or empty source, too many bad records, or `name` holds text
             versions. Existing versions and LATEST are untouched; the quarantine file is
             written when there were bad records, and the message gives its path.
     """
     check_ingest_args(name, max_bad_fraction)
     started = time.perf_counter()
-    opened = open_source(source, limit=limit, max_member_bytes=max_member_bytes)
+    opened = open_source(source, limit=limit, max_member_bytes=max_member_bytes, val_fraction=val_fraction)
     return store.ingest_rows(
         opened.records, ImageRows(opened.class_names), name, description=opened.description,
         max_bad_fraction=max_bad_fraction, progress=progress, started=started,
@@ -113,7 +118,8 @@ def ingest_image_records(
     )
 
 
-def ingest_source(store, source: str, name: str, spec: None, *, max_member_bytes: int, **options) -> IngestResult:
+def ingest_source(store, source: str, name: str, spec: None, *, max_member_bytes: int,
+                  val_fraction: float = VAL_FRACTION, **options) -> IngestResult:
     """The image record's "ingest" part (`cl_core.modalities`): `ingest_images`; an image source
     has no config section, so `spec` is None."""
-    return ingest_images(store, source, name, max_member_bytes=max_member_bytes, **options)
+    return ingest_images(store, source, name, max_member_bytes=max_member_bytes, val_fraction=val_fraction, **options)

@@ -64,7 +64,8 @@ def test_digits_ingest(tmp_path):
 
 def test_toy_shards_counts_labels_and_splits_from_names(tmp_path, toy_shards):
     result = DatasetStore(tmp_path / "store").ingest(str(toy_shards), "toy")
-    assert result.rows == 40 and result.splits == {"train": 30, "test": 10}
+    # The shards name train and test only: data.val_fraction (10 %) of train, chosen by id, is val.
+    assert result.rows == 40 and result.splits == {"train": 25, "val": 5, "test": 10}
     version = DatasetStore(tmp_path / "store").resolve("toy")
     assert version.manifest["labels"] == [0, 1, 2] and version.manifest["image_size"] == [6, 5]
     test_ids = sorted(version.read(split="test", columns=["id"]).column("id").to_pylist())

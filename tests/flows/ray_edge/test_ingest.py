@@ -126,6 +126,7 @@ def test_tar_shards_give_the_local_engines_dataset(tmp_path):
     local = local_store.ingest(str(source), "toy", max_bad_fraction=0.3, max_member_bytes=2000)
     by_ray = ingest_with_ray(ray_store, source, "toy", max_bad_fraction=0.3, max_member_bytes=2000)
     _same_dataset(local, by_ray, local_store, ray_store)
+    assert by_ray.splits["val"] > 0  # train and test shards: both engines carve the same val from train
     reasons = [entry["reason"] for entry in _quarantine(by_ray)]
     assert sum("cannot decode image" in r for r in reasons) == 2  # a005, and c001's first copy
     assert reasons.count("duplicate id") == 1 and any("archive damaged" in r for r in reasons)
@@ -176,8 +177,9 @@ def test_text_files_give_the_local_engines_dataset(tmp_path):
     local = local_store.ingest_text(source, "pairs", spec, max_bad_fraction=0.2)
     by_ray = ingest_with_ray(ray_store, source, "pairs", text_spec=spec, max_bad_fraction=0.2)
     _same_dataset(local, by_ray, local_store, ray_store)
-    # pairs-test.tsv is read first, so its p7 is kept and the train file's p7 is the duplicate.
-    assert (by_ray.rows, by_ray.quarantined, by_ray.splits) == (42, 4, {"train": 29, "test": 13})
+    # pairs-test.tsv is read first, so its p7 is kept and the train file's p7 is the duplicate. The
+    # files name train and test only: both engines carve the same tenth of train, by id, into val.
+    assert (by_ray.rows, by_ray.quarantined, by_ray.splits) == (42, 4, {"train": 26, "val": 3, "test": 13})
     assert by_ray.channels is None
     assert ingest_with_ray(local_store, source, "pairs", text_spec=spec, max_bad_fraction=0.2).created is False
 

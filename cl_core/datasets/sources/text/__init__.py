@@ -26,11 +26,13 @@ from pathlib import Path
 from cl_core.config import TEXT_FORMATS, TextSourceSpec
 from cl_core.datasets.errors import IngestError
 from cl_core.datasets.records import BadRecord, first_good
+from cl_core.datasets.sources.carved_val import carve_val
 from cl_core.datasets.sources.folder_files import folder_entries, no_files_error
 from cl_core.datasets.sources.text.fields import FilePlan
 from cl_core.datasets.sources.text.plan import plan_file, split_from_file_name
 from cl_core.datasets.sources.text.readers import READERS, first_line, is_gzip, uncompressed_name
 from cl_core.datasets.sources.text.records import TEXT_SCHEMA, TextPairRecord
+from cl_core.datasets.splits import VAL_FRACTION
 
 # The format "auto" gives each extension; .csv is sniffed (STS-B's .csv files hold tabs).
 AUTO_FORMATS = {
@@ -63,6 +65,7 @@ class TextSource:
     # Per file, in reading order, the same records read on their own: calling each in turn
     # yields `records`. Picklable, for the `ray` engine.
     units: list[Callable[[], Iterator[TextPairRecord | BadRecord]]] = field(default_factory=list)
+    val_carved: bool = False  # whether val was carved from the train rows (`carved_val`)
 
 
 def _suffix(path: Path) -> str:
@@ -128,7 +131,7 @@ def _read(plans: list[FilePlan]) -> Iterator[TextPairRecord | BadRecord]:
 
 
 def open_text_source(
-    source: str | Path, spec: TextSourceSpec, limit: int | None = None
+    source: str | Path, spec: TextSourceSpec, limit: int | None = None, val_fraction: float = VAL_FRACTION
 ) -> TextSource:
     """Open a text file, or a folder of them, for one pass.
 
@@ -142,10 +145,17 @@ def open_text_source(
     the name without ".gz" and the extension; files of the source that share a stem use their
     full names instead ("a.tsv:000001", "a.csv:000001"), so default ids never collide.
 
+    Splits come from the file names ("sts-train.csv", "sts-dev.csv") or `spec.split_column`.
+    When every file names a split, one of them train and none val (train and test files only),
+    `val_fraction` of the train rows become val, chosen by a hash of the id (`carved_val`). A
+    split column is not known before its rows are read, so a source split by a column is left
+    as it is.
+
     Args:
         source: a file or folder path.
         spec: the format and the columns; see `TextSourceSpec`.
         limit: keep only the first `limit` good records (for small runs), None for all.
+        val_fraction: see above (`data.val_fraction`; 0: none).
 
     Raises:
         IngestError: the source is missing or unreadable, holds no data file, a file's format
@@ -153,7 +163,7 @@ def open_text_source(
             a file lacks (header names, Parquet columns) or positions in a JSONL file. A .gz
             that is not valid gzip raises it, naming the file and the last line read, when
             found: at once if its first line is read here, else from `records`.
-        ValueError: `limit` is not a positive integer.
+        ValueError: `limit` is not a positive integer, or `val_fraction` is outside [0, 1).
         TypeError: `spec` is not a `TextSourceSpec`.
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
@@ -183,7 +193,9 @@ def open_text_source(
             )
         plans.append(plan_file(file, fmt, spec))
     plans = _with_unique_id_prefixes(plans)
-    records: Iterator = _read(plans)
+    # A plan's split is None when a split column (or nothing) decides: then nothing is carved.
+    records, units, carved = carve_val(_read(plans), [partial(read_file, plan) for plan in plans],
+                                       [plan.split for plan in plans], val_fraction)
     if limit is not None:
         records = first_good(records, limit, TextPairRecord)
     return TextSource(
@@ -191,7 +203,8 @@ def open_text_source(
         description=str(path),
         files=[plan.path for plan in plans],
         formats=[plan.format for plan in plans],
-        units=[partial(read_file, plan) for plan in plans],
+        units=units,
+        val_carved=carved,
     )
 
 

@@ -14,6 +14,7 @@ from cl_core.datasets.ingest_result import IngestResult, check_description, chec
 from cl_core.datasets.records import BadRecord
 from cl_core.datasets.sources.text import TextPairRecord, TextSourceSpec, open_text_source
 from cl_core.datasets.sources.text.rows import TextRows
+from cl_core.datasets.splits import VAL_FRACTION
 
 
 def ingest_text(
@@ -25,9 +26,11 @@ def ingest_text(
     limit: int | None = None,
     max_bad_fraction: float = 0.05,
     progress: Callable[[int], None] | None = None,
+    val_fraction: float = VAL_FRACTION,
 ) -> IngestResult:
     """Read sentence pairs from `source` as `spec` says and publish the good ones as a
-    version of `name`: `ingest_text_records` over `open_text_source(source, spec, limit)`.
+    version of `name`: `ingest_text_records` over `open_text_source(source, spec, limit,
+    val_fraction)`.
 
     Malformed rows (too few columns, an empty sentence, an unparsable score, bad JSON) go
     to the quarantine file with their file and line; so do rows the store rejects (see
@@ -42,9 +45,11 @@ def ingest_text(
         limit: ingest only the first `limit` good records.
         max_bad_fraction: fail when bad / (good + bad) exceeds this.
         progress: called with the number of records seen, every few thousand records.
+        val_fraction: files that name train and test but no dev/val split: this share of the
+            train rows becomes val, chosen by a hash of the id (`data.val_fraction`; 0: none).
 
     Raises:
-        ValueError: invalid name, limit or max_bad_fraction.
+        ValueError: invalid name, limit, max_bad_fraction or val_fraction.
         TypeError: `spec` is not a `TextSourceSpec`.
         IngestError: missing, unreadable or empty source, a spec the files cannot be read
             with (unknown header name or Parquet column), too many bad records, or `name`
@@ -54,7 +59,7 @@ def ingest_text(
     if not isinstance(spec, TextSourceSpec):
         raise TypeError(f"spec must be a TextSourceSpec, got {type(spec).__name__}")
     started = time.perf_counter()
-    opened = open_text_source(source, spec, limit=limit)
+    opened = open_text_source(source, spec, limit=limit, val_fraction=val_fraction)
     return store.ingest_rows(
         opened.records, TextRows(), name, description=opened.description,
         max_bad_fraction=max_bad_fraction, progress=progress, started=started,
@@ -104,7 +109,7 @@ def ingest_text_records(
 
 
 def ingest_source(store, source: str | Path, name: str, spec: TextSourceSpec, *, max_member_bytes: int,
-                  **options) -> IngestResult:
+                  val_fraction: float = VAL_FRACTION, **options) -> IngestResult:
     """The text record's "ingest" part (`cl_core.modalities`): `ingest_text`. A text source is
     never a tar shard, so `max_member_bytes` does not apply."""
-    return ingest_text(store, source, name, spec, **options)
+    return ingest_text(store, source, name, spec, val_fraction=val_fraction, **options)

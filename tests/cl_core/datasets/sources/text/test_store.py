@@ -61,7 +61,8 @@ def test_tsv_ingest_quarantines_malformed_rows_with_line_and_reason(tmp_path):
     folder = _write_sts(tmp_path / "src", "sts-train.csv", lines)
     store = DatasetStore(tmp_path / "store")
     result = store.ingest_text(folder, "sts", STS, max_bad_fraction=0.1)
-    assert (result.rows, result.quarantined, result.splits) == (37, 3, {"train": 37})
+    # A train file alone names no val: 10 % of its rows, chosen by id, are carved into val.
+    assert (result.rows, result.quarantined, result.splits) == (37, 3, {"train": 32, "val": 5})
     assert result.channels is None and result.created
     source = str((folder / "sts-train.csv").resolve())
     assert _quarantine(result) == [
