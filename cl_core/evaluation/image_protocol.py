@@ -38,10 +38,9 @@ from cl_core.evaluation.split_scores import (
     REPORT_SPLIT,
     SPLITS,
     GateScore,
-    interval_of,
+    metric_lines,
     of_split,
     protocol_result,
-    split_key,
 )
 from cl_core.modalities.image import IMAGE
 from cl_core.views import SimCLRViews
@@ -207,31 +206,11 @@ def summary_lines(evaluated: Mapping[str, Any]) -> list[str]:
     """What `clpipe run` prints of an evaluation (`evaluate`'s result), each number with its split:
     kNN top-1 (with intervals) and the probe on val and test, next to the test-split baselines
     (the pretrained backbone when the model was fine-tuned from one, the raw pixels), then the
-    test split's alignment and uniformity:
-
-      kNN top-1      val 0.9827 [0.965, 0.994]   test 0.9896 [0.974, 1.000]   raw pixels 0.9948 (test)
-    """
-    metrics, baseline = evaluated["metrics"], evaluated["baseline"]
-    splits = [split for split in evaluated.get("splits", SPLITS) if split_key(split, "knn_top1") in metrics]
-
-    def scored(split: str, key: str) -> str:
-        interval = interval_of(evaluated, split, key)
-        around = f" [{interval.low:.3f}, {interval.high:.3f}]" if interval is not None else ""
-        return f"{split} {metrics[split_key(split, key)]:.4f}{around}"
-
-    keys = ("knn_top1", "linear_probe")
-    widths = {split: max(len(scored(split, key)) for key in keys) for split in splits}
-
-    def line(label: str, key: str) -> str:
-        columns = "   ".join(f"{scored(split, key):<{widths[split]}}" for split in splits)
-        before = baseline.get(f"pretrained_{key}")
-        pretrained = f"   pretrained {before:.4f} ({REPORT_SPLIT})" if before is not None else ""
-        raw = baseline.get(f"raw_{key}")
-        pixels = f"   raw pixels {raw:.4f} ({REPORT_SPLIT})" if raw is not None else ""
-        return f"  {label:<14} {columns}{pretrained}{pixels}".rstrip()
-
-    test = of_split(metrics, REPORT_SPLIT)
-    lines = [line("kNN top-1", "knn_top1"), line("linear probe", "linear_probe")]
+    test split's alignment and uniformity."""
+    baseline = evaluated["baseline"]
+    lines = metric_lines(evaluated, (("knn_top1", "kNN top-1"), ("linear_probe", "linear probe")),
+                         lambda key: {"pretrained": baseline.get(f"pretrained_{key}"), "raw pixels": baseline.get(f"raw_{key}")})
+    test = of_split(evaluated["metrics"], REPORT_SPLIT)
     if "alignment" in test and "uniformity" in test:
         lines.append(f"  alignment      {test['alignment']:.4f}   uniformity {test['uniformity']:.4f}   ({REPORT_SPLIT})")
     return lines

@@ -39,7 +39,7 @@ from cl_core.embeddings.interaction_rows import entity_inputs
 from cl_core.evaluation.intervals import Interval, mean_interval
 from cl_core.evaluation.ranking import Ranking, rank_users
 from cl_core.evaluation.recommender_baselines import BPRMF, MostPopular
-from cl_core.evaluation.split_scores import GATE_SPLIT, REPORT_SPLIT, SPLITS, GateScore, interval_of, protocol_result
+from cl_core.evaluation.split_scores import GATE_SPLIT, REPORT_SPLIT, SPLITS, GateScore, metric_lines, protocol_result
 from cl_core.modalities.interactions import INTERACTIONS
 from cl_core.recommender import vector_scorer
 from cl_core.recommender.dataset import SEEN_SPLITS, seen_before, seen_interactions
@@ -146,15 +146,6 @@ SUMMARY_METRICS = (("ndcg_at_10", "NDCG@10"), ("recall_at_20", "recall@20"), ("m
 def summary_lines(evaluated: Mapping[str, Any]) -> list[str]:
     """What `clpipe run` prints of an evaluation (a `protocol_result`): each metric on val and on
     test (NDCG@10 with its intervals), then the baselines, which are test numbers."""
-    metrics, baseline = evaluated["metrics"], evaluated["baseline"]
-    lines = []
-    for key, label in SUMMARY_METRICS:
-        scores = []
-        for split in evaluated["splits"]:
-            interval = interval_of(evaluated, split, key)
-            around = f" [{interval.low:.3f}, {interval.high:.3f}]" if interval is not None else ""
-            scores.append(f"{split} {metrics[f'{split}.{key}']:.4f}{around}".ljust(26))
-        baselines = [f"{BASELINE_NAMES[name]} {baseline[f'{name}_{key}']:.4f}"
-                     for name in BASELINES if f"{name}_{key}" in baseline]
-        lines.append(f"  {label:<14} {' '.join(scores)}  {'   '.join(baselines)}   ({REPORT_SPLIT})")
-    return lines
+    baseline = evaluated["baseline"]
+    return metric_lines(evaluated, SUMMARY_METRICS,
+                        lambda key: {BASELINE_NAMES[name]: baseline.get(f"{name}_{key}") for name in BASELINES})

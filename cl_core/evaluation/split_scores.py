@@ -96,25 +96,30 @@ class GateScore:
 def metric_lines(result: Mapping[str, Any], rows: Sequence[tuple[str, str]],
                  baselines: Callable[[str], Mapping[str, float | None]], baseline_split: str = REPORT_SPLIT) -> list[str]:
     """The lines `clpipe run` prints of a protocol's result, one per (metric, label) of `rows`
-    that some split gave: each split's value (with its interval where it has one), then the
-    baselines `baselines(metric)` names ({"raw pixels": .99, ...}; None: left out), on `baseline_split`:
+    that some split gave: each split's value (with its interval where it has one), in columns
+    lined up across the lines, then the baselines `baselines(metric)` names ({"raw pixels": .99,
+    ...}; None: left out), which are `baseline_split` numbers:
 
-        kNN top-1      val 0.9827 [0.9653, 0.9942]   test 0.9896 [0.9740, 1.0000]   raw pixels 0.9948 (test)
+        kNN top-1      val 0.9827 [0.965, 0.994]   test 0.9896 [0.974, 1.000]   raw pixels 0.9948 (test)
+        linear probe   val 0.9700                  test 0.9635                  raw pixels 0.9583 (test)
     """
+    def cell(split: str, metric: str) -> str:
+        value = result["metrics"].get(split_key(split, metric))
+        if value is None:
+            return ""
+        interval = interval_of(result, split, metric)
+        around = f" [{interval.low:.3f}, {interval.high:.3f}]" if interval is not None else ""
+        return f"{split} {value:.4f}{around}"
+
+    shown = [(metric, label) for metric, label in rows if any(cell(split, metric) for split in result["splits"])]
+    widths = {split: max((len(cell(split, metric)) for metric, _ in shown), default=0) for split in result["splits"]}
     lines = []
-    for metric, label in rows:
-        values = []
-        for split in result["splits"]:
-            value = result["metrics"].get(split_key(split, metric))
-            if value is not None:
-                interval = interval_of(result, split, metric)
-                values.append(f"{split} {value:.4f}" + (f" {interval}" if interval is not None else ""))
-        if not values:
-            continue
+    for metric, label in shown:
+        columns = [cell(split, metric).ljust(widths[split]) for split in result["splits"]]
         if REPORT_SPLIT not in result["splits"]:
-            values.append(f"(no {REPORT_SPLIT} split)")
-        others = [f"{name} {value:.4f}" for name, value in baselines(metric).items() if value is not None]
-        if others:
-            values.append(f"{'   '.join(others)} ({baseline_split})")
-        lines.append(f"  {label:<14} {'   '.join(values)}")
+            columns.append(f"(no {REPORT_SPLIT} split)")
+        named = [f"{name} {value:.4f}" for name, value in baselines(metric).items() if value is not None]
+        if named:
+            columns.append(f"{'   '.join(named)} ({baseline_split})")
+        lines.append(f"  {label:<14} {'   '.join(columns)}".rstrip())
     return lines

@@ -241,7 +241,7 @@ def test_the_run_summary_shows_each_split_and_the_pretrained_backbone_beside_the
     scratch = {"raw_knn_top1": 0.37, "raw_linear_probe": 0.39}
     lines = _metric_lines(evaluated | {"baseline": {**scratch, "pretrained_knn_top1": 0.78, "pretrained_linear_probe": 0.85}})
     assert lines[0].split() == ["kNN", "top-1", "val", "0.9200", "[0.900,", "0.940]", "test", "0.9100", "[0.890,", "0.930]",
-                                "pretrained", "0.7800", "(test)", "raw", "pixels", "0.3700", "(test)"]
-    assert lines[1].split() == ["linear", "probe", "val", "0.9400", "test", "0.9300", "pretrained", "0.8500", "(test)",
+                                "pretrained", "0.7800", "raw", "pixels", "0.3700", "(test)"]
+    assert lines[1].split() == ["linear", "probe", "val", "0.9400", "test", "0.9300", "pretrained", "0.8500",
                                 "raw", "pixels", "0.3900", "(test)"]
     assert "pretrained" not in "".join(_metric_lines(evaluated | {"baseline": scratch}))  # trained from scratch

@@ -232,4 +232,4 @@ def test_summary_lines_name_the_split_of_each_number():
     ]
     evaluated["baseline"] |= {"pretrained_knn_top1": 0.9, "pretrained_linear_probe": 0.8}
     assert image_protocol.summary_lines(evaluated)[0].endswith(
-        "test 0.9896 [0.974, 1.000]   pretrained 0.9000 (test)   raw pixels 0.9948 (test)")
+        "test 0.9896 [0.974, 1.000]   pretrained 0.9000   raw pixels 0.9948 (test)")
