@@ -23,13 +23,19 @@ Unit = Callable[[], Iterator[Any]]
 
 def with_carved_val(records: Iterable[Any], val_fraction: float) -> Iterator[Any]:
     """`records`, each train record that `carved_split` chooses moved to "val"; bad records and
-    the other splits pass as they are."""
-    for record in records:
-        if not isinstance(record, BadRecord):
-            split = carved_split(record.id, record.split, val_fraction)
-            if split != record.split:
-                record = replace(record, split=split)
-        yield record
+    the other splits pass as they are. Closing it closes `records` (a reader's open shard or
+    file), as `first_good` expects of the iterator it stops."""
+    try:
+        for record in records:
+            if not isinstance(record, BadRecord):
+                split = carved_split(record.id, record.split, val_fraction)
+                if split != record.split:
+                    record = replace(record, split=split)
+            yield record
+    finally:
+        close = getattr(records, "close", None)
+        if close is not None:
+            close()
 
 
 def _carved_unit(unit: Unit, val_fraction: float) -> Iterator[Any]:

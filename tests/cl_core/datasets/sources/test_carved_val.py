@@ -103,6 +103,22 @@ def test_with_carved_val_passes_bad_records_and_other_splits():
     assert [getattr(r, "split", None) for r in with_carved_val(records, 0.5)] == [None, "val", "test"]
 
 
+def test_closing_the_carved_records_closes_the_readers_iterator():
+    closed = []
+
+    def reader():
+        try:
+            yield ImageRecord("a", b"x", 0, "train")
+            yield ImageRecord("b", b"x", 0, "train")
+        finally:
+            closed.append(True)
+
+    carved = with_carved_val(reader(), 0.1)
+    next(carved)
+    carved.close()
+    assert closed == [True]
+
+
 def test_a_bad_val_fraction_fails_before_reading(tmp_path, build):
     with pytest.raises(ValueError, match="data.val_fraction"):
         open_source(str(build.toy_shard_folder(tmp_path / "shards")), val_fraction=1.0)
