@@ -66,7 +66,8 @@ def finetuned(tmp_path_factory):
 
 def test_the_pretrained_backbone_is_scored_beside_the_fine_tuned_one(finetuned):
     summary = finetuned["summary"]
-    assert summary["ingest"]["rows"] == 48 and summary["ingest"]["splits"] == {"train": 32, "val": 4, "test": 12}  # val carved from train/
+    # train/ and test/ only: 4 of the 36 train photos are carved into val (data.val_fraction).
+    assert summary["ingest"]["rows"] == 48 and summary["ingest"]["splits"] == {"train": 32, "val": 4, "test": 12}
     evaluated = summary["evaluate"]
     assert set(evaluated["baseline"]) == {"raw_knn_top1", "raw_linear_probe", "pretrained_knn_top1",
                                           "pretrained_linear_probe"}
