@@ -1,7 +1,9 @@
-"""MovieLens 100k: the recommender's `history_length` and BPR-MF's `reg` chosen by NDCG@10 on the
-val split alone, then the chosen settings' test numbers, reported once (issue #25).
+"""MovieLens 100k: the recommender's `history_length` and softmax temperature, and BPR-MF's `reg`,
+chosen by NDCG@10 on the val split alone, then the chosen settings' test numbers, reported once
+(issue #25).
 
     .venv/bin/python benchmarks/ml100k_val_tuning.py [--part model|mf|all] [--history 5 10 20]
+                                                     [--temperature 0.025 0.05 0.1]
                                                      [--reg 1e-4 3e-4 1e-3 3e-3 1e-2] [--threads 1]
                                                      [--epochs N] [--mf-epochs N]
 
@@ -90,22 +92,37 @@ def _model_rankings(embed, dataset, data, splits: tuple[str, ...]) -> dict[str, 
             for split in splits}
 
 
-def tune_model(cfg, params: dict[str, Any], dataset, data, lengths: list[int]) -> None:
+def _with(cfg, history_length: int, temperature: float):
+    towers = cfg.model.two_tower.model_copy(update={"history_length": history_length})
+    return cfg.model_copy(update={"model": cfg.model.model_copy(update={"two_tower": towers}),
+                                  "loss": cfg.loss.model_copy(update={"temperature": temperature})})
+
+
+def tune_model(cfg, params: dict[str, Any], dataset, data, lengths: list[int], temperatures: list[float]) -> None:
+    """history_length first (at the config's temperature), then the temperature at the chosen
+    length (coordinate search: one setting at a time)."""
     rows: list[tuple] = []
-    val: dict[int, tuple[float, Any]] = {}
-    for length in lengths:
-        run_cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={
-            "two_tower": cfg.model.two_tower.model_copy(update={"history_length": length})})})
-        task, loss, seconds = _train(run_cfg, params)
+    val: dict[tuple[int, float], tuple[float, Any]] = {}
+
+    def run(length: int, temperature: float) -> None:
+        task, loss, seconds = _train(_with(cfg, length, temperature), params)
         encoder = TwoTowerEncoder.from_dataset(task.spec, task.model.state_dict(), data)
         ranking = _model_rankings(_embed(encoder), dataset, data, ("val",))["val"]
-        val[length] = (ranking.metrics[PRIMARY], encoder)
-        rows.append((length, _ndcg(ranking), f"{ranking.metrics['recall_at_20']:.4f}", f"{loss:.4f}", f"{seconds:.0f}"))
-        print(f"history {length}: val NDCG@10 {_ndcg(ranking)} ({seconds:.0f} s)", flush=True)
-    print(table(rows, ("history_length", "val NDCG@10 [95 %]", "val recall@20", "final loss", "train s")))
-    chosen = max(val, key=lambda length: val[length][0])
+        val[length, temperature] = (ranking.metrics[PRIMARY], encoder)
+        rows.append((length, temperature, _ndcg(ranking), f"{ranking.metrics['recall_at_20']:.4f}", f"{loss:.4f}",
+                     f"{seconds:.0f}"))
+        print(f"history {length}, temperature {temperature:g}: val NDCG@10 {_ndcg(ranking)} ({seconds:.0f} s)", flush=True)
+
+    for length in lengths:
+        run(length, cfg.loss.temperature)
+    length = max(lengths, key=lambda n: val[n, cfg.loss.temperature][0])
+    for temperature in temperatures:
+        if (length, temperature) not in val:
+            run(length, temperature)
+    print(table(rows, ("history_length", "temperature", "val NDCG@10 [95 %]", "val recall@20", "final loss", "train s")))
+    chosen = max(val, key=lambda setting: val[setting][0])
     rankings = _model_rankings(_embed(val[chosen][1]), dataset, data, ("val", "test"))
-    print(f"chosen on val: history_length {chosen}")
+    print(f"chosen on val: history_length {chosen[0]}, temperature {chosen[1]:g}")
     print(table([(split, _ndcg(r), f"{r.metrics['recall_at_20']:.4f}", f"{r.metrics['mrr']:.4f}",
                   f"{r.metrics['coverage_at_10']:.2f}", int(r.metrics["users"])) for split, r in rankings.items()],
                 ("two-tower split", "NDCG@10 [95 %]", "recall@20", "MRR", "coverage@10", "users")))
@@ -140,6 +157,8 @@ def main() -> None:
     parser.add_argument("--config", default=str(REPO / "configs" / "ml100k.yaml"))
     parser.add_argument("--part", choices=("model", "mf", "all"), default="all")
     parser.add_argument("--history", type=int, nargs="+", default=[5, 10, 20])
+    parser.add_argument("--temperature", type=float, nargs="+", default=[0.025, 0.05, 0.1],
+                        help="the sampled softmax's temperatures, tried at the chosen history_length")
     parser.add_argument("--reg", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (one core per part)")
     parser.add_argument("--epochs", type=int, help="train.epochs instead of the config's (a quick check)")
@@ -156,7 +175,7 @@ def main() -> None:
         print(f"{dataset.name}@{dataset.version}: {dataset.splits} ({len(data.users)} users, {len(data.items)} items)")
         params = {"dataset_root": str(store.root), "dataset_name": dataset.name, "dataset_version": dataset.version}
         if args.part in ("model", "all"):
-            tune_model(cfg, params, dataset, data, args.history)
+            tune_model(cfg, params, dataset, data, args.history, args.temperature)
         if args.part in ("mf", "all"):
             tune_mf(cfg, data, args.reg)
 
