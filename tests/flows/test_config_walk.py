@@ -148,13 +148,13 @@ async def _create_run(deployment_id, parameters):
 
 def test_the_pipeline_hands_each_step_its_section_as_it_is(monkeypatch):
     """`pipeline_flow`'s body, without Prefect: ingest gets `data.text`, train the config pinned to
-    the ingested version (the other sections shared, not copied), evaluate `eval` and `views`,
+    the ingested version (the other sections shared, not copied), evaluate `eval`, `views` and `registry`,
     reembed `export`, each the object itself; nothing is validated again on the way."""
-    from cl_core.config import EvalConfig, ExportConfig, TextSourceSpec, ViewsConfig, load_config
+    from cl_core.config import EvalConfig, ExportConfig, RegistryConfig, TextSourceSpec, ViewsConfig, load_config
     from flows import pipeline_flow as module
 
     cfg = load_config(None, {"data.modality": "text", "data.source": "pairs.tsv", "data.name": "pairs"})
-    for section in (PipelineConfig, EvalConfig, ExportConfig, TextSourceSpec, ViewsConfig):
+    for section in (PipelineConfig, EvalConfig, ExportConfig, RegistryConfig, TextSourceSpec, ViewsConfig):
         monkeypatch.setattr(section, "model_validate", lambda *a, **k: pytest.fail("validated again"))
     given = {}
 
@@ -171,5 +171,7 @@ def test_the_pipeline_hands_each_step_its_section_as_it_is(monkeypatch):
     [pinned, *_] = given["train"][0]
     assert type(pinned) is PipelineConfig and pinned.data.version == "v7"
     assert pinned.model_copy(update={"data": cfg.data}) == cfg and pinned.train is cfg.train and pinned.loss is cfg.loss
-    assert given["evaluate"][0][-2] is cfg.eval and given["evaluate"][0][-1] is cfg.views
+    assert given["evaluate"][0][-3:] == (cfg.eval, cfg.views, cfg.registry)
+    assert all(passed is section for passed, section in zip(given["evaluate"][0][-3:], (cfg.eval, cfg.views, cfg.registry),
+                                                          strict=True))
     assert given["reembed"][0][3] is cfg.export and given["reembed"][0][4] == "10.0.0.1:6379"
