@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -46,12 +44,6 @@ def _check_engine(engine: str, limit: int | None, record: Modality) -> None:
         raise ValueError("data.limit (--limit) needs ingest.engine local: the ray engine reads every file")
 
 
-def _carving(ingest: Callable[..., Any], val_fraction: float) -> dict[str, float]:
-    """`val_fraction` for a record's ingest part that carves val from train (images, text); a
-    kind that makes its own val split (interactions: leave-two-out, time cutoffs) takes none."""
-    return {"val_fraction": val_fraction} if "val_fraction" in inspect.signature(ingest).parameters else {}
-
-
 @task(name="ingest-source")
 def ingest_source(source: str, name: str, datasets_root: str, limit: int | None, max_bad_fraction: float,
                   source_spec: SourceSection | None, engine: str, ray_address: str | None,
@@ -76,7 +68,7 @@ def ingest_source(source: str, name: str, datasets_root: str, limit: int | None,
     else:
         ingest = record.part("ingest")
         result = ingest(store, source, name, source_spec, limit=limit, max_bad_fraction=max_bad_fraction,
-                        progress=records_read, max_member_bytes=max_member_bytes, **_carving(ingest, val_fraction))
+                        progress=records_read, max_member_bytes=max_member_bytes, val_fraction=val_fraction)
     summary = {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(result).items()}
     state = "new version" if result.created else "unchanged (existing version)"
     logger.info(

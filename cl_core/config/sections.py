@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from cl_core.config.base import _Section, one_of
 from cl_core.config.interactions_source import InteractionsSourceSpec
 from cl_core.config.text_source import TextSourceSpec
-from cl_core.defaults import MAX_MEMBER_BYTES, SNAPSHOT_GRACE_S
+from cl_core.defaults import MAX_MEMBER_BYTES, SNAPSHOT_GRACE_S, VAL_FRACTION
 from cl_core.losses.margin_choices import DISTANCES
 from cl_core.losses.objectives import (
     HARD_NEGATIVES,
@@ -43,7 +43,7 @@ class DataConfig(_Section):
     image_size: int = Field(8, ge=4, le=1024)  # digits' native size
     # A source that names no validation split (CIFAR-10's train/test shards) gets one at ingest:
     # this fraction of its train rows, chosen by a hash of the row id, so the same rows each time.
-    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    val_fraction: float = Field(VAL_FRACTION, ge=0.0, lt=1.0)
     text: TextSourceSpec = TextSourceSpec()
     interactions: InteractionsSourceSpec = InteractionsSourceSpec()
 

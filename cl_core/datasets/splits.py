@@ -21,10 +21,6 @@ from collections.abc import Iterable
 
 from cl_core.datasets.records import SPLITS
 
-# The share of a source's train rows that becomes val when the source names no validation split
-# (`data.val_fraction`; 0 turns the carving off).
-VAL_FRACTION = 0.1
-
 # Other names for the stored splits (records.SPLITS: train, val, test); GLUE and STS-B say
 # "dev", Hugging Face datasets "validation", Roboflow-style image folders "valid".
 SPLIT_ALIASES = {"dev": "val", "valid": "val", "validation": "val"}

@@ -35,8 +35,8 @@ from cl_core.datasets.sources import open_source
 from cl_core.datasets.sources.text import open_text_source
 from cl_core.datasets.sources.text.rows import TextRows
 from cl_core.datasets.sources.webdataset import MAX_MEMBER_BYTES
-from cl_core.datasets.splits import VAL_FRACTION
 from cl_core.datasets.version_id import BUCKETS
+from cl_core.defaults import VAL_FRACTION
 from flows.ray_edge.cluster import ensure_ray
 
 READ_BATCH_ROWS = 1024  # records per block a read task yields

@@ -112,12 +112,12 @@ def test_every_record_ingests_through_one_call(tmp_path):
     for record in MODALITIES.values():
         parameters = inspect.signature(record.part("ingest")).parameters
         assert list(parameters)[:4] == ["store", "source", "name", "spec"], record.name
-        assert "max_member_bytes" in parameters, record.name
+        assert {"max_member_bytes", "val_fraction"} <= set(parameters), record.name
     assert TextSourceSpec.modality == modality("text").name
     assert InteractionsSourceSpec.modality == modality("interactions").name
     store = DatasetStore(tmp_path)
     result = modality("image").part("ingest")(store, "digits", "d", None, limit=20, max_bad_fraction=0.05,
-                                               progress=None, max_member_bytes=1 << 20)
+                                               progress=None, max_member_bytes=1 << 20, val_fraction=0.1)
     assert result.rows == 20 and store.resolve("d").kind == "image"
 
 

@@ -22,7 +22,7 @@ from cl_core.datasets.records import BadRecord, ImageRecord, first_good
 from cl_core.datasets.sources import digits, webdataset
 from cl_core.datasets.sources.carved_val import carve_val
 from cl_core.datasets.sources.image_folder import ImageFolderReader, image_folder_classes
-from cl_core.datasets.splits import VAL_FRACTION
+from cl_core.defaults import VAL_FRACTION
 
 
 @dataclass

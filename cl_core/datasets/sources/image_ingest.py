@@ -14,7 +14,7 @@ from cl_core.datasets.ingest_result import IngestResult, check_description, chec
 from cl_core.datasets.records import BadRecord, ImageRecord
 from cl_core.datasets.sources import open_source
 from cl_core.datasets.sources.webdataset import MAX_MEMBER_BYTES
-from cl_core.datasets.splits import VAL_FRACTION
+from cl_core.defaults import VAL_FRACTION
 
 
 def ingest_images(

@@ -85,7 +85,8 @@ def ingest_interactions(
 
 
 def ingest_source(store, source: str | Path, name: str, spec: InteractionsSourceSpec, *, max_member_bytes: int,
-                  **options) -> IngestResult:
+                  val_fraction: float, **options) -> IngestResult:
     """The interactions record's "ingest" part (`cl_core.modalities`): `ingest_interactions`. An
-    interactions source is never a tar shard, so `max_member_bytes` does not apply."""
+    interactions source is never a tar shard, so `max_member_bytes` does not apply, and its split
+    (`spec.split`: leave-two-out or time cutoffs) always makes a val split, so `val_fraction` does not either."""
     return ingest_interactions(store, source, name, spec, **options)

@@ -32,7 +32,7 @@ from cl_core.datasets.sources.text.fields import FilePlan
 from cl_core.datasets.sources.text.plan import plan_file, split_from_file_name
 from cl_core.datasets.sources.text.readers import READERS, first_line, is_gzip, uncompressed_name
 from cl_core.datasets.sources.text.records import TEXT_SCHEMA, TextPairRecord
-from cl_core.datasets.splits import VAL_FRACTION
+from cl_core.defaults import VAL_FRACTION
 
 # The format "auto" gives each extension; .csv is sniffed (STS-B's .csv files hold tabs).
 AUTO_FORMATS = {

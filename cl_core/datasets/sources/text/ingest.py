@@ -14,7 +14,7 @@ from cl_core.datasets.ingest_result import IngestResult, check_description, chec
 from cl_core.datasets.records import BadRecord
 from cl_core.datasets.sources.text import TextPairRecord, TextSourceSpec, open_text_source
 from cl_core.datasets.sources.text.rows import TextRows
-from cl_core.datasets.splits import VAL_FRACTION
+from cl_core.defaults import VAL_FRACTION
 
 
 def ingest_text(
