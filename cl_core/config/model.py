@@ -14,7 +14,8 @@ class TwoTowerConfig(_Section):
     """The two-tower recommender trained on interactions (`model.two_tower`; the model is
     `cl_core.models.two_tower`). Every id and side-feature embedding is `feature_dim` wide; each
     tower is an MLP through `hidden` to `embedding_dim`, L2-normalised. A user's history is its
-    last `history_length` items of the splits the model is fitted on (train and val)."""
+    last `history_length` items it has seen: train when the model trains and is scored on val,
+    train and val when it is scored on test, exported or served."""
 
     feature_dim: int = Field(64, ge=1)
     hidden: tuple[int, ...] = (128,)

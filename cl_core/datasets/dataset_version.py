@@ -115,6 +115,18 @@ class DatasetVersion:
         images."""
         return self.manifest.get("pairs", 0)
 
+    @property
+    def created_at(self) -> str:
+        """When the version was published (ISO 8601, UTC; "" for a version written before the
+        manifest said so): the order `cl_core.evaluation.version_order` keeps."""
+        return str(self.manifest.get("created_at", ""))
+
+    @property
+    def split_rule(self) -> dict[str, Any]:
+        """How an interactions version was split ({"method": "time_cutoff", "test_from": ...,
+        "val_from": ...} or leave-last-out's); {} for images and text (split by id or by source)."""
+        return dict(self.manifest.get("split_rule", {}))
+
     def num_rows(self, split: str | None = None) -> int:
         """Rows in the version, or in one split; from the manifest, no file is opened."""
         _check_split(split)

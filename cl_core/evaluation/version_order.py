@@ -46,7 +46,7 @@ def _held_out_from(rule: dict[str, Any]) -> float | None:
 def _published(store: DatasetStore, version: DatasetVersion) -> tuple[str, int]:
     versions = store.versions(version.name)
     place = versions.index(version.version) if version.version in versions else len(versions)
-    return str(version.manifest.get("created_at", "")), place
+    return version.created_at, place
 
 
 def check_version_order(store: DatasetStore, trained_name: str, trained_version: str, scored: DatasetVersion) -> None:
@@ -78,8 +78,8 @@ def check_version_order(store: DatasetStore, trained_name: str, trained_version:
             f"the model trained on {trained_ref} (published {trained_at[0]}) cannot be scored on {scored_ref} "
             f"(published {scored_at[0]}, older): interactions are split by time, so {trained_ref}'s training rows "
             f"hold interactions that {scored_ref} holds out as val or test; score it on {trained_version} or a later version")
-    trained_from = _held_out_from(trained.manifest.get("split_rule", {}))
-    scored_from = _held_out_from(scored.manifest.get("split_rule", {}))
+    trained_from = _held_out_from(trained.split_rule)
+    scored_from = _held_out_from(scored.split_rule)
     if trained_from is not None and scored_from is not None and scored_from < trained_from:
         raise OlderVersionError(
             f"the model trained on {trained_ref} (its train split: timestamps before {trained_from:g}) cannot be "

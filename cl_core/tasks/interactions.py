@@ -90,7 +90,7 @@ class InteractionsTask:
 
 def interactions_task(cfg: PipelineConfig, params: dict[str, Any], rank: int, world: int,
                       device: torch.device) -> InteractionsTask:
-    """The task of a training run: the seen (train and val) interactions of the dataset version
+    """The task of a training run: the train interactions (val is what the gate scores) of the dataset version
     `params` names ("dataset_root", "dataset_name", "dataset_version"), the towers of
     `model.two_tower`, the objective of `loss`. Every worker reads the whole version (the
     popularity and the histories need every interaction) and keeps its shard."""
