@@ -29,7 +29,7 @@ from cl_core.config import EvalConfig, ViewsConfig
 from cl_core.datasets import DatasetVersion, decode_images
 from cl_core.evaluation.alignment_uniformity import alignment, uniformity
 from cl_core.evaluation.intervals import Interval, mean_interval
-from cl_core.evaluation.knn import knn_hits
+from cl_core.evaluation.knn import knn_hits, knn_top1
 from cl_core.evaluation.linear_probe import fit_linear_probe
 from cl_core.evaluation.primary import primary_metric
 from cl_core.evaluation.projection_2d import project_2d
@@ -100,7 +100,7 @@ def image_scores(
     """{"knn_top1", "linear_probe"} of test embeddings against train embeddings, without
     intervals: what a baseline reports."""
     return {
-        "knn_top1": float(knn_hits(train_x, train_y, test_x, test_y, **_knn_options(cfg)).mean()),
+        "knn_top1": knn_top1(train_x, train_y, test_x, test_y, **_knn_options(cfg)),
         "linear_probe": fit_linear_probe(train_x, train_y, max_iter=cfg.probe_max_iter).accuracy(test_x, test_y),
     }
 
