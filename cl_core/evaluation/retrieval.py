@@ -88,10 +88,19 @@ def retrieval_scores(
         raise ValueError(f"ks must be integers >= 1, got {ks}")
     if int(mrr_at) != mrr_at or mrr_at < 1:
         raise ValueError(f"mrr_at must be an integer >= 1, got {mrr_at}")
-    ranks = target_ranks(queries, corpus, targets, batch_size).double()  # (Q,)
+    return rank_scores(target_ranks(queries, corpus, targets, batch_size), ks, mrr_at)
+
+
+def reciprocal_ranks(ranks: torch.Tensor, mrr_at: int = 10) -> torch.Tensor:
+    """(Q,) float64: 1/rank where the rank is at most `mrr_at`, else 0 (each query's MRR@k term)."""
+    ranks = ranks.double()
+    return torch.where(ranks <= mrr_at, 1.0 / ranks, torch.zeros_like(ranks))
+
+
+def rank_scores(ranks: torch.Tensor, ks: Sequence[int] = (1, 5, 10), mrr_at: int = 10) -> dict[str, float]:
+    """`retrieval_scores` of the targets' ranks (Q,) that `target_ranks` gave."""
     if ranks.numel() == 0:
         raise ValueError("queries is empty; the metrics are undefined")
     scores = {f"recall_at_{int(k)}": (ranks <= k).double().mean().item() for k in ks}
-    reciprocal = torch.where(ranks <= mrr_at, 1.0 / ranks, torch.zeros_like(ranks))
-    scores[f"mrr_at_{int(mrr_at)}"] = reciprocal.mean().item()
+    scores[f"mrr_at_{int(mrr_at)}"] = reciprocal_ranks(ranks, mrr_at).mean().item()
     return scores

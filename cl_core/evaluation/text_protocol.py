@@ -25,7 +25,7 @@ from cl_core.config import EvalConfig, ViewsConfig
 from cl_core.datasets import DatasetVersion
 from cl_core.evaluation.intervals import Interval, bootstrap_interval, mean_interval
 from cl_core.evaluation.primary import primary_metric
-from cl_core.evaluation.retrieval import retrieval_scores, target_ranks
+from cl_core.evaluation.retrieval import rank_scores, reciprocal_ranks, target_ranks
 from cl_core.evaluation.split_scores import GATE_SPLIT, SPLITS, GateScore, metric_lines, protocol_result
 from cl_core.evaluation.sts import cosine_similarities, spearman, sts_correlation
 from cl_core.modalities.text import TEXT
@@ -88,9 +88,9 @@ def pair_scores(embed: Embed, text1: list[str], text2: list[str], scores: np.nda
         queries = queries[scored & (np.nan_to_num(scores, nan=-np.inf) >= retrieval_min_score)]
     if len(queries):
         targets = np.array([position[text2[i]] for i in queries])
-        metrics.update(retrieval_scores(embeddings1[queries], corpus, targets, mrr_at=MRR_AT))
-        ranks = target_ranks(embeddings1[queries], corpus, targets).double().numpy()
-        intervals[f"mrr_at_{MRR_AT}"] = mean_interval(np.where(ranks <= MRR_AT, 1.0 / ranks, 0.0))
+        ranks = target_ranks(embeddings1[queries], corpus, targets)  # (Q,): the corpus is scored once
+        metrics.update(rank_scores(ranks, mrr_at=MRR_AT))
+        intervals[f"mrr_at_{MRR_AT}"] = mean_interval(reciprocal_ranks(ranks, MRR_AT).numpy())
         metrics["retrieval_queries"] = float(len(queries))
     metrics["eval_pairs"] = float(len(text1))
     return SplitScores(metrics, intervals)
