@@ -10,7 +10,7 @@ RECBOLE_PIN := recbole==1.2.1
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run lint test test-fast bench clean
+.PHONY: install run lint test test-fast bench bench-search clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -47,6 +47,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/export_throughput.py
 	$(BIN)/python benchmarks/ingest_throughput.py
+
+# The nearest-neighbour engines side by side (docs/search.md); installs the other engines first.
+bench-search: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/ann_engines.py --rows 200000
+	$(BIN)/python benchmarks/ann_engines.py --exact-sizes 5000,20000,50000
 
 clean:
 	rm -rf $(VENV) workspace .pytest_cache

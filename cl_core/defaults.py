@@ -1,6 +1,7 @@
 """Defaults that both the run config and the library functions below it take, written once.
 
-The config's fields (`data.max_member_bytes`, `data.val_fraction`, `export.snapshot_grace`) and
+The config's fields (`data.max_member_bytes`, `data.val_fraction`, `export.snapshot_grace`,
+`export.exact_search_max_rows`) and
 the functions a user may call without a config (`read_shard`, `open_source`, `EmbeddingTable`)
 read them from here. The module
 imports nothing, so the config reads it without loading pyarrow or pandas."""
@@ -19,3 +20,9 @@ SNAPSHOT_GRACE_S = 3600.0
 # (CIFAR-10's train and test shards): 5,000 of CIFAR-10's 50,000, enough for a kNN top-1 interval
 # of about +-1.3 points, while training keeps 90 % of its rows.
 VAL_FRACTION = 0.1
+
+# A group of a snapshot's rows (all of an image or text table; a recommender's users, its items)
+# of at most this many rows is searched exactly, with no index file: at 20,000 128-d rows a
+# matrix-vector product is about as fast as a graph walk, and never wrong
+# (benchmarks/ann_engines.py --exact-sizes, docs/search.md).
+EXACT_SEARCH_MAX_ROWS = 20_000

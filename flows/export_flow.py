@@ -15,6 +15,7 @@ from cl_core.datasets import DatasetStore
 from cl_core.embeddings import EmbeddingTable, write_full_snapshot
 from cl_core.embeddings.engine import EmbedEngine
 from cl_core.embeddings.inputs import table_rows
+from cl_core.embeddings.snapshot_index import IndexSettings
 from cl_core.embeddings.writer import Embed
 from flows.prefect_edge import progress
 from flows.table_runs import fail_table_run, load_embedder, log_table_run, prefect_flow_run_id, resolve_model, start_table_run
@@ -42,6 +43,11 @@ def check_modality(modality: str, dataset, model: dict[str, str]) -> None:
     if modality != dataset.kind:
         raise ValueError(f"model {model['name']}/{model['version']} embeds {modality} but dataset "
                          f"{dataset.name}@{dataset.version} at {dataset.path} holds {dataset.kind} rows")
+
+
+def index_settings(export: ExportConfig) -> IndexSettings:
+    """How the snapshots' nearest-neighbour index is built, from the config's export section."""
+    return IndexSettings(exact_max_rows=export.exact_search_max_rows)
 
 
 def table_engine(embed: Embed, model: dict[str, str], export: ExportConfig,
@@ -86,7 +92,7 @@ def write_snapshot(model: dict[str, str], workspace: str, dataset_name: str, dat
     with table.lock():
         snapshot = write_full_snapshot(
             table, dataset, table_engine(embed, model, export, ray_address), dim, record, batch_size=export.batch_size,
-            keep_snapshots=export.keep_snapshots,
+            keep_snapshots=export.keep_snapshots, index_settings=index_settings(export),
             progress=_every_tenth(total, lambda done: _rows_embedded(logger, done, total)),
         )
     return written_summary(snapshot, table, time.perf_counter() - started, model["source_run_id"])

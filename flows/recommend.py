@@ -1,11 +1,13 @@
-"""`clpipe recommend`: a user's top-k items, by exact search over the CURRENT snapshot of the
-model's embedding table (`cl_core.embeddings.recommend`).
+"""`clpipe recommend`: a user's top-k items from the CURRENT snapshot of the model's embedding
+table, through the snapshot's item index: `clpipe search --user` (flows/search.py) for a model
+named by alias or version.
 
 The user's vector is the snapshot's own user row (what refresh and reembed keep up to date, a
 new user included, with no retraining); every item the user has an interaction with, in any
 split, in the snapshot's dataset version (and in the dataset's LATEST version when it is newer)
 is left out; every other item of the table is scored by its dot product with the user's vector
-and the k best are listed with their titles. No Prefect, Ray or model loading: the MLflow
+and the k best are listed with their titles (exactly, for a catalogue within the index's exact
+search size, `cl_core.embeddings.snapshot_index`). No Prefect, Ray or model loading: the MLflow
 registry (to resolve MODEL@ALIAS), the table's files and the dataset's interactions only.
 """
 
@@ -13,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cl_core.datasets import DatasetStore
 from cl_core.embeddings import EmbeddingTable, EmbeddingTableError
-from cl_core.embeddings.recommend import check_recommender_table, interacted_items, recommend_from_snapshot
+from cl_core.search import SnapshotSearch
+from flows.search import user_hits
 from flows.workspace import Workspace
 
 
@@ -51,20 +53,14 @@ def recommend(workspace: Workspace, model_ref: str, user: str, k: int) -> dict[s
         raise ValueError(f"the table {table.path} holds vectors of {version.name} v{manifest.model_version}, not "
                          f"v{version.version}: run `clpipe reembed --model {version.name}/{version.version} "
                          f"--dataset {manifest.dataset_name}`")
-    check_recommender_table(snapshot)
-    store = DatasetStore(workspace.datasets)
-    versions = [store.resolve(manifest.dataset_name, manifest.dataset_version)]
-    latest = store.latest(manifest.dataset_name)
-    if latest is not None and latest != manifest.dataset_version:  # ingested since: its interactions count too
-        versions.append(store.resolve(manifest.dataset_name, latest))
-    interacted = interacted_items(versions, str(user))
-    items = recommend_from_snapshot(snapshot, str(user), k, interacted)
+    search = SnapshotSearch(snapshot)
+    hits, masked = user_hits(search, workspace.datasets, str(user), k)
     return {
         "model": {"name": version.name, "version": str(version.version)}, "user": str(user), "k": k,
         "table": str(table.path), "snapshot": snapshot.id,
         "dataset": {"name": manifest.dataset_name, "version": manifest.dataset_version},
-        "masked_items": len(interacted),
-        "items": [{"rank": i.rank, "id": i.id, "title": i.title, "score": i.score} for i in items],
+        "masked_items": masked,
+        "items": [{"rank": h.rank, "id": h.id, "title": h.row.get("title") or h.id, "score": h.score} for h in hits],
     }
 
 

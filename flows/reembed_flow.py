@@ -33,7 +33,7 @@ from cl_core.embeddings.incremental import (
     decide,
     write_incremental,
 )
-from flows.export_flow import check_modality, table_engine, written_summary
+from flows.export_flow import check_modality, index_settings, table_engine, written_summary
 from flows.mlflow_edge import registry
 from flows.prefect_edge import progress
 from flows.table_runs import fail_table_run, load_embedder, log_table_run, prefect_flow_run_id, resolve_model, start_table_run
@@ -117,10 +117,10 @@ def refresh_table(model: dict[str, str], workspace: str, dataset_name: str, data
         try:
             if action == BACKFILL:
                 snapshot = write_full_snapshot(table, dataset, embed, dim, record, batch_size=export.batch_size,
-                                               keep_snapshots=export.keep_snapshots)
+                                               keep_snapshots=export.keep_snapshots, index_settings=index_settings(export))
             else:
                 snapshot = write_incremental(table, current, dataset, embed, record, batch_size=export.batch_size,
-                                             keep_snapshots=export.keep_snapshots)
+                                             keep_snapshots=export.keep_snapshots, index_settings=index_settings(export))
         except BaseException:
             fail_table_run(run_id)
             raise

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from cl_core.config.base import _Section, one_of
 from cl_core.config.interactions_source import InteractionsSourceSpec
 from cl_core.config.text_source import TextSourceSpec
-from cl_core.defaults import MAX_MEMBER_BYTES, SNAPSHOT_GRACE_S, VAL_FRACTION
+from cl_core.defaults import EXACT_SEARCH_MAX_ROWS, MAX_MEMBER_BYTES, SNAPSHOT_GRACE_S, VAL_FRACTION
 from cl_core.losses.margin_choices import DISTANCES
 from cl_core.losses.objectives import (
     HARD_NEGATIVES,
@@ -198,6 +198,9 @@ class ExportConfig(_Section):
     engine: Annotated[ExportEngine, one_of("engine", EXPORT_ENGINES)] = "local"
     actors: int = Field(2, ge=1)
     num_gpus: float = Field(0.0, ge=0)
+    # Each snapshot carries a nearest-neighbour index: a graph per group of rows larger than this,
+    # exact search for smaller ones (cl_core/embeddings/snapshot_index.py).
+    exact_search_max_rows: int = Field(EXACT_SEARCH_MAX_ROWS, ge=0)
 
 
 

@@ -12,6 +12,7 @@ from cl_core.datasets import DatasetVersion
 from cl_core.embeddings.engine import EmbedEngine, as_engine
 from cl_core.embeddings.inputs import key_schema, row_keys, table_rows
 from cl_core.embeddings.schema import embedding_schema
+from cl_core.embeddings.snapshot_index import IndexSettings
 from cl_core.embeddings.table import EmbeddingTable, Snapshot
 from cl_core.embeddings.writer import Embed, SnapshotWriter
 
@@ -35,6 +36,7 @@ def write_full_snapshot(
     batch_size: int,
     keep_snapshots: int,
     progress: Callable[[int], None] | None = None,
+    index_settings: IndexSettings | None = None,
 ) -> Snapshot:
     """Embed every row of `dataset`, check the result is whole and publish it as the new
     CURRENT. `embed` is a function over a list of inputs (run here) or an engine
@@ -43,7 +45,7 @@ def write_full_snapshot(
     publish."""
     lineage = {"model_name": record["model_name"], "model_version": record["model_version"], "dataset_version": dataset.version}
     parent = table.current()
-    with SnapshotWriter(table, embedding_schema(dimension, key_schema(dataset))) as writer:
+    with SnapshotWriter(table, embedding_schema(dimension, key_schema(dataset)), index_settings=index_settings) as writer:
         ids = as_engine(embed).embed_into(writer, dataset, lineage, batch_size=batch_size, progress=progress)
         writer.check(table_rows(dataset), dimension)
         deleted = deleted_since(parent, ids)

@@ -25,6 +25,7 @@ from cl_core.embeddings.inputs import (
 )
 from cl_core.embeddings.manifest import SnapshotManifest
 from cl_core.embeddings.schema import LINEAGE_COLUMNS, embedding_schema
+from cl_core.embeddings.snapshot_index import IndexSettings
 from cl_core.embeddings.table import EmbeddingTable, Snapshot
 from cl_core.embeddings.writer import Embed, SnapshotWriter
 
@@ -202,6 +203,7 @@ def write_incremental(
     batch_size: int,
     keep_snapshots: int,
     progress: Callable[[int], None] | None = None,
+    index_settings: IndexSettings | None = None,
 ) -> Snapshot:
     """A new snapshot of `dataset` for the parent's model: the parent's vectors of unchanged rows
     (copied here, in parent order), then the model's for new and changed ones (`embed`: a
@@ -224,7 +226,7 @@ def write_incremental(
     kept = pa.Table.from_batches(dataset_side.kept, schema=pa.schema([keys.field(n) for n in kept_names]))
     del dataset_side, parent_keys, parent_digests
     lineage = {"model_name": record["model_name"], "model_version": record["model_version"], "dataset_version": dataset.version}
-    with SnapshotWriter(table, schema) as writer:
+    with SnapshotWriter(table, schema, index_settings=index_settings) as writer:
         for batch in _reused_batches(match.by_parent, kept, parent, schema):
             writer.write(batch)
         reused = writer.rows

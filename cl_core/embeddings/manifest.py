@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,9 @@ class SnapshotManifest:
     prefect_flow_run_id: str | None
     mlflow_run_id: str | None
     action: str  # "export", "incremental" or "backfill"
+    # The nearest-neighbour index (`snapshot_index.index_record`); None in snapshots published
+    # before snapshots carried one (they are searched exactly).
+    index: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,7 +56,8 @@ def read_manifest(folder: Path) -> SnapshotManifest:
     except (OSError, ValueError) as error:
         raise EmbeddingTableError(f"snapshot manifest {path} is corrupt: {error}") from None
     names = {f.name for f in fields(SnapshotManifest)}
-    if not isinstance(data, dict) or not names <= set(data):
-        missing = sorted(names - set(data)) if isinstance(data, dict) else "all"
+    required = {f.name for f in fields(SnapshotManifest) if f.default is MISSING}
+    if not isinstance(data, dict) or not required <= set(data):
+        missing = sorted(required - set(data)) if isinstance(data, dict) else "all"
         raise EmbeddingTableError(f"snapshot manifest {path} is corrupt: missing fields {missing}")
-    return SnapshotManifest(**{name: data[name] for name in names})
+    return SnapshotManifest(**{name: data[name] for name in names if name in data})

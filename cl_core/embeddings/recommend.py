@@ -60,6 +60,20 @@ def interacted_items(datasets: Iterable[DatasetVersion], user: str) -> set[str]:
     return items
 
 
+def user_history(datasets: Iterable[DatasetVersion], user: str, n: int) -> list[str]:
+    """The `n` items `user` interacted with most recently in any of `datasets` (interactions
+    versions), newest first; an item seen twice counts at its latest time."""
+    latest: dict[str, float] = {}
+    for dataset in datasets:
+        if dataset.kind != INTERACTIONS.name:
+            raise TypeError(f"{dataset!r} is a {dataset.kind} dataset: it has no users' interactions")
+        rows = ds.dataset([str(f) for f in dataset.files], schema=dataset.schema, format="parquet")
+        found = rows.to_table(columns=["item", "timestamp"], filter=pc.field("user") == str(user))
+        for item, when in zip(found.column("item").to_pylist(), found.column("timestamp").to_pylist(), strict=True):
+            latest[item] = max(when, latest.get(item, when))
+    return sorted(latest, key=lambda item: (-latest[item], item))[:n]
+
+
 def check_recommender_table(snapshot: Snapshot) -> None:
     """The snapshot holds users' and items' rows (an `entity` column), not images or sentences.
 

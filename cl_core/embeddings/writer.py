@@ -15,8 +15,9 @@ import pyarrow.parquet as pq
 
 from cl_core.durable_files import fsync_dir
 from cl_core.embeddings.errors import EmbeddingTableError
-from cl_core.embeddings.manifest import SnapshotManifest, write_manifest
+from cl_core.embeddings.manifest import SnapshotManifest, read_manifest, write_manifest
 from cl_core.embeddings.schema import LINEAGE_COLUMNS
+from cl_core.embeddings.snapshot_index import INDEX_FOLDER, IndexSettings, index_record
 from cl_core.embeddings.table import (
     EmbeddingTable,
     Snapshot,
@@ -61,8 +62,10 @@ class SnapshotWriter:
     It counts null and non-finite vectors as they are written, for the checks before publish.
     """
 
-    def __init__(self, table: EmbeddingTable, schema: pa.Schema, rows_per_file: int = 200_000) -> None:
+    def __init__(self, table: EmbeddingTable, schema: pa.Schema, rows_per_file: int = 200_000,
+                 index_settings: IndexSettings | None = None) -> None:
         self.table, self.schema, self.rows_per_file = table, schema, rows_per_file
+        self.index_settings = index_settings or IndexSettings()
         self.snapshot_id = new_snapshot_id()
         self.staging = table.staging_path(self.snapshot_id)
         self.files: list[str] = []
@@ -161,20 +164,30 @@ class SnapshotWriter:
             raise EmbeddingTableError(f"{where} has {self.bad_vectors} null or non-finite vectors; not published")
 
     def publish(self, record: Mapping[str, Any], keep_snapshots: int) -> Snapshot:
-        """Finish the parts, write the manifest (`record` holds its fields that the writer does
-        not know: model, dataset, parent, counts, run ids, action), rename the folder into
-        place, point CURRENT at it, then remove snapshots beyond the newest `keep_snapshots`."""
+        """Finish the parts, build the nearest-neighbour index beside them (`snapshot_index`:
+        an incremental snapshot, whose record names a parent and its `rows_reused`, updates the
+        parent's), write the manifest (`record` holds its fields that the writer does not know:
+        model, dataset, parent, counts, run ids, action), rename the folder into place, point
+        CURRENT at it, then remove snapshots beyond the newest `keep_snapshots`."""
         self._close()
         if not self.files:  # no rows: still a readable, empty snapshot
             self.files.append("part-00000.parquet")
             pq.write_table(self.schema.empty_table(), self.staging / self.files[0])
-        for name in self.files:
-            with open(self.staging / name, "rb") as handle:
+        parent = self.table.path / record["parent"] if record.get("parent") else None
+        parent_index = read_manifest(parent).index if parent is not None and parent.is_dir() else None
+        index = index_record(self.staging, self.files, self.index_settings, parent, parent_index,
+                             reused=int(record.get("rows_reused") or 0))
+        written = [self.staging / name for name in self.files]
+        written += [self.staging / entry["file"] for entry in index["groups"].values() if "file" in entry]
+        for path in written:
+            with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
+        if (self.staging / INDEX_FOLDER).is_dir():
+            fsync_dir(self.staging / INDEX_FOLDER)
         manifest = SnapshotManifest(
             **record, snapshot=self.snapshot_id, rows=self.rows, files=list(self.files),
             dimension=self.schema.field("embedding").type.list_size,
-            created_at=datetime.now(UTC).isoformat(),
+            created_at=datetime.now(UTC).isoformat(), index=index,
         )
         write_manifest(self.staging, manifest)
         fsync_dir(self.staging)  # the parts' and manifest's names, before the folder is renamed into place

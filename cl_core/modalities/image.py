@@ -29,6 +29,8 @@ IMAGE = Modality(
     # The config's own defaults are image-first (ntxent, lr 2e-3, 30 epochs): nothing to add.
     image_backbone=True,
     architecture=architecture,
+    query="image",
+    query_in_base64=True,
     parts=MappingProxyType({
         "schema": "cl_core.datasets.records:IMAGE_SCHEMA",
         "spec": "cl_core.models.spec:ImageModelSpec",

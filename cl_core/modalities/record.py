@@ -76,6 +76,11 @@ class Modality:
     model_noun: str = "backbone"
     model_tag: str = "backbone"
     architecture: Callable[[Any], str] = field(default=lambda config: config.model.backbone)
+    # What `clpipe search` and the search service embed with its model: "image" (a file's bytes;
+    # base64 in JSON) or "text" (a sentence), the name of the query's flag and field. None: its
+    # table is searched through its own rows only (by id, or a user's row for their items).
+    query: str | None = None
+    query_in_base64: bool = False
     parts: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:

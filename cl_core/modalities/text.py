@@ -26,6 +26,7 @@ TEXT = Modality(
     model_noun="text encoder",
     model_tag="encoder",
     architecture=lambda config: config.model.text_encoder,  # the pretrained encoder it fine-tunes
+    query="text",
     parts=MappingProxyType({
         "schema": "cl_core.datasets.sources.text.records:TEXT_SCHEMA",
         "spec": "cl_core.models.spec:TextModelSpec",

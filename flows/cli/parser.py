@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cl_core.config import ExportConfig
 from cl_core.modalities import MODALITIES
-from flows.cli import embedding_commands, pipeline_commands, reading_commands, schedule_commands
+from flows.cli import embedding_commands, pipeline_commands, reading_commands, schedule_commands, service_commands
 from flows.cli.overrides import one_column
 from flows.mlflow_edge.headline_metrics import PRIMARY
 
@@ -161,6 +161,42 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("--user", required=True, help="the user's id, as the source writes it")
     recommend.add_argument("-k", type=int, default=10, help="how many items (default 10)")
     _common(recommend)
+
+    search = _command(commands, "search", reading_commands.search,
+                      "the nearest rows of a model's embedding table to an id, a sentence, an image or a user",
+                      "Search the CURRENT snapshot of embeddings/MODEL/DATASET/ through its index. "
+                      "--text and --image are embedded with the model version that made the snapshot (named in "
+                      "the answer with the snapshot); --id and --user use the table's own rows and read files only. "
+                      "--user is `clpipe recommend`: the user's items are left out. Exit 1 on an unknown id or user, "
+                      "a query of the wrong modality, or a damaged table.")
+    search.add_argument("--model", required=True, help="registered model name, e.g. digits-ntxent")
+    search.add_argument("--dataset", help="dataset name (default: the model's only table)")
+    query = search.add_mutually_exclusive_group(required=True)
+    query.add_argument("--id", help="a row of the table: its nearest other rows")
+    query.add_argument("--text", help="a sentence, embedded by the snapshot's text model")
+    query.add_argument("--image", type=Path, help="an image file, embedded by the snapshot's image model")
+    query.add_argument("--user", help="a recommender's user: the best items the user has not interacted with")
+    search.add_argument("-k", type=int, default=10, help="how many rows (1..1000, default 10)")
+    _common(search)
+
+    search_start = _command(commands, "search-start", service_commands.search_start,
+                            "serve a model's embedding table over HTTP on Ray Serve, following CURRENT",
+                            "Start the search service over embeddings/MODEL/DATASET/ in the background: Ray "
+                            "Serve replicas answer /search, /recommend and /health and serve a page at /; each "
+                            "replica switches to a new snapshot once it has opened it (index and model). Binds "
+                            "127.0.0.1 unless --host says otherwise; requires a bearer token when "
+                            "CLPIPE_SEARCH_TOKEN is set. Returns once /health answers; `clpipe search-stop` ends it.")
+    search_start.add_argument("--model", required=True, help="registered model name, e.g. digits-ntxent")
+    search_start.add_argument("--dataset", help="dataset name (default: the model's only table)")
+    search_start.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    search_start.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    search_start.add_argument("--replicas", type=int, default=1, help="Ray Serve replicas (default 1)")
+    search_start.add_argument("--ray-address", help="run on this Ray cluster (default: start a local Ray)")
+    _common(search_start)
+
+    search_stop = _command(commands, "search-stop", service_commands.search_stop, "stop the search service",
+                           "Stop the search service `clpipe search-start` started for this workspace.")
+    _common(search_stop)
 
     compare = _command(commands, "compare", reading_commands.compare,
                        "the training runs of an experiment side by side, best first",

@@ -1,4 +1,4 @@
-"""The commands that only read the workspace's stores: `table`, `recommend` and `compare`. No
+"""The commands that only read the workspace's stores: `table`, `recommend`, `search` and `compare`. No
 Prefect, Ray or MLflow server starts for them."""
 
 from __future__ import annotations
@@ -31,6 +31,13 @@ def recommend(args: argparse.Namespace, workspace: Workspace) -> int:
     from flows.recommend import recommend_command
 
     return recommend_command(workspace, args.model, args.user, args.k, args.json)
+
+
+def search(args: argparse.Namespace, workspace: Workspace) -> int:
+    from flows.search import QUERY_KINDS, search_command
+
+    kind = next(k for k in QUERY_KINDS if getattr(args, k) is not None)
+    return search_command(workspace, args.model, args.dataset, kind, getattr(args, kind), args.k, args.json)
 
 
 def compare(args: argparse.Namespace, workspace: Workspace) -> int:

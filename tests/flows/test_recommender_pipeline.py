@@ -115,6 +115,8 @@ READS = {  # the module's calls that only read the workspace, before the refresh
     "all": ("recommend", "--model", f"{MODEL}@champion", "--user", "7", "-k", str(ITEMS), "--json"),
     "unknown": ("recommend", "--model", f"{MODEL}@champion", "--user", "nobody"),
     "reembed": ("reembed", "--model", MODEL, "--dataset", "clusters", "--json"),
+    "search_user": ("search", "--model", MODEL, "--user", "7", "--json"),
+    "search_item": ("search", "--model", MODEL, "--id", "3", "-k", "4", "--json"),
 }
 
 
@@ -147,6 +149,16 @@ def test_an_unknown_user_fails_in_one_line(reads):
     for named in (MODEL, "v1", "clusters@", "clpipe refresh"):  # the model, its version, the dataset, the fix
         assert named in errors[-1], errors[-1]
     assert sum(line.startswith("clpipe recommend failed") for line in errors) == 1
+
+
+def test_search_for_a_user_is_recommend_and_an_item_finds_other_items(reads):
+    recommended, searched = last_json(reads["top10"]), last_json(reads["search_user"])
+    assert searched["snapshot"] == recommended["snapshot"] and searched["model"] == recommended["model"]
+    assert searched["masked_items"] == recommended["masked_items"]
+    assert [(h["id"], h["title"]) for h in searched["hits"]] == [(i["id"], i["title"]) for i in recommended["items"]]
+    assert [h["score"] for h in searched["hits"]] == pytest.approx([i["score"] for i in recommended["items"]])
+    similar = last_json(reads["search_item"])["hits"]
+    assert len(similar) == 4 and {h["entity"] for h in similar} == {"item"} and "3" not in {h["id"] for h in similar}
 
 
 def test_reembed_finds_the_table_up_to_date(reads):

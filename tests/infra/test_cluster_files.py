@@ -77,7 +77,7 @@ def test_script_parses(script):
 
 def test_pyproject_pins_the_installed_ray_and_python():
     pyproject = (REPO / "pyproject.toml").read_text()
-    assert f'"ray[default,train,data]=={ray.__version__}"' in pyproject
+    assert f'"ray[default,train,data,serve]=={ray.__version__}"' in pyproject
     assert f'requires-python = ">={sys.version_info.major}.{sys.version_info.minor}' in pyproject
 
 
