@@ -269,3 +269,28 @@ def assert_vectors_differ(parent: Any, child: Any, atol: float = 1e-4) -> None:
     assert new and set(new) <= set(old)
     same = [key for key, vector in new.items() if old[key].shape == vector.shape and np.allclose(old[key], vector, atol=atol)]
     assert not same, f"{len(same)} of {len(new)} rows kept their parent's vectors, e.g. {same[:3]}"
+
+
+def _chromium_and_driver() -> tuple[str, str]:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.fail("needs the Debian packages chromium and chromium-driver (.ci/run installs them)")
+    return chromium, driver
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """Headless Chromium through selenium (the Debian packages chromium and chromium-driver)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = _chromium_and_driver()
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'chromium'}",
+                 "--window-size=1600,1000"):
+        options.add_argument(flag)
+    chrome = webdriver.Chrome(service=Service(driver), options=options)
+    yield chrome
+    chrome.quit()

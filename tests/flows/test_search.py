@@ -161,6 +161,35 @@ def test_the_service_answers_and_refuses_with_reasons(service):
         assert "clpipe search" in page.read().decode()
 
 
+def test_the_page_shows_neighbours_with_thumbnails_and_the_snapshot(service, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    current = service["table"].current_id()
+    browser.get(service["url"] + "/")
+    browser.execute_script("localStorage.setItem('clpipe-token', arguments[0])", TOKEN)
+    browser.refresh()
+    wait = WebDriverWait(browser, 60)
+    wait.until(lambda b: current in b.find_element(By.ID, "about").text)
+    assert f"{MODEL} v1" in browser.find_element(By.ID, "about").text
+    browser.find_element(By.ID, "value").send_keys(service["row"])
+    browser.find_element(By.ID, "go").click()
+    wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#hits li")) == 10)
+    assert current in browser.find_element(By.ID, "answered").text
+    thumbnails = browser.find_elements(By.CSS_SELECTOR, "#hits li img")
+    wait.until(lambda b: all(b.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img)
+                             for img in thumbnails))
+    assert len(thumbnails) == 10 and service["row"] not in browser.find_element(By.ID, "hits").text
+    Select(browser.find_element(By.ID, "kind")).select_by_value("image")
+    browser.find_element(By.ID, "file").send_keys(str(service["image"]))
+    browser.find_element(By.ID, "go").click()
+    # the list is rebuilt as the answer arrives: read it in the page, not through element handles
+    first_hit = "const li = document.querySelector('#hits li'); return li ? li.textContent : ''"
+    wait.until(lambda b: service["row"] in b.execute_script(first_hit))
+    assert browser.find_element(By.ID, "error").text == ""
+    browser.save_screenshot(str(service["root"] / "search-page.png"))
+
+
 def test_the_service_follows_current_while_queries_run(service):
     """Queries run on four threads while `clpipe export` publishes a new snapshot (with an index
     graph this time): none fails, each answer names the old or the new snapshot, and the service

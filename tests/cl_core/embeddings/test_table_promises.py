@@ -1,6 +1,6 @@
 """What the table promises when runs overlap or die: a reader keeps the snapshot it opened for
-`snapshot_grace`, and a writer killed at either step of a publish leaves nothing that looks
-published. Writers are real processes; a kill is a real SIGKILL at the named step."""
+`snapshot_grace`, and a writer killed at any step of a publish (its index built, its folder renamed, CURRENT
+replaced) leaves nothing that looks published. Writers are real processes; a kill is a real SIGKILL at the named step."""
 
 from __future__ import annotations
 
@@ -21,11 +21,14 @@ from tests.conftest import REPO
 # A writer process: publishes `count` full snapshots of dataset VERSION with keep=KEEP. With
 # CRASH "rename" it SIGKILLs itself right after renaming the staging folder into place (before
 # CURRENT moves); with "replace" inside CURRENT's atomic replace (temporary file written, not
-# yet renamed over CURRENT).
+# yet renamed over CURRENT); with "index" right after its index child built the snapshot's graph
+# in the staging folder (before the manifest).
 _WRITER = textwrap.dedent("""
     import os, signal, sys
     from cl_core.datasets import DatasetStore
     from cl_core.embeddings import EmbeddingTable, write_full_snapshot
+    from cl_core.embeddings import writer
+    from cl_core.embeddings.snapshot_index import IndexSettings
     from cl_core.embeddings.table import SNAPSHOT_PATTERN
     from tests.cl_core.embeddings.conftest import fake_embed, record
     
@@ -43,13 +46,22 @@ _WRITER = textwrap.dedent("""
             os.kill(os.getpid(), signal.SIGKILL)
         replace(source, target, *args, **kwargs)
 
+    built = writer.index_record
+
+    def indexed_then_killed(*args, **kwargs):
+        built(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+
     os.rename, os.replace = renamed_then_killed, killed_inside_replace
+    if crash == "index":
+        writer.index_record = indexed_then_killed
+    settings = IndexSettings(exact_max_rows=2)  # 8 rows: a graph, built by a child process
     dataset = DatasetStore(os.path.join(root, "datasets")).resolve("d", version)
     table = EmbeddingTable(os.path.join(root, "embeddings"), "m", "d", snapshot_grace=grace)
     for _ in range(count):
         with table.lock():
             write_full_snapshot(table, dataset, fake_embed, 2, record(dataset_version=version), batch_size=4,
-                                keep_snapshots=keep)
+                                keep_snapshots=keep, index_settings=settings)
 """)
 
 
@@ -95,7 +107,7 @@ def test_a_snapshot_past_its_grace_is_pruned(tmp_path, ingest):
     assert table.snapshot_ids() == [second.id, third.id]  # first past its grace; second superseded just now
 
 
-@pytest.mark.parametrize("crash", ["rename", "replace"])
+@pytest.mark.parametrize("crash", ["index", "rename", "replace"])
 def test_a_writer_killed_mid_publish_leaves_nothing_that_looks_published(tmp_path, ingest, crash):
     dataset = ingest(range(8))
     table = EmbeddingTable(tmp_path / "embeddings", "m", "d", snapshot_grace=0)
@@ -104,7 +116,10 @@ def test_a_writer_killed_mid_publish_leaves_nothing_that_looks_published(tmp_pat
     killed = _writer(tmp_path, dataset.version, keep=3, grace=0, crash=crash)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     leftovers = sorted(p.name for p in table.path.iterdir() if p.name not in (".lock", "CURRENT", before.id))
-    if crash == "rename":  # a whole snapshot folder that CURRENT never named
+    if crash == "index":  # the staging folder, its parts and its index, no manifest
+        assert len(leftovers) == 1 and leftovers[0].startswith(".staging-")
+        assert [p.name for p in (table.path / leftovers[0] / "index").iterdir()] == ["rows.usearch"]
+    elif crash == "rename":  # a whole snapshot folder that CURRENT never named
         assert len(leftovers) == 1 and _published(table) == sorted([before.id, leftovers[0]])
     else:  # the renamed snapshot and CURRENT's temporary file
         assert len(leftovers) == 2 and any(name.startswith(".CURRENT.") for name in leftovers)

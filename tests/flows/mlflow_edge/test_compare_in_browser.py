@@ -23,13 +23,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 EXPERIMENT = "digits-ntxent"
 
 
-def _chromium_and_driver() -> tuple[str, str]:
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.fail("needs the Debian packages chromium and chromium-driver (.ci/run installs them)")
-    return chromium, driver
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(digits_run, digits_challenger, tmp_path_factory):
     """`mlflow server` over a workspace with two evaluated training runs in one experiment: the
@@ -62,23 +55,6 @@ def mlflow_server(digits_run, digits_challenger, tmp_path_factory):
         server.terminate()
         server.wait(timeout=30)
         log.close()
-
-
-@pytest.fixture
-def browser(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, driver = _chromium_and_driver()
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'chromium'}",
-                 "--window-size=1600,1000"):
-        options.add_argument(flag)
-    chrome = webdriver.Chrome(service=Service(driver), options=options)
-    yield chrome
-    chrome.quit()
 
 
 # Scrolls each element that scrolls on its own by 300 px, back to the top once at its end.
