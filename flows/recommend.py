@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cl_core.embeddings import EmbeddingTable, EmbeddingTableError
+from cl_core.embeddings import EmbeddingTable
 from cl_core.search import SnapshotSearch
 from flows.search import user_hits
 from flows.workspace import Workspace
@@ -71,21 +71,3 @@ def format_recommendations(result: dict[str, Any]) -> str:
              f"has left out):"]
     lines += [f"{item['rank']:>4}. {item['score']:+.4f}  {item['title']}  [{item['id']}]" for item in result["items"]]
     return "\n".join(lines)
-
-
-def recommend_command(workspace: Workspace, model_ref: str, user: str, k: int, as_json: bool) -> int:
-    """Print the recommendations (or one JSON line); exit 1 with a one-line error."""
-    import json
-    import sys
-
-    try:
-        result = recommend(workspace, model_ref, user, k)
-    except (LookupError, ValueError, EmbeddingTableError) as error:
-        message = str(error).replace("\n", " ")
-        print(f"clpipe recommend failed: {message}", file=sys.stderr)
-        return 1
-    if as_json:
-        print(json.dumps({"command": "recommend", "workspace": str(workspace.root), **result}), flush=True)
-    else:
-        print(format_recommendations(result), flush=True)
-    return 0

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from cl_core.datasets import DatasetStore
-from cl_core.embeddings import EmbeddingTable, EmbeddingTableError
+from cl_core.embeddings import EmbeddingTable
 from cl_core.embeddings.recommend import interacted_items
 from cl_core.modalities import Modality, modality
 from cl_core.search import SnapshotSearch, UnknownIdError
@@ -157,21 +157,3 @@ def format_hits(result: dict[str, Any]) -> str:
         shown = hit.get("title") or hit.get("text") or (f"label {hit['label']}" if "label" in hit else "")
         lines.append(f"{hit['rank']:>4}. {hit['score']:+.4f}  {shown}  [{hit['id']}]".replace("  []", ""))
     return "\n".join(lines)
-
-
-def search_command(workspace: Workspace, model_name: str, dataset_name: str | None, kind: str, value: str | Path, k: int,
-                   as_json: bool) -> int:
-    """Print the hits (or one JSON line); exit 1 with a one-line error."""
-    import json
-    import sys
-
-    try:
-        result = search(workspace, model_name, dataset_name, kind, value, k)
-    except (LookupError, ValueError, EmbeddingTableError) as error:
-        print(f"clpipe search failed: {str(error).splitlines()[0] if str(error) else type(error).__name__}", file=sys.stderr)
-        return 1
-    if as_json:
-        print(json.dumps({"command": "search", "workspace": str(workspace.root), **result}), flush=True)
-    else:
-        print(format_hits(result), flush=True)
-    return 0

@@ -67,6 +67,12 @@ def _model_and_dataset(parser: argparse.ArgumentParser, model_help: str, dataset
         parser.add_argument("--dataset-version")
 
 
+def _table_flags(parser: argparse.ArgumentParser) -> None:
+    """The table a search reads: a model's name (the table holds one version at a time) and its dataset."""
+    parser.add_argument("--model", required=True, help="registered model name, e.g. digits-ntxent")
+    parser.add_argument("--dataset", help="dataset name (default: the model's only table)")
+
+
 def _command(commands, name: str, func, help: str, description: str) -> argparse.ArgumentParser:
     """One subparser, naming the handler `main` calls for it."""
     command = commands.add_parser(name, help=help, description=description)
@@ -169,8 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "the answer with the snapshot); --id and --user use the table's own rows and read files only. "
                       "--user is `clpipe recommend`: the user's items are left out. Exit 1 on an unknown id or user, "
                       "a query of the wrong modality, or a damaged table.")
-    search.add_argument("--model", required=True, help="registered model name, e.g. digits-ntxent")
-    search.add_argument("--dataset", help="dataset name (default: the model's only table)")
+    _table_flags(search)
     query = search.add_mutually_exclusive_group(required=True)
     query.add_argument("--id", help="a row of the table: its nearest other rows")
     query.add_argument("--text", help="a sentence, embedded by the snapshot's text model")
@@ -186,8 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "replica switches to a new snapshot once it has opened it (index and model). Binds "
                             "127.0.0.1 unless --host says otherwise; requires a bearer token when "
                             "CLPIPE_SEARCH_TOKEN is set. Returns once /health answers; `clpipe search-stop` ends it.")
-    search_start.add_argument("--model", required=True, help="registered model name, e.g. digits-ntxent")
-    search_start.add_argument("--dataset", help="dataset name (default: the model's only table)")
+    _table_flags(search_start)
     search_start.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     search_start.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     search_start.add_argument("--replicas", type=int, default=1, help="Ray Serve replicas (default 1)")

@@ -27,17 +27,40 @@ def show_table(args: argparse.Namespace, workspace: Workspace) -> int:
     return 0
 
 
-def recommend(args: argparse.Namespace, workspace: Workspace) -> int:
-    from flows.recommend import recommend_command
+def _print_or_fail(command: str, workspace: Workspace, produce, formatted, as_json: bool) -> int:
+    """Print what `produce()` returns, formatted or as one JSON line; exit 1 with one line on a
+    lookup, value or table error."""
+    from cl_core.embeddings import EmbeddingTableError
 
-    return recommend_command(workspace, args.model, args.user, args.k, args.json)
+    try:
+        result = produce()
+    except (LookupError, ValueError, EmbeddingTableError) as error:
+        message = str(error).replace("\n", " ") or type(error).__name__
+        print(f"clpipe {command} failed: {message}", file=sys.stderr)
+        return EXIT_FAILED
+    if as_json:
+        print(json.dumps({"command": command, "workspace": str(workspace.root), **result}), flush=True)
+    else:
+        print(formatted(result), flush=True)
+    return 0
+
+
+def recommend(args: argparse.Namespace, workspace: Workspace) -> int:
+    from flows.recommend import format_recommendations
+    from flows.recommend import recommend as recommended
+
+    return _print_or_fail("recommend", workspace, lambda: recommended(workspace, args.model, args.user, args.k),
+                          format_recommendations, args.json)
 
 
 def search(args: argparse.Namespace, workspace: Workspace) -> int:
-    from flows.search import QUERY_KINDS, search_command
+    from flows.search import QUERY_KINDS, format_hits
+    from flows.search import search as searched
 
     kind = next(k for k in QUERY_KINDS if getattr(args, k) is not None)
-    return search_command(workspace, args.model, args.dataset, kind, getattr(args, kind), args.k, args.json)
+    return _print_or_fail("search", workspace,
+                          lambda: searched(workspace, args.model, args.dataset, kind, getattr(args, kind), args.k),
+                          format_hits, args.json)
 
 
 def compare(args: argparse.Namespace, workspace: Workspace) -> int:

@@ -162,14 +162,15 @@ def run(workspace: Workspace, model: str, dataset: str, host: str, port: int, re
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    ensure_ray(ray_address)
+    gcs_address = ensure_ray(ray_address)
     serve.start(http_options={"host": host, "port": port}, proxy_location="HeadOnly")
     app = SearchDeployment.options(num_replicas=replicas).bind(
         str(workspace.embeddings), str(workspace.datasets), model, dataset, workspace.tracking_uri,
         os.environ.get(TOKEN_ENV) or None)
     serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
     state_path(workspace).write_text(json.dumps({"pid": os.getpid(), "url": f"http://{host}:{port}", "model": model,
-                                                 "dataset": dataset, "replicas": replicas}) + "\n", encoding="utf-8")
+                                                 "dataset": dataset, "replicas": replicas, "ray_address": gcs_address})
+                                     + "\n", encoding="utf-8")
     print(f"serving {model} on {dataset} at http://{host}:{port}", flush=True)
     stopping.wait()
     try:
