@@ -92,7 +92,7 @@ def snapshot_modality(workspace: Workspace, search: SnapshotSearch) -> Modality:
 def wrong_query(record: Modality, kind: str, model: str) -> str:
     """Why a `kind` query does not apply to a table of `record`'s modality, and what does."""
     instead = f"--{record.query} or --id" if record.query else "--user or --id"
-    return f"the table of {model} holds {record.noun}: a {kind} query does not apply; search it with {instead}"
+    return f"the table of {model} holds {record.noun}: it is not searched by {kind}; search it with {instead}"
 
 
 def embed_query(workspace: Workspace, search: SnapshotSearch, kind: str, value: Any) -> np.ndarray:

@@ -77,7 +77,7 @@ def test_search_by_image_embeds_it_with_the_snapshots_model(reads):
 
 
 @pytest.mark.parametrize(("call", "message"), [
-    ("text", "holds images: a text query does not apply; search it with --image or --id"),
+    ("text", "holds images: it is not searched by text; search it with --image or --id"),
     ("unknown", "id 'nope' has no row in snapshot"),
     ("alias", "--model takes a registered model's name"),
 ])

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from cl_core.embeddings import open_current
-from tests.conftest import clpipe, last_json
+from cl_core.embeddings import EmbeddingTable, open_current
+from tests.conftest import clpipe, clpipe_together, last_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -146,6 +146,21 @@ def test_export_writes_every_sentence_and_matches_the_registered_pyfunc(text_run
     assert predicted.shape == (5, 384)
     np.testing.assert_allclose(predicted, np.array([row["embedding"] for row in rows]), atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(predicted, axis=1), 1.0, atol=1e-5)
+
+
+def test_search_by_text_embeds_the_sentence_with_the_snapshots_model(text_run):
+    workspace = text_run["workspace"]
+    snapshot = EmbeddingTable(workspace / "embeddings", "pairs-minilm", "pairs").current()
+    sentence = snapshot.read(["text"]).column("text")[3].as_py()
+    image = text_run["root"] / "not-a-sentence.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n")
+    found, refused = clpipe_together(("search", "--model", "pairs-minilm", "--text", sentence, "-k", "3", "--json"),
+                                     ("search", "--model", "pairs-minilm", "--image", str(image)), workspace=workspace)
+    result = last_json(found)
+    assert result["snapshot"] == snapshot.id and result["model"]["version"] == snapshot.manifest.model_version
+    assert result["hits"][0]["text"] == sentence and result["hits"][0]["score"] == pytest.approx(1.0, abs=1e-4)
+    assert refused.returncode == 1
+    assert "holds text: it is not searched by image; search it with --text or --id" in refused.stderr
 
 
 def test_simcse_trains_on_sentences_and_the_gate_compares_spearman(text_run):

@@ -94,7 +94,7 @@ def test_search_by_id_image_and_vector(api):
     ({"method": "GET", "url": "/image?id=nope"}, 404, "id 'nope' has no image"),
     ({"method": "GET", "url": "/search?id=img001&k=0"}, 400, "k must be between 1 and 1000, got 0"),
     ({"method": "GET", "url": "/search?id=img001&k=many"}, 400, "k must be an integer"),
-    ({"method": "GET", "url": "/search?text=a+sentence"}, 400, "holds images: a text query does not apply"),
+    ({"method": "GET", "url": "/search?text=a+sentence"}, 400, "holds images: it is not searched by text"),
     ({"method": "GET", "url": "/search"}, 400, "name exactly one of id, text, vector, image"),
     ({"method": "POST", "url": "/search", "json": {"vector": [0.5, 0.5]}}, 400, "holds 8-d vectors"),
     ({"method": "POST", "url": "/search", "json": {"image": base64.b64encode(b"not an image").decode()}}, 400,
