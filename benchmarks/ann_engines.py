@@ -13,8 +13,9 @@ unit vectors), what the table is trained and searched with.
 Each engine runs in a fresh child process that generates the same seeded vectors, so its memory
 is its own: `index MB` is the child's peak RSS (VmHWM) minus its RSS after the vectors and the
 exact answers were made. Query time is one query at a time (p50 / p99 over `--queries`), the
-way a service asks; `exact ms` is numpy's matrix-vector product over the same rows in the same
-child, so `ratio` (engine p50 ÷ exact p50) compares them side by side. The update adds 1 % new
+way a service asks; `exact ms` is numpy's matrix-vector product over the same rows (one BLAS
+thread), timed in turn with the engine's query in the same child, so `ratio` (engine p50 ÷ exact
+p50) compares them side by side. The update adds 1 % new
 rows and removes 1 % old ones, timed against the full build, then recall is measured again.
 Prints, never asserts.
 """
@@ -30,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from _common import REPO, table
 
@@ -210,26 +212,26 @@ def run_one(name: str, rows: int, dim: int, queries: int) -> dict:
     asked = clustered_vectors(queries, dim, seed=2)
     keys = np.arange(rows, dtype=np.int64) * 7 + 3  # keys are not row numbers, as in the table
     truth = keys[exact_top(vectors, asked, K)]
-    exact_ms = []
-    for vector in asked[:200]:
-        started = time.perf_counter()
-        scores = vectors @ vector
-        np.argpartition(-scores, K)[:K]
-        exact_ms.append((time.perf_counter() - started) * 1000)
-    base = rss_mb("VmRSS")
     with tempfile.TemporaryDirectory(prefix="ann-") as folder:
-        engine = make_engine(name, dim, rows, Path(folder))
+        engine = make_engine(name, dim, rows, Path(folder))  # its library is loaded before the baseline
+        base = rss_mb("VmRSS")
         started = time.perf_counter()
         engine.build(vectors, keys)
         build_s = time.perf_counter() - started
         engine.save(Path(folder) / "index")
         disk_mb = sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) / 2**20
         found = engine.query(asked, K)
-        times = []
-        for vector in asked:
-            started = time.perf_counter()
-            engine.query(vector[None, :], K)
-            times.append((time.perf_counter() - started) * 1000)
+        # one query at a time, the engine and numpy's exact search in turn: side by side. numpy on
+        # one BLAS thread, as a single query is answered by the engines (no thread pool to share).
+        times, exact_ms = [], []
+        with threadpool_limits(limits=1, user_api="blas"):
+            for vector in asked:
+                started = time.perf_counter()
+                engine.query(vector[None, :], K)
+                times.append((time.perf_counter() - started) * 1000)
+                started = time.perf_counter()
+                np.argpartition(-(vectors @ vector), K)[:K]
+                exact_ms.append((time.perf_counter() - started) * 1000)
         before_update = recall(found, truth)
         # the update: 1 % new rows, 1 % of the old removed
         step = max(1, rows // 100)
@@ -259,10 +261,11 @@ def exact_sizes(sizes: list[int], dim: int) -> list[tuple]:
     for n in sizes:
         vectors = clustered_vectors(n, dim, seed=1)
         exact = []
-        for vector in asked:
-            started = time.perf_counter()
-            np.argpartition(-(vectors @ vector), K)[:K]
-            exact.append((time.perf_counter() - started) * 1000)
+        with threadpool_limits(limits=1, user_api="blas"):
+            for vector in asked:
+                started = time.perf_counter()
+                np.argpartition(-(vectors @ vector), K)[:K]
+                exact.append((time.perf_counter() - started) * 1000)
         engine = Usearch(dim, expansion_search=64)
         started = time.perf_counter()
         engine.build(vectors, np.arange(n, dtype=np.int64))

@@ -22,7 +22,8 @@ SNAPSHOT_GRACE_S = 3600.0
 VAL_FRACTION = 0.1
 
 # A group of a snapshot's rows (all of an image or text table; a recommender's users, its items)
-# of at most this many rows is searched exactly, with no index file: at 20,000 128-d rows a
-# matrix-vector product is about as fast as a graph walk, and never wrong
-# (benchmarks/ann_engines.py --exact-sizes, docs/search.md).
+# of at most this many rows is searched exactly, with no index file: exact search is never wrong,
+# and a single-threaded matrix-vector product over 20,000 128-d rows takes well under a
+# millisecond. A first choice, to be checked by benchmarks/ann_engines.py --exact-sizes on a quiet
+# machine (docs/search.md).
 EXACT_SEARCH_MAX_ROWS = 20_000

@@ -11,7 +11,8 @@ updates its parent's index by key (remove the changed and deleted rows, add the 
     keys, scores = index.search(queries, k)     # (Q, k) each, best first; key -1 where fewer than k
     index.save(path); HnswIndex.load(path)
 
-The HNSW graph is usearch's (chosen by `benchmarks/ann_engines.py`, docs/search.md). Small tables
+The HNSW graph is usearch's: of the engines tried it alone adds and removes by key in place
+(faiss's HNSW cannot remove); `benchmarks/ann_engines.py` compares them (docs/search.md). Small tables
 are searched exactly (`ExactIndex`): a matrix-vector product over a few thousand rows takes as
 long as a graph walk and is never wrong.
 """
@@ -25,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 MISSING = -1  # the key of an empty slot in a search's answer
-# HNSW settings, from benchmarks/ann_engines.py on clustered 128-d vectors (docs/search.md): the
-# graph's degree, the candidate list while inserting, and while searching (recall >= 0.95).
+# HNSW settings: the graph's degree, the candidate list while inserting, and while searching
+# (expansion 64, usearch's default, gave recall@10 below 0.95 in small trials; 128 is the setting
+# benchmarks/ann_engines.py measures as usearch:128).
 CONNECTIVITY = 16
 EXPANSION_ADD = 128
 EXPANSION_SEARCH = 128
