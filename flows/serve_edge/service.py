@@ -60,14 +60,23 @@ def read_state(workspace: Workspace) -> dict[str, Any] | None:
     return state
 
 
+def _json_or_text(body: bytes) -> dict[str, Any]:
+    # Serve's proxy answers in plain text (404, 503) until the application is deployed.
+    try:
+        parsed = json.loads(body or b"{}")
+    except ValueError:
+        return {"text": body[:200].decode(errors="replace")}
+    return parsed if isinstance(parsed, dict) else {"text": str(parsed)[:200]}
+
+
 def _health(url: str, token: str | None, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(f"{url}/health", headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
+            return response.status, _json_or_text(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
-    except (urllib.error.URLError, OSError, ValueError):
+        return error.code, _json_or_text(error.read())
+    except (urllib.error.URLError, OSError):
         return 0, {}
 
 
