@@ -11,6 +11,7 @@ the record. A bearer token is required where CLPIPE_SEARCH_TOKEN is set when sta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -45,6 +46,35 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _end(pid: int) -> bool:
+    """SIGTERM the service (it tears Serve and its Ray down), SIGKILL its session if it still runs
+    after STOP_WAIT_S; whether it had to be killed. For a process this one did not start."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_WAIT_S
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    forced = _alive(pid)
+    if forced:
+        os.killpg(pid, signal.SIGKILL)  # its own session: Ray's processes it started go with it
+    return forced
+
+
+def _end_child(child: subprocess.Popen) -> bool:
+    """`_end` for the service `start` launched (a child is waited on, never polled by pid: it
+    stays a zombie, and `kill(pid, 0)` finds it, until waited)."""
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            pass
+    forced = child.poll() is None
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)  # what is left of its session: a Ray it started
+    child.wait()
+    return forced
 
 
 def read_state(workspace: Workspace) -> dict[str, Any] | None:
@@ -118,14 +148,19 @@ def start(workspace: Workspace, model: str, dataset: str | None, host: str, port
             tail = log_path.read_text(errors="replace").splitlines()[-5:]
             print(f"clpipe search-start failed: the service exited with status {child.returncode}; "
                   f"{log_path}: {' | '.join(tail)}", file=sys.stderr)
+            _end_child(child)
+            state_path(workspace).unlink(missing_ok=True)
             return 1
         status, health = _health(url, token)
         if status == 200:
             break
         time.sleep(1.0)
     else:
+        forced = _end_child(child)
+        state_path(workspace).unlink(missing_ok=True)
         print(f"clpipe search-start failed: {url}/health did not answer 200 within {START_WAIT_S:.0f} s (last: "
-              f"{status} {health}); see {log_path}. `clpipe search-stop` ends it", file=sys.stderr)
+              f"{status} {health}); the service was stopped{' (killed)' if forced else ''}; see {log_path}",
+              file=sys.stderr)
         return 1
     result = {"url": url, "pid": child.pid, "log": str(log_path), **health}
     if as_json:
@@ -143,13 +178,7 @@ def stop(workspace: Workspace, as_json: bool) -> int:
         print(f"clpipe search-stop: no search service runs for {workspace.root}", file=sys.stderr)
         return 1
     pid = int(state["pid"])
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_WAIT_S
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    forced = _alive(pid)
-    if forced:
-        os.killpg(pid, signal.SIGKILL)  # its own session: Ray's processes it started go with it
+    forced = _end(pid)
     state_path(workspace).unlink(missing_ok=True)
     if as_json:
         print(json.dumps({"command": "search-stop", "workspace": str(workspace.root), "pid": pid, "forced": forced}))
