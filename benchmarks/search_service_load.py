@@ -1,6 +1,7 @@
 """The search service under load, on loopback: latency and throughput at concurrency 1 and 16,
 the freshness lag and failed queries while a backfill publishes a new snapshot, and the errors
-seen when a replica is SIGKILLed mid-load (without client retries, and with up to 3).
+seen when a replica is SIGKILLed mid-load (without client retries, and with up to 3, backing
+off 0.2, 0.4, 0.6 s).
 
     .venv/bin/python benchmarks/search_service_load.py [--workspace DIR] [--replicas 2] [--duration 30]
 
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from cl_core.embeddings import open_current
+from flows.serve_edge.deployment import APP_NAME
 
 from _common import REPO, clpipe, table
 
@@ -67,7 +69,9 @@ def load(url: str, ids: list[str], concurrency: int, seconds: float, retries: in
     def client() -> None:
         mine, rng = Client(url), random.Random(threading.get_ident())
         while not stop.is_set():
-            for _attempt in range(retries + 1):
+            for attempt in range(retries + 1):
+                if attempt:
+                    time.sleep(0.2 * attempt)  # a client's backoff: Serve routes around a dead replica soon after
                 status, body, latency = mine.get(f"/search?id={rng.choice(ids)}&k=10")
                 if status == 200:
                     break
@@ -89,14 +93,23 @@ def load(url: str, ids: list[str], concurrency: int, seconds: float, retries: in
             "p99_ms": float(np.percentile(ok, 99)) if len(ok) else None, "results": results, "extra": extra}
 
 
-def replica_pids(ray_address: str) -> list[int]:
-    import ray
-    from ray.util.state import list_actors
+def replica_pids() -> list[int]:
+    """The search replicas' processes, by the title Ray gives them (`ray::ServeReplica:APP:search`):
+    read from the OS, since a second driver would need the service cluster's auth token."""
+    import psutil
 
-    if not ray.is_initialized():
-        ray.init(address=ray_address, log_to_driver=False)
-    return [a.pid for a in list_actors(filters=[("state", "=", "ALIVE")], limit=1000)
-            if a.class_name and a.class_name.startswith("ServeReplica") and "search" in a.class_name]
+    pids = []
+    for process in psutil.process_iter(["cmdline"]):
+        title = " ".join(process.info["cmdline"] or [])
+        if f"ServeReplica:{APP_NAME}:search" in title:
+            pids.append(process.pid)
+    return pids
+
+
+class Rows(list):
+    def append(self, row: tuple) -> None:
+        super().append(row)
+        print(" | ".join(map(str, row)), flush=True)
 
 
 def main() -> None:
@@ -115,8 +128,7 @@ def main() -> None:
     started, _ = clpipe(workspace, "search-start", "--model", MODEL, "--port", str(args.port), "--replicas",
                         str(args.replicas), "--json")
     url = started["url"]
-    state = json.loads((workspace / "search-service.json").read_text())
-    rows = []
+    rows = Rows()
     try:
         load(url, ids, 4, 5.0)  # warm-up: connections, the replicas' first queries
         for concurrency in (1, 16):
@@ -156,18 +168,28 @@ def main() -> None:
                      f"{named <= {before, new}}" if lag is not None else "no answer named the new snapshot"))
         # a replica killed mid-load, without and with client retries
         for retries in (0, 3):
-            pids = replica_pids(state["ray_address"])
+            pids = replica_pids()
+            if not pids:
+                raise SystemExit("no search replica process found (title ServeReplica:...:search)")
 
-            def kill_one(pids=pids) -> None:
+            def kill_one(pids=pids) -> float | None:
+                """SIGKILL a replica a third of the way in; seconds until Serve runs a new one."""
                 time.sleep(args.duration / 3)
                 os.kill(pids[0], signal.SIGKILL)
-                time.sleep(args.duration * 2 / 3)
+                killed, replaced = time.monotonic(), None
+                while time.monotonic() - killed < args.duration * 2 / 3:
+                    if replaced is None and len(set(replica_pids()) - set(pids)) > 0:
+                        replaced = time.monotonic() - killed
+                    time.sleep(0.25)
+                return replaced
 
             done = load(url, ids, 16, 0, retries=retries, during=kill_one)
+            replaced = f"a new replica process {done['extra']:.1f} s after the kill" if done["extra"] else \
+                "no new replica process within the phase"
             rows.append((f"a replica SIGKILLed, {retries} retries", done["queries"], done["failed"], f"{done['qps']:.0f}",
-                         f"{done['p50_ms']:.1f}", f"{done['p99_ms']:.1f}", f"replicas before: {len(pids)}"))
+                         f"{done['p50_ms']:.1f}", f"{done['p99_ms']:.1f}", f"{len(pids)} replicas; {replaced}"))
             deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and len(replica_pids(state["ray_address"])) < args.replicas:
+            while time.monotonic() < deadline and len(replica_pids()) < args.replicas:
                 time.sleep(1)
     finally:
         subprocess.run([sys.executable, "-m", "flows.cli", "search-stop", "--workspace", str(workspace)], cwd=REPO)
