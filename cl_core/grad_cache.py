@@ -137,3 +137,58 @@ def grad_cache_step(
     if optimizer is not None:
         optimizer.step()
     return loss.detach()
+
+
+@contextlib.contextmanager
+def _buffers_kept(model: nn.Module) -> Iterator[None]:
+    """Put the model's buffers (BatchNorm's running statistics) back as they were on exit, so the
+    first, gradient-free pass of `chunked_backward` leaves them as one ordinary pass would."""
+    saved = [(buffer, buffer.detach().clone()) for buffer in model.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
+
+
+def chunked_backward(
+    model: nn.Module,
+    inputs: Inputs,
+    chunk_size: int,
+    loss_of: Callable[[torch.Tensor], torch.Tensor],
+    autocast_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Backpropagate `loss_of(model(inputs))` into the model's `.grad`, running the model on at
+    most `chunk_size` rows of `inputs` at a time: the training task's form of GradCache, where one
+    forward embeds every row of the step (both views of each image, every sentence) and the loss
+    reads the (N, D) float32 embeddings only (it may gather them across workers).
+
+    The caller zeroes the gradients before and steps after. A DDP-wrapped model synchronises its
+    gradients on the last chunk only. Randomness in the model (dropout) is replayed chunk by
+    chunk, and buffers are updated by the second pass only; BatchNorm in training mode normalises
+    each chunk by its own statistics (see the module's notes). Returns the detached loss.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    chunks = _split(inputs, chunk_size)
+    first = chunks[0] if isinstance(chunks[0], torch.Tensor) else next(iter(chunks[0].values()))
+    autocast = lambda: torch.autocast(first.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)  # noqa: E731
+    states: list[_RngState] = []
+    with torch.no_grad(), _buffers_kept(model):
+        parts = []
+        for chunk in chunks:
+            states.append(_RngState(_cuda_devices(model, chunk)))
+            with autocast():
+                parts.append(_embed(model, chunk).float())
+    embeddings = torch.cat(parts).requires_grad_()  # (N, D), a leaf
+    loss = loss_of(embeddings)
+    loss.backward()
+    cached = embeddings.grad.split(chunk_size, dim=0)
+    for index, (chunk, grad, state) in enumerate(zip(chunks, cached, states, strict=True)):
+        sync = index == len(chunks) - 1 or not hasattr(model, "no_sync")
+        with contextlib.nullcontext() if sync else model.no_sync(), state.replay():
+            with autocast():
+                out = _embed(model, chunk)
+            out.float().backward(grad)
+    return loss.detach()

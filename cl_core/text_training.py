@@ -21,9 +21,10 @@ import pyarrow.compute as pc
 import torch
 from torch import nn
 
+from cl_core.grad_cache import chunked_backward
 from cl_core.losses.objectives import OBJECTIVES, objective_names
 from cl_core.modalities.text import TEXT
-from cl_core.training_step import optimizer_step
+from cl_core.training_step import apply_step, optimizer_step
 
 
 @dataclass(frozen=True)
@@ -106,37 +107,59 @@ def text_ids(texts: list[str]) -> torch.Tensor:
 Tokenize = Callable[[list[str]], dict[str, torch.Tensor]]
 
 
+def _texts(batch: TextExamples, form: str) -> list[str]:
+    """Every text of the step in the order the loss reads them: first, second, hard negatives."""
+    if form == "sentences":
+        return batch.text1 + batch.text1
+    return batch.text1 + batch.text2 + [n for row in (batch.negatives or []) for n in row]
+
+
+def _loss_of(batch: TextExamples, form: str, loss_fn: nn.Module,
+             device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The objective's loss as a function of the step's (N, D) float32 embeddings, `_texts` order."""
+    size = len(batch)
+
+    def loss_of(embeddings: torch.Tensor) -> torch.Tensor:
+        first, second = embeddings[:size], embeddings[size : 2 * size]  # (B, D) each
+        if form == "sentences":
+            return loss_fn(first, second, ids=text_ids(batch.text1).to(device))
+        if form == "scored_pairs":
+            return loss_fn(first, second, torch.as_tensor(batch.scores, dtype=torch.float32, device=device))
+        negatives = None
+        if batch.negatives is not None:
+            negatives = embeddings[2 * size :].reshape(size, -1, embeddings.shape[1])  # (B, H, D)
+        return loss_fn(first, second, negatives, ids=text_ids(batch.text2).to(device))
+
+    return loss_of
+
+
 def text_loss(model: nn.Module, tokenize: Tokenize, batch: TextExamples, objective: str, loss_fn: nn.Module,
               device: torch.device, autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
     """The objective's loss on `batch`. Every text of the step goes through ONE forward pass (a
     DDP-wrapped model then sees one forward per backward); for simcse the batch is embedded
     twice in that pass, and dropout gives the two copies different noise."""
-    size = len(batch)
     form = text_form(objective)
-    if form == "sentences":
-        texts = batch.text1 + batch.text1
-    else:
-        texts = batch.text1 + batch.text2 + [n for row in (batch.negatives or []) for n in row]
-    tokens = {key: value.to(device) for key, value in tokenize(texts).items()}
+    tokens = {key: value.to(device) for key, value in tokenize(_texts(batch, form)).items()}
     with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
         embeddings = model(**tokens)
-    embeddings = embeddings.float()
-    first, second = embeddings[:size], embeddings[size : 2 * size]  # (B, D) each
-    if form == "sentences":
-        return loss_fn(first, second, ids=text_ids(batch.text1).to(device))
-    if form == "scored_pairs":
-        return loss_fn(first, second, torch.as_tensor(batch.scores, dtype=torch.float32, device=device))
-    negatives = None
-    if batch.negatives is not None:
-        negatives = embeddings[2 * size :].reshape(size, -1, embeddings.shape[1])  # (B, H, D)
-    return loss_fn(first, second, negatives, ids=text_ids(batch.text2).to(device))
+    return _loss_of(batch, form, loss_fn, device)(embeddings.float())
 
 
 def text_train_step(model: nn.Module, tokenize: Tokenize, batch: TextExamples, objective: str, loss_fn: nn.Module,
                     optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-                    device: torch.device | None = None, autocast_dtype: torch.dtype | None = None) -> dict[str, float]:
+                    device: torch.device | None = None, autocast_dtype: torch.dtype | None = None,
+                    chunk_size: int | None = None) -> dict[str, float]:
     """One step of `objective` on `batch`; returns {"loss", "lr"}. The model trains in train
-    mode (dropout on: SimCSE needs it, and the pretrained encoders were trained with it)."""
+    mode (dropout on: SimCSE needs it, and the pretrained encoders were trained with it). With
+    `chunk_size`, the encoder runs on at most that many texts at a time (the step's tokens are
+    padded once, to its longest text) and the loss still reads every embedding of the step."""
     model.train()
-    loss = text_loss(model, tokenize, batch, objective, loss_fn, device or torch.device("cpu"), autocast_dtype)
-    return optimizer_step(loss, optimizer, scheduler)
+    device = device or torch.device("cpu")
+    if chunk_size is None:
+        loss = text_loss(model, tokenize, batch, objective, loss_fn, device, autocast_dtype)
+        return optimizer_step(loss, optimizer, scheduler)
+    form = text_form(objective)
+    tokens = {key: value.to(device) for key, value in tokenize(_texts(batch, form)).items()}
+    optimizer.zero_grad(set_to_none=True)
+    loss = chunked_backward(model, tokens, chunk_size, _loss_of(batch, form, loss_fn, device), autocast_dtype)
+    return apply_step(loss, optimizer, scheduler)

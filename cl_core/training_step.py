@@ -9,6 +9,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from cl_core.grad_cache import chunked_backward
 from cl_core.losses.moco import MoCoLoss
 from cl_core.models.momentum import MomentumEncoder
 
@@ -22,20 +23,29 @@ def train_step(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     autocast_dtype: torch.dtype | None = None,
     labels: torch.Tensor | None = None,
+    chunk_size: int | None = None,
 ) -> dict[str, float]:
     """Augment `images` (B, C, H, W) into two views, embed both in one forward pass, apply the
     loss (with the batch's `labels` (B,) when given), step the optimizer (and scheduler).
-    Returns {"loss", "lr"}."""
+    With `chunk_size`, the encoder runs on at most that many view images at a time and the loss
+    still reads all 2B embeddings (`chunked_backward`). Returns {"loss", "lr"}."""
     model.train()
     view1, view2 = views(images)
     batch = view1.shape[0]
     # One forward over both views keeps BatchNorm statistics shared, as in SimCLR.
     both = torch.cat([view1, view2], dim=0)  # (2B, C, H, W)
+
+    def loss_of(projections: torch.Tensor) -> torch.Tensor:  # (2B, P) float32
+        z1, z2 = projections.split(batch, dim=0)
+        return loss_fn(z1, z2) if labels is None else loss_fn(z1, z2, labels=labels)
+
+    if chunk_size is not None:
+        optimizer.zero_grad(set_to_none=True)
+        loss = chunked_backward(model, both, chunk_size, loss_of, autocast_dtype)
+        return apply_step(loss, optimizer, scheduler)
     with torch.autocast(both.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
         projections = model(both)  # (2B, P)
-    z1, z2 = projections.float().split(batch, dim=0)
-    loss = loss_fn(z1, z2) if labels is None else loss_fn(z1, z2, labels=labels)
-    return optimizer_step(loss, optimizer, scheduler)
+    return optimizer_step(loss_of(projections.float()), optimizer, scheduler)
 
 
 def optimizer_step(
@@ -48,6 +58,17 @@ def optimizer_step(
     scheduler. Returns {"loss", "lr"} with the learning rate the step used."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    return apply_step(loss, optimizer, scheduler, after_step)
+
+
+def apply_step(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    after_step: Callable[[], None] | None = None,
+) -> dict[str, float]:
+    """Step the optimizer on the gradients already in `.grad` (`loss` was backpropagated), run
+    `after_step`, then the scheduler. Returns {"loss", "lr"} with the learning rate the step used."""
     optimizer.step()
     if after_step is not None:
         after_step()

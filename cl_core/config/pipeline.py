@@ -21,7 +21,7 @@ from cl_core.config.sections import (
     TrainConfig,
     ViewsConfig,
 )
-from cl_core.losses.objectives import get_objective, objective_names
+from cl_core.losses.objectives import EMBEDDINGS_ONLY_FORMS, EMBEDDINGS_ONLY_FORMS_NOT, OBJECTIVES, get_objective, objective_names
 from cl_core.modalities import MODALITIES, modality
 from cl_core.modalities.interactions import INTERACTIONS
 from cl_core.modalities.text import TEXT
@@ -74,6 +74,14 @@ class PipelineConfig(_Section):
             allowed = objective_names(self.data.modality)
             raise ValueError(f"loss.name {self.loss.name!r} does not train {self.data.modality} data; use one of {allowed}")
         objective.settle(self.loss.options, self.data.modality)
+        form = objective.form(self.data.modality)
+        if self.train.grad_cache_chunk is not None and form not in EMBEDDINGS_ONLY_FORMS:
+            chunkable = [o.name for o in OBJECTIVES.values()
+                         if o.trains.get(self.data.modality) in EMBEDDINGS_ONLY_FORMS]
+            raise ValueError(
+                f"train.grad_cache_chunk does not apply to loss {self.loss.name!r} on {self.data.modality} data: "
+                f"its {form} loss reads more than the batch's embeddings ({EMBEDDINGS_ONLY_FORMS_NOT[form]}); "
+                + (f"use one of {chunkable} or drop the key" if chunkable else "drop the key"))
         if modality(self.data.modality).image_backbone and self.model.finetuned_weight != 1.0:
             raise ValueError("model.finetuned_weight applies to pretrained text encoders, not to image backbones")
         return self

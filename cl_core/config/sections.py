@@ -122,6 +122,10 @@ class TrainConfig(_Section):
     max_failures: int = Field(0, ge=-1)  # Ray Train worker-group restarts; -1 = unlimited
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
     num_to_keep: int = Field(2, ge=1)  # checkpoints kept on storage
+    # GradCache: the encoder runs on at most this many rows per worker at a time (view images,
+    # texts) while the loss still reads the whole global batch: big batches on small memory, at
+    # the price of a second forward pass (cl_core.grad_cache.chunked_backward). Off when None.
+    grad_cache_chunk: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _batch_splits_over_workers(self) -> TrainConfig:

@@ -209,6 +209,15 @@ def _scale(options: Mapping[str, Any]) -> float:
     return 1.0 / options["temperature"]
 
 
+# The forms whose loss is a function of the step's embeddings alone, so its gradient reaches the
+# encoder through them and train.grad_cache_chunk can run the encoder in chunks; why the others
+# cannot.
+EMBEDDINGS_ONLY_FORMS = frozenset({"two_view", "pairs", "scored_pairs", "sentences"})
+EMBEDDINGS_ONLY_FORMS_NOT = {
+    "momentum": "a momentum encoder's keys and a queue of earlier batches",
+    "user_item": "two towers over users and items, and each item's popularity",
+}
+
 OBJECTIVES: dict[str, Objective] = {objective.name: objective for objective in (
     Objective(
         "ntxent", ("two_view",), {"temperature": TEMPERATURE, "mask_same_label": MASK_SAME_LABEL},

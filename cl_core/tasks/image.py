@@ -93,7 +93,7 @@ class ImageTask:
         labels = self.labels[rows].to(self.device) if self.uses_labels else None
         return train_step(
             self.prepared, self._views, images, self.loss_fn, optimizer, scheduler,
-            autocast_dtype=self.autocast_dtype, labels=labels,
+            autocast_dtype=self.autocast_dtype, labels=labels, chunk_size=self.cfg.train.grad_cache_chunk,
         )
 
     def extra_state(self) -> dict[str, Any]:

@@ -52,6 +52,7 @@ class TextTask:
         return text_train_step(
             self.prepared, self.tokenizer, self.examples.take(rows), self.cfg.loss.name, self.loss_fn,
             optimizer, scheduler, device=self.device, autocast_dtype=self.autocast_dtype,
+            chunk_size=self.cfg.train.grad_cache_chunk,
         )
 
     def extra_state(self) -> dict[str, Any]:

@@ -188,3 +188,22 @@ def test_the_ray_ingest_engine_refuses_what_it_cannot_do(raw, message):
         build_config(raw)
     assert build_config({"ingest": {"engine": "ray"}}).ingest.engine == "ray"
     assert build_config({}).ingest.engine == "local"
+
+
+def test_grad_cache_chunk_is_off_by_default_and_read_for_losses_of_the_embeddings_alone():
+    assert build_config().train.grad_cache_chunk is None
+    assert build_config({"train": {"grad_cache_chunk": 64}}).train.grad_cache_chunk == 64
+    assert build_config({"train": {"grad_cache_chunk": 8}, "loss": {"name": "supcon"}}).train.grad_cache_chunk == 8
+    text = build_config({"data": {"modality": "text"}, "loss": {"name": "mnrl"}, "train": {"grad_cache_chunk": 16}})
+    assert text.train.grad_cache_chunk == 16
+    with pytest.raises(ConfigError, match=r"train\.grad_cache_chunk"):
+        build_config({"train": {"grad_cache_chunk": 0}})
+
+
+@pytest.mark.parametrize("raw, reason", [
+    ({"loss": {"name": "moco"}}, "momentum encoder"),
+    ({"data": {"modality": "interactions"}}, "two towers over users and items"),
+])
+def test_grad_cache_chunk_is_refused_where_the_loss_reads_more_than_the_embeddings(raw, reason):
+    with pytest.raises(ConfigError, match=rf"train\.grad_cache_chunk does not apply to loss .*{reason}"):
+        build_config({**raw, "train": {"grad_cache_chunk": 32}})

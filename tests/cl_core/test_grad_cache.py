@@ -2,6 +2,8 @@
 backward for deterministic models, and against a full-batch graph with the same dropout masks
 for stochastic ones."""
 
+import copy
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -173,3 +175,124 @@ def test_ddp_with_gathered_negatives_equals_one_process_on_the_global_batch(run_
     expected = run("ntxent", grad_cache=False, train=False)  # BATCH = WORLD * LOCAL rows
     for rank in range(WORLD):
         assert_same((results[rank]["loss"], results[rank]["grads"], None), expected)
+
+
+# --- the training steps' form: `chunked_backward` under train.grad_cache_chunk --------------------
+# Each step below runs once without chunks and once with, on the same weights (SGD at lr 0 keeps
+# them), and the parameter gradients are compared. float64 throughout: the chunked and the plain
+# backward sum the same terms in another order, so they agree to about 1e-12, not bit for bit.
+
+STEP_TOLERANCE = 1e-10
+IMAGE_ROWS, IMAGE_SIDE = 6, 4  # per worker
+
+
+def tiny_encoder(seed: int = 5) -> nn.Module:
+    """An image encoder without BatchNorm or dropout: chunking then changes nothing but memory."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(IMAGE_SIDE * IMAGE_SIDE, 16), nn.Tanh(), nn.Linear(16, OUT_DIM)).double()
+
+
+def flip_views(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return images, images.flip(-1) * 0.5
+
+
+def image_step_gradients(model: nn.Module, loss_fn: nn.Module, images, labels, chunk_size) -> tuple[float, list]:
+    from cl_core.training_step import train_step
+
+    optimizer = torch.optim.SGD(list(model.parameters()) + list(loss_fn.parameters()), lr=0.0)
+    done = train_step(model, flip_views, images, loss_fn, optimizer, labels=labels, chunk_size=chunk_size)
+    return done["loss"], gradients(model, loss_fn)
+
+
+def image_objective(name: str, gather: bool) -> nn.Module:
+    from cl_core.config.sections import LossConfig
+    from cl_core.losses import build_objective
+    from cl_core.modalities.image import IMAGE
+
+    loss = LossConfig(name=name, temperature=0.3, learnable_temperature=name == "clip")
+    return build_objective(loss, IMAGE.name, proj_dim=OUT_DIM, gather_distributed=gather).double()
+
+
+def global_images() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(7)
+    images = torch.randn(2 * IMAGE_ROWS, 1, IMAGE_SIDE, IMAGE_SIDE, generator=generator, dtype=torch.float64)
+    return images, torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 3, 3, 0])
+
+
+STEP_OBJECTIVES = ["ntxent", "supcon", "mnrl", "clip"]
+
+
+def _step_worker(rank: int) -> dict:
+    images, labels = global_images()
+    rows = slice(rank * IMAGE_ROWS, (rank + 1) * IMAGE_ROWS)
+    out = {}
+    for name in STEP_OBJECTIVES:
+        model, loss_fn = DistributedDataParallel(tiny_encoder()), image_objective(name, gather=True)
+        mine = labels[rows] if name == "supcon" else None
+        out[name] = {chunk: image_step_gradients(model, loss_fn, images[rows], mine, chunk) for chunk in (None, 5, 2)}
+    return out
+
+
+def test_a_chunked_step_on_two_workers_gives_the_unchunked_gradients(run_distributed):
+    """NT-Xent, SupCon, MNRL and CLIP on two gloo workers, each embedding 12 view images (6 images,
+    two views) in chunks of 5 (not a divisor) and of 2, gathered negatives across the workers."""
+    results = run_distributed(_step_worker, WORLD)
+    for rank in range(WORLD):
+        for name in STEP_OBJECTIVES:
+            plain_loss, plain = results[rank][name][None]
+            for chunk in (5, 2):
+                loss, grads = results[rank][name][chunk]
+                assert loss == pytest.approx(plain_loss, abs=STEP_TOLERANCE), (name, chunk)
+                assert len(grads) == len(plain)
+                for got, expected in zip(grads, plain, strict=True):
+                    torch.testing.assert_close(got, expected, atol=STEP_TOLERANCE, rtol=0, msg=f"{name}, chunk {chunk}")
+    # the workers' gradients are the DDP average, the same on both
+    for got, expected in zip(results[0]["ntxent"][2][1], results[1]["ntxent"][2][1], strict=True):
+        torch.testing.assert_close(got, expected, atol=STEP_TOLERANCE, rtol=0)
+
+
+def test_chunks_give_one_process_the_global_batchs_gradients():
+    images, labels = global_images()
+    model, loss_fn = tiny_encoder(), image_objective("supcon", gather=False)
+    plain_loss, plain = image_step_gradients(model, loss_fn, images, labels, None)
+    loss, grads = image_step_gradients(model, loss_fn, images, labels, 3)
+    assert loss == pytest.approx(plain_loss, abs=STEP_TOLERANCE)
+    for got, expected in zip(grads, plain, strict=True):
+        torch.testing.assert_close(got, expected, atol=STEP_TOLERANCE, rtol=0)
+
+
+def test_batch_norm_statistics_move_once_per_chunk_not_twice():
+    """The gradient-free first pass leaves the running statistics as they were; the second pass
+    updates them once per chunk, as that many ordinary forward passes would."""
+    from cl_core.grad_cache import chunked_backward
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(IN_DIM, 8), nn.BatchNorm1d(8), nn.Linear(8, OUT_DIM)).double()
+    reference = copy.deepcopy(model)
+    x = torch.randn(BATCH, IN_DIM, dtype=torch.float64)
+    chunked_backward(model, x, 4, lambda e: e.pow(2).sum())
+    for part in x.split(4):
+        reference(part)
+    bn, expected = model[1], reference[1]
+    assert int(bn.num_batches_tracked) == 3
+    torch.testing.assert_close(bn.running_mean, expected.running_mean)
+    torch.testing.assert_close(bn.running_var, expected.running_var)
+
+
+def test_dropout_is_replayed_and_the_rng_ends_where_one_pass_leaves_it():
+    from cl_core.grad_cache import chunked_backward
+
+    model = mlp(4, dropout=0.5)
+    x = torch.randn(BATCH, IN_DIM, dtype=torch.float64)
+    torch.manual_seed(11)
+    loss = chunked_backward(model, x, 5, lambda e: e.pow(2).sum())
+    after, grads = torch.get_rng_state(), gradients(model)
+    torch.manual_seed(11)
+    model.zero_grad(set_to_none=True)
+    parts = [model(part) for part in x.split(5)]  # the same masks, drawn chunk by chunk
+    expected = torch.cat(parts).float().pow(2).sum()  # the loss reads float32 embeddings, as training's does
+    expected.backward()
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-12)
+    for got, want in zip(grads, gradients(model), strict=True):
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+    assert torch.equal(torch.get_rng_state(), after)

@@ -124,3 +124,19 @@ def test_labels_are_read_where_the_table_says():
         row = OBJECTIVES[name]
         masks = row.reads("mask_same_label", "image")
         assert build_config({"loss": {"name": name, "mask_same_label": masks}}).loss.uses_labels == (row.labels or masks)
+
+
+def test_the_docs_say_which_objectives_chunk_as_the_table_does():
+    """docs/objectives.md's `grad_cache_chunk` column is the table's EMBEDDINGS_ONLY_FORMS."""
+    from pathlib import Path
+
+    from cl_core.losses.objectives import EMBEDDINGS_ONLY_FORMS, EMBEDDINGS_ONLY_FORMS_NOT
+
+    docs = (Path(__file__).parents[3] / "docs" / "objectives.md").read_text(encoding="utf-8")
+    rows = [line for line in docs.splitlines() if line.startswith("| `")]
+    said = {row.split("`")[1]: row.rstrip(" |").rsplit("| ", 1)[1] for row in rows}
+    assert set(said) == set(OBJECTIVES)
+    for name, objective in OBJECTIVES.items():
+        refused = [form for form in objective.forms if form not in EMBEDDINGS_ONLY_FORMS]
+        assert said[name].startswith("no" if refused else "yes"), name
+        assert all(form in EMBEDDINGS_ONLY_FORMS_NOT for form in refused)
