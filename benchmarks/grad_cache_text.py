@@ -7,7 +7,8 @@ than 256 without).
 Each configuration runs in two fresh processes joined in a gloo group, as two training workers:
 all-MiniLM-L6-v2 wrapped in DDP, symmetric MNRL with the negatives gathered across both, AdamW,
 the training step the Ray worker runs (`text_train_step`, with `chunk_size` when chunked), one
-thread each. The pairs are STS-B train's (../shared/data/stsb, or CLPIPE_SHARED_DATA), cycled.
+thread each. The pairs are STS-B train's (../shared/data/stsb, or CLPIPE_SHARED_DATA), shuffled
+once with a fixed seed, then read in order.
 Memory is each worker's peak RSS during the steps (VmHWM, reset after the model and data are
 loaded) above its RSS at that moment: what the steps add. samples/s counts pairs of the global
 batch per second over the timed steps (the first step is a warm-up). Prints, never asserts.
@@ -19,6 +20,7 @@ import argparse
 import csv
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -42,7 +44,11 @@ def stsb_pairs() -> list[tuple[str, str]]:
         raise SystemExit("STS-B not found under ../shared/data/stsb (set CLPIPE_SHARED_DATA)")
     with open(folder / "sts-train.csv", encoding="utf-8") as handle:
         rows = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        return [(row[5], row[6]) for row in rows if len(row) >= 7]
+        pairs = [(row[5], row[6]) for row in rows if len(row) >= 7]
+    # The file runs genre by genre (short captions first, long news last): shuffled once, every
+    # batch size draws texts of the same lengths.
+    random.Random(SEED).shuffle(pairs)
+    return pairs
 
 
 def worker(rank: int, batch: int, chunk: int | None, steps: int, port: int) -> dict:
@@ -82,7 +88,9 @@ def worker(rank: int, batch: int, chunk: int | None, steps: int, port: int) -> d
     return {"rank": rank, "added_mb": peak - base, "peak_mb": peak, "step_s": seconds[1:]}
 
 
-def run(batch: int, chunk: int | None, steps: int) -> list[dict]:
+def run(batch: int, chunk: int | None, steps: int) -> list[dict] | str:
+    """Both workers' results, or why they have none (a worker killed: the other is ended too, since
+    it would wait for its peer in the gloo group forever)."""
     import socket
 
     with socket.socket() as probe:
@@ -90,19 +98,28 @@ def run(batch: int, chunk: int | None, steps: int) -> list[dict]:
         port = probe.getsockname()[1]
     children = [subprocess.Popen([sys.executable, __file__, "--one", json.dumps([rank, batch, chunk, steps, port])],
                                  stdout=subprocess.PIPE, text=True, cwd=REPO / "benchmarks") for rank in range(2)]
-    results = []
-    for child in children:
-        out, _ = child.communicate()
-        if child.returncode != 0:
-            raise SystemExit(f"batch {batch}, chunk {chunk}: a worker failed with status {child.returncode}")
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    return results
+    while any(child.poll() is None for child in children):
+        failed = [child for child in children if child.returncode not in (None, 0)]
+        if failed:
+            for child in children:
+                child.kill()
+            status = failed[0].returncode
+            return ("a worker was killed by SIGKILL (out of memory, see the kernel log)" if status == -9
+                    else f"a worker failed with status {status}")
+        time.sleep(0.5)
+    statuses = [child.returncode for child in children]
+    if -9 in statuses:  # the other worker exits on its own when its peer's connection closes
+        return f"a worker was killed by SIGKILL (out of memory, see the kernel log); statuses {statuses}"
+    if any(statuses):
+        return f"a worker failed; statuses {statuses}"
+    return [json.loads(child.stdout.read().strip().splitlines()[-1]) for child in children]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", default="256,1024")
     parser.add_argument("--chunk", type=int, default=64)
+    parser.add_argument("--only-chunked", action="store_true", help="skip the runs without chunks")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -111,8 +128,12 @@ def main() -> None:
         return
     rows = []
     for batch in (int(b) for b in args.batches.split(",")):
-        for chunk in (None, args.chunk):
+        for chunk in ((args.chunk,) if args.only_chunked else (None, args.chunk)):
             workers = run(batch, chunk, args.steps)
+            if isinstance(workers, str):
+                rows.append((batch, chunk or "off", "did not fit", workers, "", ""))
+                print(json.dumps({"batch": batch, "chunk": chunk, "failed": workers}), flush=True)
+                continue
             step_s = max(sum(w["step_s"]) / len(w["step_s"]) for w in workers)
             added = max(w["added_mb"] for w in workers)
             rows.append((batch, chunk or "off", f"{added:.0f}", f"{max(w['peak_mb'] for w in workers):.0f}",

@@ -29,7 +29,7 @@ coupling is likewise limited to a chunk.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -37,7 +37,7 @@ from torch import nn
 Inputs = torch.Tensor | Mapping[str, torch.Tensor]
 
 
-def _split(inputs: Inputs, chunk_size: int) -> list[Inputs]:
+def split_rows(inputs: Inputs, chunk_size: int) -> list[Inputs]:
     """Chunks of at most `chunk_size` rows, along dim 0 (of every tensor of a mapping)."""
     if isinstance(inputs, torch.Tensor):
         return list(inputs.split(chunk_size, dim=0))
@@ -106,7 +106,7 @@ def grad_cache_step(
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     towers = (model, model if model_b is None else model_b)
-    chunks = [_split(inputs, chunk_size) for inputs in (inputs_a, inputs_b)]
+    chunks = [split_rows(inputs, chunk_size) for inputs in (inputs_a, inputs_b)]
     if optimizer is not None:
         optimizer.zero_grad(set_to_none=True)
 
@@ -152,26 +152,30 @@ def _buffers_kept(model: nn.Module) -> Iterator[None]:
                 buffer.copy_(value)
 
 
+def _rows(chunk: Inputs) -> int:
+    return (chunk if isinstance(chunk, torch.Tensor) else next(iter(chunk.values()))).shape[0]
+
+
 def chunked_backward(
     model: nn.Module,
-    inputs: Inputs,
-    chunk_size: int,
+    chunks: Sequence[Inputs],
     loss_of: Callable[[torch.Tensor], torch.Tensor],
     autocast_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """Backpropagate `loss_of(model(inputs))` into the model's `.grad`, running the model on at
-    most `chunk_size` rows of `inputs` at a time: the training task's form of GradCache, where one
-    forward embeds every row of the step (both views of each image, every sentence) and the loss
-    reads the (N, D) float32 embeddings only (it may gather them across workers).
+    """Backpropagate `loss_of(embeddings)` into the model's `.grad`, where `embeddings` (N, D) are
+    the model's outputs on `chunks` (`split_rows` of the step's inputs, or texts tokenised chunk by
+    chunk) concatenated in order, running the model on one chunk at a time: the training task's
+    form of GradCache, where one forward would embed every row of the step (both views of each
+    image, every sentence) and the loss reads the float32 embeddings only (it may gather them
+    across workers).
 
     The caller zeroes the gradients before and steps after. A DDP-wrapped model synchronises its
     gradients on the last chunk only. Randomness in the model (dropout) is replayed chunk by
     chunk, and buffers are updated by the second pass only; BatchNorm in training mode normalises
     each chunk by its own statistics (see the module's notes). Returns the detached loss.
     """
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    chunks = _split(inputs, chunk_size)
+    if not chunks:
+        raise ValueError("chunked_backward needs at least one chunk")
     first = chunks[0] if isinstance(chunks[0], torch.Tensor) else next(iter(chunks[0].values()))
     autocast = lambda: torch.autocast(first.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)  # noqa: E731
     states: list[_RngState] = []
@@ -184,7 +188,7 @@ def chunked_backward(
     embeddings = torch.cat(parts).requires_grad_()  # (N, D), a leaf
     loss = loss_of(embeddings)
     loss.backward()
-    cached = embeddings.grad.split(chunk_size, dim=0)
+    cached = embeddings.grad.split([_rows(chunk) for chunk in chunks], dim=0)
     for index, (chunk, grad, state) in enumerate(zip(chunks, cached, states, strict=True)):
         sync = index == len(chunks) - 1 or not hasattr(model, "no_sync")
         with contextlib.nullcontext() if sync else model.no_sync(), state.replay():

@@ -151,15 +151,19 @@ def text_train_step(model: nn.Module, tokenize: Tokenize, batch: TextExamples, o
                     chunk_size: int | None = None) -> dict[str, float]:
     """One step of `objective` on `batch`; returns {"loss", "lr"}. The model trains in train
     mode (dropout on: SimCSE needs it, and the pretrained encoders were trained with it). With
-    `chunk_size`, the encoder runs on at most that many texts at a time (the step's tokens are
-    padded once, to its longest text) and the loss still reads every embedding of the step."""
+    `chunk_size`, the encoder runs on at most that many texts at a time and the loss still reads
+    every embedding of the step."""
     model.train()
     device = device or torch.device("cpu")
     if chunk_size is None:
         loss = text_loss(model, tokenize, batch, objective, loss_fn, device, autocast_dtype)
         return optimizer_step(loss, optimizer, scheduler)
     form = text_form(objective)
-    tokens = {key: value.to(device) for key, value in tokenize(_texts(batch, form)).items()}
+    texts = _texts(batch, form)
+    # Each chunk is tokenised on its own: padded to its own longest text, not the step's (the
+    # embeddings do not depend on the padding: pooling reads the attention mask).
+    chunks = [{key: value.to(device) for key, value in tokenize(texts[start:start + chunk_size]).items()}
+              for start in range(0, len(texts), chunk_size)]
     optimizer.zero_grad(set_to_none=True)
-    loss = chunked_backward(model, tokens, chunk_size, _loss_of(batch, form, loss_fn, device), autocast_dtype)
+    loss = chunked_backward(model, chunks, _loss_of(batch, form, loss_fn, device), autocast_dtype)
     return apply_step(loss, optimizer, scheduler)

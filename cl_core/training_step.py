@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from cl_core.grad_cache import chunked_backward
+from cl_core.grad_cache import chunked_backward, split_rows
 from cl_core.losses.moco import MoCoLoss
 from cl_core.models.momentum import MomentumEncoder
 
@@ -41,7 +41,7 @@ def train_step(
 
     if chunk_size is not None:
         optimizer.zero_grad(set_to_none=True)
-        loss = chunked_backward(model, both, chunk_size, loss_of, autocast_dtype)
+        loss = chunked_backward(model, split_rows(both, chunk_size), loss_of, autocast_dtype)
         return apply_step(loss, optimizer, scheduler)
     with torch.autocast(both.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
         projections = model(both)  # (2B, P)

@@ -264,13 +264,13 @@ def test_chunks_give_one_process_the_global_batchs_gradients():
 def test_batch_norm_statistics_move_once_per_chunk_not_twice():
     """The gradient-free first pass leaves the running statistics as they were; the second pass
     updates them once per chunk, as that many ordinary forward passes would."""
-    from cl_core.grad_cache import chunked_backward
+    from cl_core.grad_cache import chunked_backward, split_rows
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(IN_DIM, 8), nn.BatchNorm1d(8), nn.Linear(8, OUT_DIM)).double()
     reference = copy.deepcopy(model)
     x = torch.randn(BATCH, IN_DIM, dtype=torch.float64)
-    chunked_backward(model, x, 4, lambda e: e.pow(2).sum())
+    chunked_backward(model, split_rows(x, 4), lambda e: e.pow(2).sum())
     for part in x.split(4):
         reference(part)
     bn, expected = model[1], reference[1]
@@ -280,12 +280,12 @@ def test_batch_norm_statistics_move_once_per_chunk_not_twice():
 
 
 def test_dropout_is_replayed_and_the_rng_ends_where_one_pass_leaves_it():
-    from cl_core.grad_cache import chunked_backward
+    from cl_core.grad_cache import chunked_backward, split_rows
 
     model = mlp(4, dropout=0.5)
     x = torch.randn(BATCH, IN_DIM, dtype=torch.float64)
     torch.manual_seed(11)
-    loss = chunked_backward(model, x, 5, lambda e: e.pow(2).sum())
+    loss = chunked_backward(model, split_rows(x, 5), lambda e: e.pow(2).sum())
     after, grads = torch.get_rng_state(), gradients(model)
     torch.manual_seed(11)
     model.zero_grad(set_to_none=True)
