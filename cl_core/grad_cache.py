@@ -152,8 +152,8 @@ def _buffers_kept(model: nn.Module) -> Iterator[None]:
                 buffer.copy_(value)
 
 
-def _rows(chunk: Inputs) -> int:
-    return (chunk if isinstance(chunk, torch.Tensor) else next(iter(chunk.values()))).shape[0]
+def _first_tensor(chunk: Inputs) -> torch.Tensor:
+    return chunk if isinstance(chunk, torch.Tensor) else next(iter(chunk.values()))
 
 
 def chunked_backward(
@@ -176,8 +176,8 @@ def chunked_backward(
     """
     if not chunks:
         raise ValueError("chunked_backward needs at least one chunk")
-    first = chunks[0] if isinstance(chunks[0], torch.Tensor) else next(iter(chunks[0].values()))
-    autocast = lambda: torch.autocast(first.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)  # noqa: E731
+    device_type = _first_tensor(chunks[0]).device.type
+    autocast = lambda: torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_dtype is not None)  # noqa: E731
     states: list[_RngState] = []
     with torch.no_grad(), _buffers_kept(model):
         parts = []
@@ -188,7 +188,7 @@ def chunked_backward(
     embeddings = torch.cat(parts).requires_grad_()  # (N, D), a leaf
     loss = loss_of(embeddings)
     loss.backward()
-    cached = embeddings.grad.split([_rows(chunk) for chunk in chunks], dim=0)
+    cached = embeddings.grad.split([_first_tensor(chunk).shape[0] for chunk in chunks], dim=0)
     for index, (chunk, grad, state) in enumerate(zip(chunks, cached, states, strict=True)):
         sync = index == len(chunks) - 1 or not hasattr(model, "no_sync")
         with contextlib.nullcontext() if sync else model.no_sync(), state.replay():
