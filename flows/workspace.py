@@ -31,6 +31,7 @@ class Workspace:
 
     datasets = _under_root("datasets")
     checkpoints = _under_root("checkpoints")
+    sweeps = _under_root("sweeps", "One folder per sweep run: its Tune experiment and its trials' checkpoints.")
     embeddings = _under_root("embeddings")
     logs = _under_root("logs", "One file per command run: Prefect's and Ray's output (flows/prefect_edge/console.py).")
     mlflow_db = _under_root("mlflow.db")

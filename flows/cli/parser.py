@@ -8,7 +8,14 @@ from pathlib import Path
 
 from cl_core.config import ExportConfig
 from cl_core.modalities import MODALITIES
-from flows.cli import embedding_commands, pipeline_commands, reading_commands, schedule_commands, service_commands
+from flows.cli import (
+    embedding_commands,
+    pipeline_commands,
+    reading_commands,
+    schedule_commands,
+    service_commands,
+    sweep_commands,
+)
 from flows.cli.overrides import one_column
 from flows.mlflow_edge.headline_metrics import PRIMARY
 
@@ -201,6 +208,28 @@ def build_parser() -> argparse.ArgumentParser:
     search_stop = _command(commands, "search-stop", service_commands.search_stop, "stop the search service",
                            "Stop the search service `clpipe search-start` started for this workspace.")
     _common(search_stop)
+
+    sweep = _command(commands, "sweep", sweep_commands.SWEEP,
+                     "many training runs over a space of settings, stopped early by Ray Tune, best one gated",
+                     "Train the config once per trial, each with values drawn from the space file's ranges "
+                     "(choice, uniform, loguniform, randint of config keys), on Ray Tune: each trial is a Ray Train "
+                     "run scored on the validation split after every epoch, and ASHA stops weak trials early. "
+                     "Every trial is an MLflow training run nested under the sweep's run; the best trial's model is "
+                     "registered and gated like `clpipe evaluate` (champion only if it beats the champion on val). "
+                     "The config is ingested first, as `clpipe run` does.")
+    sweep.add_argument("--space", type=Path, help="YAML space file: params (config keys and ranges), trials, "
+                       "max_concurrent, seed, scheduler (configs/spaces/)")
+    sweep.add_argument("--trials", type=int, help="configurations to try (the space file's trials)")
+    sweep.add_argument("--max-concurrent", type=int, help="trials training at once (the space file's max_concurrent)")
+    sweep.add_argument("--resume", metavar="SWEEP_RUN_ID", help="continue this sweep whose driver stopped: finished "
+                       "trials are kept, the others continue from their checkpoints")
+    sweep.add_argument("--config", type=Path, help="YAML config every trial starts from")
+    sweep.add_argument("--epochs", type=int, help="epochs per trial, the scheduler's budget (the space file's epochs, "
+                       "else train.epochs)")
+    sweep.add_argument("--workers", type=int, help="Ray Train workers per trial (train.workers)")
+    sweep.add_argument("--limit", type=int, help="ingest only the first N records (data.limit)")
+    sweep.add_argument("--ray-address", help="join this Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
+    _common(sweep)
 
     compare = _command(commands, "compare", reading_commands.compare,
                        "the training runs of an experiment side by side, best first",

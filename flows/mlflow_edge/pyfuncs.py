@@ -43,6 +43,9 @@ class Pyfunc:
     # (the unwrapped Python model, this entry) -> the keywords the record's protocol's `evaluate`
     # takes beyond `embed` (its baselines, the views it embeds)
     protocol_inputs: Callable[[Any, Pyfunc], dict[str, Any]]
+    # (training checkpoint, the DatasetVersion it trained on) -> the Python model `log` would
+    # register, built in memory without MLflow (a sweep scores each epoch with it)
+    in_memory: Callable[[dict[str, Any], DatasetVersion | None], Any]
 
 
 def _one_column(column: str, inputs: list[Any]) -> pd.DataFrame:
@@ -68,6 +71,26 @@ def _log_recommender(training_state: dict[str, Any], dataset: DatasetVersion | N
     if dataset is None:
         raise ValueError("a recommender is logged with the dataset version it was trained on")
     return log_recommender(training_state, dataset)
+
+
+def _image_model(training_state: dict[str, Any], dataset: DatasetVersion | None) -> Any:
+    from flows.mlflow_edge.registry import image_model
+
+    return image_model(training_state)
+
+
+def _text_model(training_state: dict[str, Any], dataset: DatasetVersion | None) -> Any:
+    from flows.mlflow_edge.registry import text_model
+
+    return text_model(training_state)
+
+
+def _recommender_model(training_state: dict[str, Any], dataset: DatasetVersion | None) -> Any:
+    from flows.mlflow_edge.recommender_registry import recommender_model
+
+    if dataset is None:
+        raise ValueError("a recommender is built with the dataset version it was trained on")
+    return recommender_model(training_state, dataset)
 
 
 def _image_inputs(wrapped: Any, pyfunc: Pyfunc) -> dict[str, Any]:
@@ -98,16 +121,19 @@ PYFUNCS: MappingProxyType[str, Pyfunc] = MappingProxyType({
     IMAGE.name: Pyfunc(
         file=_HERE / "image_pyfunc.py", log=_log_image, frame=partial(_one_column, IMAGE.input_column),
         dimension=lambda wrapped: wrapped.embedder.embedding_dim, protocol_inputs=_image_inputs,
+        in_memory=_image_model,
     ),
     TEXT.name: Pyfunc(
         file=_HERE / "text_pyfunc.py", log=_log_text, frame=partial(_one_column, TEXT.input_column),
         dimension=lambda wrapped: wrapped.embedder.embedding_dim, protocol_inputs=_text_inputs,
+        in_memory=_text_model,
     ),
     # Each input is a user's or an item's row as a dict (`cl_core.embeddings.interaction_rows`):
     # one DataFrame row each.
     INTERACTIONS.name: Pyfunc(
         file=_HERE / "recommender_pyfunc.py", log=_log_recommender, frame=pd.DataFrame,
         dimension=lambda wrapped: wrapped.embedding_dim, protocol_inputs=lambda wrapped, pyfunc: {},
+        in_memory=_recommender_model,
     ),
 })
 
@@ -129,6 +155,12 @@ def kind_of(loaded: Any) -> str:
         return declared
     column = loaded.metadata.get_input_schema().input_names()[0]
     return next((name for name, record in MODALITIES.items() if record.input_column == column), column)
+
+
+def python_model_embedder(python_model: Any, kind: str) -> Embed:
+    """`embedder` for a Python model that was not loaded through MLflow (`Pyfunc.in_memory`)."""
+    frame = pyfunc(kind).frame
+    return lambda inputs: np.asarray(python_model.predict(None, frame(inputs)), dtype=np.float32)
 
 
 def embedder(loaded: Any, kind: str) -> Embed:

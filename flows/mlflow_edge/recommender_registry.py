@@ -42,6 +42,18 @@ def recommender_signature(embedding_dim: int) -> ModelSignature:
     )
 
 
+def recommender_model(training_state: dict[str, Any], dataset: DatasetVersion) -> Any:
+    """The recommender pyfunc's Python model of a training checkpoint on `dataset`, in memory:
+    what the registry would load, without logging it (a sweep's per-epoch validation)."""
+    from flows.mlflow_edge.recommender_pyfunc import RecommenderModel
+
+    spec = TwoTowerModelSpec.from_dict(training_state["model_meta"])
+    encoder = TwoTowerEncoder.from_dataset(spec, training_state["model"], load_interactions(dataset))
+    with tempfile.TemporaryDirectory() as folder:
+        encoder.save(folder)
+        return RecommenderModel().configure({}, folder)
+
+
 def log_recommender(training_state: dict[str, Any], dataset: DatasetVersion, name: str = "model") -> tuple[Any, int]:
     """Log the two towers of `training_state`, trained on `dataset`, into the active run as a
     pyfunc; returns (ModelInfo, embedding dimension)."""

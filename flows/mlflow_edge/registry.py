@@ -140,11 +140,19 @@ def log_image_embedder(training_state: dict[str, Any], name: str = "model") -> A
         )
 
 
-def log_text_embedder(training_state: dict[str, Any], name: str = "model") -> tuple[Any, int]:
-    """Log the fine-tuned sentence encoder of `training_state` (weights, tokenizer, projection)
-    into the active run as a pyfunc; returns (ModelInfo, embedding dimension). With a
-    `finetuned_weight` below 1 the encoder logged is that blend of the fine-tuned and the
-    pretrained weights (WiSE-FT); the projection head, which only fine-tuning trained, is kept."""
+def image_model(training_state: dict[str, Any]) -> Any:
+    """The image pyfunc's Python model of a training checkpoint, in memory: what the registry
+    would load, without logging it (a sweep's per-epoch validation)."""
+    from flows.mlflow_edge.image_pyfunc import ImageEmbeddingModel
+
+    spec = ImageModelSpec.from_dict(training_state["model_meta"])
+    return ImageEmbeddingModel().configure(spec.pyfunc_config(), embedder_state(training_state))
+
+
+def _text_embedder(training_state: dict[str, Any]) -> tuple[TextModelSpec, Any]:
+    """(spec, the sentence encoder to log). With a `finetuned_weight` below 1 the encoder is that
+    blend of the fine-tuned and the pretrained weights (WiSE-FT); the projection head, which only
+    fine-tuning trained, is kept."""
     from cl_core.models.merge import interpolate_weights
 
     spec = TextModelSpec.from_dict(training_state["model_meta"])
@@ -153,6 +161,25 @@ def log_text_embedder(training_state: dict[str, Any], name: str = "model") -> tu
     if spec.finetuned_weight < 1.0:
         weights = interpolate_weights(embedder.state_dict(), weights, spec.finetuned_weight, prefix="encoder.")
     embedder.load_state_dict(weights)
+    return spec, embedder
+
+
+def text_model(training_state: dict[str, Any]) -> Any:
+    """The text pyfunc's Python model of a training checkpoint, in memory (`image_model`'s twin):
+    the encoder goes through the same saved folder the logged model carries."""
+    from flows.mlflow_edge.text_pyfunc import TextEmbeddingModel
+
+    spec, embedder = _text_embedder(training_state)
+    with tempfile.TemporaryDirectory() as folder:
+        embedder.save(folder, tokenizer=spec.build_tokenizer())
+        return TextEmbeddingModel().configure(spec.pyfunc_config(), folder)
+
+
+def log_text_embedder(training_state: dict[str, Any], name: str = "model") -> tuple[Any, int]:
+    """Log the fine-tuned sentence encoder of `training_state` (weights, tokenizer, projection)
+    into the active run as a pyfunc; returns (ModelInfo, embedding dimension); `_text_embedder`
+    says which weights."""
+    spec, embedder = _text_embedder(training_state)
     signature = ModelSignature(
         inputs=Schema([ColSpec("string", TEXT.input_column)]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, embedder.embedding_dim))]),

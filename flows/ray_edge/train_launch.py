@@ -42,8 +42,12 @@ def fit(
     tracking_uri: str,
     ray_address: str | None = None,
     name: str | None = None,
+    validate: bool = False,
+    callbacks: list[Any] | None = None,
 ) -> TrainingOutcome:
-    """Train on Ray and return the last checkpoint. Reusing `name` resumes that run's checkpoints."""
+    """Train on Ray and return the last checkpoint. Reusing `name` resumes that run's checkpoints.
+    `validate`: rank 0 scores each epoch's model on the validation split and reports it
+    (`epoch_validation`); `callbacks`: Ray Train `UserCallback`s (a sweep's report to Tune)."""
     called = time.time()  # wall clock, comparable with the workers' first-step stamp
     workers = cfg.train.workers
     epochs = cfg.train.epochs
@@ -64,6 +68,7 @@ def fit(
             # Test-only: "RANK:EPOCH" kills that worker after that epoch (see train_worker).
             "fault_injection": os.environ.get("CLPIPE_FAULT_INJECTION"),
             "epochs_file": str(epochs_file),
+            "validate": validate,
         },
         scaling_config=ScalingConfig(
             num_workers=workers,
@@ -76,6 +81,7 @@ def fit(
             storage_path=str(storage_path),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.num_to_keep),
             failure_config=FailureConfig(max_failures=cfg.train.max_failures),
+            callbacks=callbacks,
         ),
     )
     progress.report("train", 0, epochs, "epochs", "starting the worker group")

@@ -91,6 +91,15 @@ def _restore_rng(folder: Path, rank: int, cfg: PipelineConfig, epoch: int) -> No
         torch.manual_seed(cfg.train.seed + rank + 1000 * epoch)
 
 
+def _validate(state: dict[str, Any], cfg: PipelineConfig, params: dict[str, Any]) -> dict[str, float]:
+    """The gate's score of this epoch's model on the validation split (`epoch_validation`)."""
+    from flows.ray_edge.epoch_validation import EPOCHS_DONE, val_scores
+
+    started = time.perf_counter()
+    scores = val_scores(state, cfg, params["dataset_root"], params["dataset_name"], params["dataset_version"])
+    return scores | {"val_time_s": time.perf_counter() - started, EPOCHS_DONE: state["epoch"] + 1}
+
+
 def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
     cfg: PipelineConfig = params["config"]
     context = ray.train.get_context()
@@ -174,20 +183,20 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as folder:
             torch.save(_rng_state(), Path(folder) / rng_file(rank))
             if rank == 0:
-                torch.save(
-                    {
-                        "model": bare.state_dict(),
-                        "loss": loss_fn.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "extra": task.extra_state(),
-                        "epoch": epoch,
-                        "step": step,
-                        "metrics": {k: v for k, v in last.items() if k != "epoch"},
-                        "model_meta": task.spec.to_dict(),
-                    },
-                    Path(folder) / CHECKPOINT_FILE,
-                )
+                state = {
+                    "model": bare.state_dict(),
+                    "loss": loss_fn.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "extra": task.extra_state(),
+                    "epoch": epoch,
+                    "step": step,
+                    "model_meta": task.spec.to_dict(),
+                }
+                if params.get("validate"):  # a sweep's trial: its scheduler reads rank 0's report
+                    last |= _validate(state, cfg, params)
+                torch.save({**state, "metrics": {k: v for k, v in last.items() if k != "epoch"}},
+                           Path(folder) / CHECKPOINT_FILE)
             ray.train.report(last, checkpoint=ray.train.Checkpoint.from_directory(folder))
         if track and epoch not in logged:
             _log_epoch(params["tracking_uri"], params["run_id"], {k: v for k, v in last.items() if k != "epoch"}, epoch)
