@@ -8,7 +8,6 @@ dataset version and only reported: no decision reads it."""
 from __future__ import annotations
 
 import logging
-import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from flows.mlflow_edge import headline_metrics, pyfuncs, registry, tracking
 from flows.mlflow_edge.registry_errors import is_not_found
 from flows.prefect_edge import progress
 from flows.prefect_edge.promotion_event import emit_promoted
-from flows.run_description import PARENT_TAG, STAGE_TAG
+from flows.run_description import PARENT_TAG, RUN_ID, STAGE_TAG
 from flows.scored import scored_result
 from flows.workspace import Workspace
 
@@ -84,7 +83,6 @@ DECISION_TAG = "promotion.decision"  # "promoted: reason" or "kept: reason"
 PREVIOUS_TAG = "promotion.previous_champion"  # the champion's version when the decision was taken
 ANNOUNCED_TAG = "promotion.announced"  # set once the promotion event went out
 NO_CHAMPION = "none"
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,255}")
 
 
 def evaluated_on(scored: dict[str, Any]) -> str:
@@ -107,7 +105,7 @@ def _evaluation_run(client: MlflowClient, experiment_id: str, training_run_id: s
     """The evaluation run of `key` under the training run, if an earlier attempt created it."""
     # A run id is [A-Za-z0-9_-] (MLflow's own rule, checked again here), so this filter holds no
     # user text; the key, which holds the model name, is compared here rather than in the filter.
-    if not _RUN_ID.fullmatch(training_run_id):
+    if not RUN_ID.fullmatch(training_run_id):
         raise ValueError(f"training run id {training_run_id!r} is not an MLflow run id")
     runs = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{training_run_id}' and "
                               f"tags.`{STAGE_TAG}` = 'evaluate'", max_results=1000, order_by=["attributes.start_time ASC"])

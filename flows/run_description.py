@@ -4,6 +4,7 @@ as columns and filter on."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,12 @@ from cl_core.modalities import modality
 NOTE_TAG = "mlflow.note.content"  # the MLflow UI shows it as the run's description
 PARENT_TAG = "mlflow.parentRunId"  # the MLflow UI nests a run with it under its parent
 STAGE_TAG = "clpipe.stage"
+# A sweep's trial (flows/ray_edge/sweep.py): the sweep's run, the Tune trial, whether ASHA stopped it.
+SWEEP_TAG = "sweep.run_id"
+TRIAL_TAG = "sweep.trial_id"
+STOPPED_EARLY_TAG = "sweep.stopped_early"
+# MLflow's own shape of a run id: one that fits may go into a search filter (it holds no quote).
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,255}")
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -25,10 +25,11 @@ from cl_core.config import PipelineConfig, build_config
 from cl_core.config.sweep_space import SweepSpace, describe
 from cl_core.datasets import DatasetStore
 from cl_core.evaluation.primary import PRIMARY_METRICS
+from cl_core.evaluation.split_scores import GATE_SPLIT, split_key
 from flows import plots, run_description
 from flows.evaluate_flow import evaluate_flow
 from flows.ingest_flow import ingest_flow, source_specs
-from flows.mlflow_edge import headline_metrics, tracking
+from flows.mlflow_edge import tracking
 from flows.prefect_edge import progress, run_links
 from flows.ray_edge import sweep
 from flows.run_description import STAGE_TAG
@@ -43,9 +44,9 @@ BEST_RUN_TAG = "sweep.best_run_id"
 
 
 def _metric(config: PipelineConfig) -> tuple[str, str]:
-    """(the gate's metric on val under its MLflow name, "max" or "min")."""
-    kind = config.data.modality
-    return headline_metrics.PRIMARY[kind], "max" if PRIMARY_METRICS[kind].higher_is_better else "min"
+    """(the gate's metric on val as rank 0 reports it, "val.<primary>"; "max" or "min")."""
+    primary = PRIMARY_METRICS[config.data.modality]
+    return split_key(GATE_SPLIT, primary.name), "max" if primary.higher_is_better else "min"
 
 
 @task(name="start-sweep-run", retries=2, retry_delay_seconds=2)
@@ -65,7 +66,7 @@ def start_sweep_run(config: PipelineConfig, space: SweepSpace, workspace: str, d
                                             ("git.commit", run_description.git_commit())) if value}
     scheduler = space.scheduler
     params = {"sweep.trials": space.trials, "sweep.max_concurrent": space.max_concurrent, "sweep.seed": space.seed,
-              "sweep.scheduler": scheduler.name, "sweep.metric": metric, "sweep.mode": mode,
+              "sweep.scheduler": scheduler.name, "sweep.metric": f"eval.{metric}", "sweep.mode": mode,
               "sweep.epochs_per_trial": config.train.epochs}
     if scheduler.name == "asha":
         params |= {"sweep.grace_epochs": scheduler.grace_epochs, "sweep.reduction_factor": scheduler.reduction_factor}
@@ -74,7 +75,7 @@ def start_sweep_run(config: PipelineConfig, space: SweepSpace, workspace: str, d
         mlflow.log_params(params)
         tracking.log_dataset_lineage(version)
         mlflow.log_dict(config.model_dump(mode="json"), RESOLVED_CONFIG)
-        mlflow.log_dict(space.model_dump(mode="json"), SPACE_ARTIFACT)
+        mlflow.log_dict(space.as_file(), SPACE_ARTIFACT)
         for path in filter(None, (config_file, space_file)):
             mlflow.log_artifact(path, "config")
         mlflow.set_tag(FOLDER_TAG, str(ws.sweeps / run.info.run_id))
@@ -111,7 +112,7 @@ def _plan(config: PipelineConfig, space: SweepSpace, ws: Workspace, run_id: str,
 def best_trial(trials: list[sweep.TrialOutcome], mode: str) -> sweep.TrialOutcome:
     """The trial with the best last validation value (ties: the one that trained fewer epochs)."""
     scored = [trial for trial in trials if trial.error is None and trial.value is not None
-              and math.isfinite(trial.value) and trial.checkpoint_path]
+              and math.isfinite(trial.value) and trial.checkpoint_path and trial.run_id]
     if not scored:
         errors = "; ".join(f"{trial.trial_id}: {trial.error}" for trial in trials if trial.error) or "none reported"
         raise RuntimeError(f"no trial finished with a validation score (errors: {errors})")
@@ -133,30 +134,30 @@ def _plot_axes(trials: list[sweep.TrialOutcome], space: SweepSpace, metric: str)
 
 
 @task(name="record-sweep")
-def record_sweep(plan: sweep.SweepPlan, trials: list[sweep.TrialOutcome], run_ids: dict[str, str],
-                 best: sweep.TrialOutcome) -> dict[str, Any]:
+def record_sweep(plan: sweep.SweepPlan, trials: list[sweep.TrialOutcome], best: sweep.TrialOutcome) -> dict[str, Any]:
     """The sweep's results on its run: the best trial, the epochs spent, the plot and the table."""
     epochs = plan.config.train.epochs
-    spent = sum(trial.epochs for trial in trials)
-    table = [{"trial_id": t.trial_id, "run_id": run_ids.get(t.trial_id), **t.overrides, "epochs": t.epochs,
-              plan.metric: t.value, "stopped_early": t.stopped_early, "error": t.error, "seconds": round(t.seconds, 1)}
+    spent = sum(trial.epochs_trained for trial in trials)
+    table = [{"trial_id": t.trial_id, "run_id": t.run_id, **t.overrides, "epochs": t.epochs,
+              "epochs_trained": t.epochs_trained, plan.column: t.value, "stopped_early": t.stopped_early,
+              "error": t.error, "seconds": round(t.seconds, 1)}
              for t in sorted(trials, key=lambda t: t.trial_id)]
     summary = {
         "sweep.trials_finished": sum(1 for t in trials if t.error is None and not t.stopped_early),
         "sweep.trials_stopped_early": sum(1 for t in trials if t.stopped_early),
         "sweep.trials_failed": sum(1 for t in trials if t.error),
         "sweep.epochs_trained": spent, "sweep.epochs_budget": epochs * len(trials),
-        f"sweep.best.{plan.metric}": best.value,
+        f"sweep.best.{plan.column}": best.value,
     }
     client = MlflowClient()
     with mlflow.start_run(run_id=plan.sweep_run_id), tempfile.TemporaryDirectory() as folder:
         mlflow.log_metrics({key: float(value) for key, value in summary.items()})
-        mlflow.set_tags({BEST_TRIAL_TAG: best.trial_id, BEST_RUN_TAG: run_ids.get(best.trial_id, "")})
+        mlflow.set_tags({BEST_TRIAL_TAG: best.trial_id, BEST_RUN_TAG: best.run_id or ""})
         mlflow.log_dict(table, "sweep/trials.json")
         plotted = [t for t in trials if t.value is not None and math.isfinite(t.value)]
         if plotted:
-            rows, log_axes = _plot_axes(plotted, plan.space, plan.metric)
-            path = plots.parallel_coordinates(rows, list(plan.space.params), log_axes, plan.metric,
+            rows, log_axes = _plot_axes(plotted, plan.space, plan.column)
+            path = plots.parallel_coordinates(rows, list(plan.space.params), log_axes, plan.column,
                                               [t.stopped_early for t in plotted], "sweep trials",
                                               Path(folder) / "parallel_coordinates.png")
             mlflow.log_artifact(str(path), "sweep")
@@ -186,22 +187,21 @@ def sweep_flow(config: PipelineConfig | None, space: SweepSpace | None, workspac
     started = time.perf_counter()
     try:
         grid = sweep.resume(plan) if resume_run_id else sweep.run(plan)
-        trials = sweep.outcomes(grid, plan)
-        run_ids = sweep.finish_trial_runs(plan, trials)
+        trials = sweep.finish_trial_runs(plan, sweep.outcomes(grid, plan))
         best = best_trial(trials, plan.mode)
-        progress.finish("sweep", f"best trial {best.trial_id}: {plan.metric} {best.value:.4f}")
-        log.info("best trial %s (%s): %s=%.4f", best.trial_id, best.overrides, plan.metric, best.value)
+        progress.finish("sweep", f"best trial {best.trial_id}: {plan.column} {best.value:.4f}")
+        log.info("best trial %s (%s): %s=%.4f", best.trial_id, best.overrides, plan.column, best.value)
         best_config = sweep.trial_config(plan, best.overrides)
-        registered = register_model(best_config, run_ids[best.trial_id], best.checkpoint_path, dataset, str(ws.datasets))
-        recorded = record_sweep(plan, trials, run_ids, best)
+        registered = register_model(best_config, best.run_id, best.checkpoint_path, dataset, str(ws.datasets))
+        recorded = record_sweep(plan, trials, best)
     except BaseException:
         MlflowClient().set_terminated(run_id, "FAILED")
         raise
     evaluated = evaluate_flow(f"{registered['model_name']}/{registered['model_version']}", dataset["name"], str(ws.root),
                               dataset["version"], config.eval, config.views, config.registry)
     return {
-        "sweep_run_id": run_id, "dataset": dataset, "metric": plan.metric, "seconds": time.perf_counter() - started,
-        "best": {"trial_id": best.trial_id, "run_id": run_ids[best.trial_id], "overrides": best.overrides,
+        "sweep_run_id": run_id, "dataset": dataset, "metric": plan.column, "seconds": time.perf_counter() - started,
+        "best": {"trial_id": best.trial_id, "run_id": best.run_id, "overrides": best.overrides,
                  "value": best.value, "epochs": best.epochs},
         **recorded, **registered, "promotion": evaluated["promotion"],
     }

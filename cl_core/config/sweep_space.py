@@ -119,6 +119,11 @@ class SweepSpace(_Section):
                              "{train.lr: {loguniform: [0.0005, 0.01]}}")
         return {**raw, "params": {key: Distribution.parse(key, value) for key, value in params.items()}}
 
+    def as_file(self) -> dict[str, Any]:
+        """The space as a space file holds it (what `SweepSpace.model_validate` reads back)."""
+        dumped = self.model_dump(mode="json", exclude={"params"})
+        return {**dumped, "params": {key: {d.kind: list(d.args)} for key, d in self.params.items()}}
+
     def budgeted(self, config: PipelineConfig) -> PipelineConfig:
         """`config` with the space's epochs per trial, when it sets them."""
         if self.epochs is None:

@@ -237,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "evaluation/export runs): name, objective, dataset version, headline metrics, "
                        "duration, registered version and aliases, best first. Reads the MLflow store only.")
     compare.add_argument("--experiment", help="experiment name (default: the one whose training run started last)")
+    compare.add_argument("--sweep", metavar="SWEEP_RUN_ID", help="only this sweep's trials, with the values each was "
+                         "given, best first by the sweep's metric")
     primary = ", ".join(f"{metric} for {kind}" for kind, metric in PRIMARY.items())
     compare.add_argument("--metric", help="sort by this metric, e.g. eval.val.linear_probe (default: the modality's "
                          f"primary metric on the validation split: {primary})")

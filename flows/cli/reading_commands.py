@@ -66,4 +66,4 @@ def search(args: argparse.Namespace, workspace: Workspace) -> int:
 def compare(args: argparse.Namespace, workspace: Workspace) -> int:
     from flows.mlflow_edge.compare import compare_command
 
-    return compare_command(workspace.tracking_uri, args.experiment, args.metric, args.json)
+    return compare_command(workspace.tracking_uri, args.experiment, args.metric, args.json, args.sweep)

@@ -12,10 +12,10 @@ from typing import Any
 
 from cl_core.config import PipelineConfig
 from cl_core.datasets import DatasetStore
-from cl_core.evaluation.split_scores import GATE_SPLIT
+from cl_core.evaluation.split_scores import GATE_SPLIT, split_key
 from cl_core.modalities import modality
 from flows.mlflow_edge import pyfuncs
-from flows.mlflow_edge.headline_metrics import INTERVAL_ENDS, eval_name
+from flows.mlflow_edge.headline_metrics import INTERVAL_ENDS
 
 # Reported with each epoch's scores: epochs trained so far, the clock a sweep's scheduler reads
 # (Tune's own iteration count restarts when a trial does; this one continues from the checkpoint).
@@ -24,13 +24,14 @@ EPOCHS_DONE = "epochs_done"
 
 def val_scores(training_state: dict[str, Any], cfg: PipelineConfig, dataset_root: str, dataset_name: str,
                dataset_version: str) -> dict[str, float]:
-    """{"eval.val.<metric>": value, "eval.val.<metric>.ci_low": ..., ".ci_high": ...} of a
-    training checkpoint's model (its "model" and "model_meta")."""
+    """{"val.<metric>": value, "val.<metric>.ci_low": ..., ".ci_high": ...} of a training
+    checkpoint's model (its "model" and "model_meta"): the run's per-epoch history of the gate's
+    metric. The stable column `eval.val.<metric>` is the evaluated model's, logged once."""
     dataset = DatasetStore(Path(dataset_root)).resolve(dataset_name, dataset_version)
     python_model = pyfuncs.pyfunc(dataset.kind).in_memory(training_state, dataset)
     embed = pyfuncs.python_model_embedder(python_model, dataset.kind)
     score = modality(dataset.kind).part("protocol").gate_score(embed, dataset, cfg.eval)
-    name = eval_name(GATE_SPLIT, score.metric)
+    name = split_key(GATE_SPLIT, score.metric)
     scores = {name: score.value}
     if score.interval is not None:
         scores |= {f"{name}.{end}": float(value)

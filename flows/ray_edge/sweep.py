@@ -14,8 +14,9 @@ after every epoch so that ASHA can stop weak trials early.
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +27,20 @@ from mlflow.entities import Metric, RunTag
 from cl_core.config import PipelineConfig, build_config
 from cl_core.config.sweep_space import Distribution, SweepSpace
 from cl_core.datasets import DatasetStore
+from cl_core.durable_files import replace_atomically
 from flows import run_description
 from flows.mlflow_edge import tracking
+from flows.mlflow_edge.headline_metrics import INTERVAL_ENDS
 from flows.ray_edge import train_launch
 from flows.ray_edge.cluster import ensure_ray
 from flows.ray_edge.epoch_validation import EPOCHS_DONE
-from flows.run_description import PARENT_TAG
+from flows.run_description import PARENT_TAG, STOPPED_EARLY_TAG, SWEEP_TAG, TRIAL_TAG
 
-TRIAL_TAG = "sweep.trial_id"
-SWEEP_TAG = "sweep.run_id"
-STOPPED_EARLY_TAG = "sweep.stopped_early"
 TUNE_FOLDER = "tune"  # the Tune experiment, under the sweep's folder
 TRIALS_FOLDER = "trials"  # the trials' Ray Train runs, under the sweep's folder
 OVERRIDES = "overrides"  # the param_space key holding the sampled dotted keys
+DONE_FILE = "done.json"  # a finished trial's last report, in its Train run's folder
+CHECKPOINT_PATH = "checkpoint_path"  # where TuneReportCallback puts a report's checkpoint
 
 
 @dataclass(frozen=True)
@@ -52,13 +54,19 @@ class SweepPlan:
     tracking_uri: str
     experiment_id: str
     sweep_run_id: str
-    metric: str  # "eval.val.<primary>"
+    metric: str  # "val.<primary>": what rank 0 reports after each epoch (`epoch_validation`)
     mode: str  # "max" or "min"
     ray_address: str | None = None
 
     @property
     def config(self) -> PipelineConfig:
         return build_config(self.base_config, origin="the sweep's resolved config")
+
+    @property
+    def column(self) -> str:
+        """The metric's stable MLflow column, "eval.val.<primary>", which each trial's run gets
+        with the value the sweep judged it by."""
+        return f"eval.{self.metric}"
 
     @property
     def tune_path(self) -> Path:
@@ -121,11 +129,20 @@ def run_trial(tune_config: dict[str, Any], plan: SweepPlan) -> None:
     overrides = dict(tune_config[OVERRIDES])
     config = trial_config(plan, overrides)
     trial_id = ray.tune.get_context().get_trial_id()
+    name = f"trial-{trial_id}"
+    done = Path(plan.folder) / TRIALS_FOLDER / name / DONE_FILE
+    if done.is_file():
+        # It finished after Tune last saved the sweep's state (every 10 s at most), then the
+        # sweep's driver died: report its result again instead of training it again.
+        ray.tune.report(json.loads(done.read_text(encoding="utf-8")))
+        return
     run_id = trial_run(plan, trial_id, config, overrides)
     dataset = DatasetStore(Path(plan.dataset_root)).resolve(config.data.name, config.data.version)
-    train_launch.fit(config, dataset, Path(plan.dataset_root), Path(plan.folder) / TRIALS_FOLDER, run_id,
-                     plan.tracking_uri, plan.ray_address, name=f"trial-{trial_id}", validate=True,
-                     callbacks=[TuneReportCallback()])
+    outcome = train_launch.fit(config, dataset, Path(plan.dataset_root), Path(plan.folder) / TRIALS_FOLDER, run_id,
+                               plan.tracking_uri, plan.ray_address, name=name, validate=True,
+                               callbacks=[TuneReportCallback()])
+    final = {key: value for key, value in outcome.final_metrics.items() if isinstance(value, (int, float, str))}
+    replace_atomically(done, json.dumps({**final, CHECKPOINT_PATH: str(outcome.checkpoint_dir)}))
 
 
 def _scheduler(space: SweepSpace, epochs: int) -> Any:
@@ -199,13 +216,17 @@ class TrialOutcome:
 
     trial_id: str
     overrides: dict[str, Any]
-    epochs: int  # epochs it trained (and reported)
+    epochs: int  # epochs the scheduler saw it report
     value: float | None  # its last validation value of the sweep's metric
     stopped_early: bool
     error: str | None
     checkpoint_path: str | None
     seconds: float
     metrics: dict[str, Any]
+    run_id: str | None = None  # its MLflow run (`finish_trial_runs`)
+    # Epochs it trained to the end, as its run logged them: one more than `epochs` when the
+    # scheduler's stop reached it while it trained on (the stop is asynchronous).
+    epochs_trained: int = 0
 
 
 def outcomes(grid: Any, plan: SweepPlan) -> list[TrialOutcome]:
@@ -219,28 +240,35 @@ def outcomes(grid: Any, plan: SweepPlan) -> list[TrialOutcome]:
             trial_id=trial_id, overrides=dict((result.config or {}).get(OVERRIDES, {})), epochs=done,
             value=metrics.get(plan.metric), stopped_early=result.error is None and done < epochs,
             error=None if result.error is None else f"{type(result.error).__name__}: {result.error}",
-            checkpoint_path=metrics.get("checkpoint_path"), seconds=float(metrics.get("time_total_s", 0.0)),
+            checkpoint_path=metrics.get(CHECKPOINT_PATH), seconds=float(metrics.get("time_total_s", 0.0)),
             metrics=metrics,
         ))
     return found
 
 
-def finish_trial_runs(plan: SweepPlan, trials: list[TrialOutcome]) -> dict[str, str]:
-    """Tag and close each trial's MLflow run; {trial id: run id}."""
+def finish_trial_runs(plan: SweepPlan, trials: list[TrialOutcome]) -> list[TrialOutcome]:
+    """Tag and close each trial's MLflow run; the trials with their run ids and the epochs each
+    trained (a trial whose run never started, a combination of values the config refuses, has none)."""
     client = MlflowClient(plan.tracking_uri)
     runs = client.search_runs([plan.experiment_id], f"tags.`{SWEEP_TAG}` = '{plan.sweep_run_id}'", max_results=10_000)
     by_trial = {run.data.tags[TRIAL_TAG]: run for run in runs if TRIAL_TAG in run.data.tags}
     now = int(time.time() * 1000)
+    finished = []
     for trial in trials:
         run = by_trial.get(trial.trial_id)
-        if run is None:  # failed before its run started (a bad combination of values)
+        if run is None:
+            finished.append(trial)
             continue
-        metrics = [Metric("train.seconds", trial.seconds, now, 0), Metric("sweep.epochs", float(trial.epochs), now, 0)]
+        trained = len({m.step for m in client.get_metric_history(run.info.run_id, "loss")})
+        metrics = [Metric("train.seconds", trial.seconds, now, 0), Metric("sweep.epochs_trained", float(trained), now, 0)]
+        # The stable columns: the value the sweep judged the trial by (its last report), with its interval.
+        metrics += [Metric(f"eval.{key}", float(trial.metrics[key]), now, 0)
+                    for key in (plan.metric, *(f"{plan.metric}.{end}" for end in INTERVAL_ENDS)) if key in trial.metrics]
         if "samples_per_s" in trial.metrics:
             metrics.append(Metric("train.samples_per_s", float(trial.metrics["samples_per_s"]), now, 0))
         client.log_batch(run.info.run_id, metrics=metrics,
                          tags=[RunTag(STOPPED_EARLY_TAG, str(trial.stopped_early).lower())])
         if run.info.status != "FINISHED":
             client.set_terminated(run.info.run_id, "FAILED" if trial.error else "FINISHED")
-    return {trial_id: run.info.run_id for trial_id, run in by_trial.items()}
-
+        finished.append(replace(trial, run_id=run.info.run_id, epochs_trained=trained))
+    return finished

@@ -197,9 +197,12 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
                     last |= _validate(state, cfg, params)
                 torch.save({**state, "metrics": {k: v for k, v in last.items() if k != "epoch"}},
                            Path(folder) / CHECKPOINT_FILE)
+            # Logged before the report: a sweep's scheduler may stop this trial as soon as it
+            # reads the report, and its run must hold every epoch it reported.
+            if track and epoch not in logged:
+                _log_epoch(params["tracking_uri"], params["run_id"], {k: v for k, v in last.items() if k != "epoch"},
+                           epoch)
             ray.train.report(last, checkpoint=ray.train.Checkpoint.from_directory(folder))
-        if track and epoch not in logged:
-            _log_epoch(params["tracking_uri"], params["run_id"], {k: v for k, v in last.items() if k != "epoch"}, epoch)
     return {
         **last, "startup_s": startup_s, "steps": step, "world_size": world,
         "first_step_unix_s": first_step_at,
