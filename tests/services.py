@@ -1,6 +1,7 @@
-"""Real services the tests start: a free loopback port, PostgreSQL databases, and Prefect servers
+"""Real services the tests start: a free loopback port, PostgreSQL databases, Prefect servers
 (`prefect server start`): the one the `clpipe` calls of a session share, and the schedule tests'
-own (the temporary server runs no scheduler), on SQLite or PostgreSQL.
+own (the temporary server runs no scheduler), on SQLite or PostgreSQL; and `mlflow server` over a
+workspace's store, for the browser tests.
 
 Left alone, every CLI call starts its own temporary Prefect server (~20 s on 2 cores); a user's
 long-lived stack (infra/local_stack.sh) is what the CLI is meant to join anyway. Ray is not shared:
@@ -148,3 +149,25 @@ class CliServices:
         if self._stack is not None:
             self._stack.close()
         self._stack, self._url = None, None
+
+
+@contextmanager
+def mlflow_ui(workspace: Path, log_path: Path, startup_timeout: float = 120) -> Iterator[str]:
+    """Yields the URL of `mlflow server` over a workspace's sqlite store and artifacts, its output in `log_path`."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{workspace / 'mlflow.db'}",
+             "--artifacts-destination", str(workspace / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "1"],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **NO_JOB_RUNNER}, start_new_session=True)
+        try:
+            deadline = time.monotonic() + startup_timeout
+            while not _healthy(url):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"mlflow server did not start; the end of {log_path}:\n{log_path.read_text()[-3000:]}")
+                time.sleep(1)
+            yield url
+        finally:
+            stop(process)

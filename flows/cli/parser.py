@@ -256,11 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(refresh)
 
     serve = _command(commands, "serve", schedule_commands.serve,
-                     "run the deployments (train, refresh, reembed-on-promotion) in this process",
+                     "run the deployments (train, refresh, reembed-on-promotion, sweep) in this process",
                      "Register the deployments of flows/prefect_edge/deployments.py (the same ones prefect.yaml "
                      "defines) with this workspace and config on the Prefect server at PREFECT_API_URL and run "
                      "their scheduled and triggered runs here until stopped (Ctrl-C), which pauses their schedules.")
-    serve.add_argument("--config", type=Path, help="YAML config the train and refresh runs read (default: the built-in digits)")
+    serve.add_argument("--config", type=Path, help="YAML config the train, refresh and sweep runs read (default: the "
+                       "built-in digits)")
+    serve.add_argument("--space", type=Path, help="space file the sweep deployment samples (default: "
+                       "configs/spaces/<config name>.yaml when there is one, else configs/spaces/digits.yaml)")
     serve.add_argument("--workspace", help="workspace the runs write to (default: $CLPIPE_WORKSPACE or ./workspace)")
 
     schedule = _command(commands, "schedule", schedule_commands.schedule, "list the deployments, their schedules and next runs",

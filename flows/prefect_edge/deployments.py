@@ -6,7 +6,9 @@
 - refresh: ingest the source again and bring the embedding table up to date, on an interval; one
   at a time, a run that finds another still running is cancelled (CANCEL_NEW), never stacked;
 - reembed-on-promotion: no schedule; the `clpipe.model.promoted` event that evaluation emits
-  starts it with the new champion's version, one at a time, queued (ENQUEUE).
+  starts it with the new champion's version, one at a time, queued (ENQUEUE);
+- sweep: no schedule, run by hand (`prefect deployment run`, the UI): `clpipe sweep` with the
+  config and a space file; one at a time, queued (a sweep fills the cluster).
 
 Every flow parameter is a plain string (paths, names), so the same table serves the YAML, a
 worker and `serve`.
@@ -24,6 +26,7 @@ from flows.prefect_edge.promotion_event import PROMOTED, RESOURCE_PREFIX
 WORK_POOL = "clpipe"
 DEFAULT_WORKSPACE = "workspace"  # relative to the folder the worker (or serve) runs in
 DEFAULT_CONFIG = "configs/digits.yaml"
+DEFAULT_SPACE = "configs/spaces/digits.yaml"
 TRAIN_CRON = "0 3 * * *"  # daily at 03:00 UTC
 REFRESH_SECONDS = 900
 # Interval runs fall on ANCHOR + k * interval: fixed, so every deploy gives the same times.
@@ -64,15 +67,18 @@ class DeploymentSpec:
         return entry
 
 
-def deployment_table(workspace: str = DEFAULT_WORKSPACE, config_file: str | None = DEFAULT_CONFIG) -> list[DeploymentSpec]:
-    """`config_file` None: the built-in defaults (the same as configs/digits.yaml)."""
+def deployment_table(workspace: str = DEFAULT_WORKSPACE, config_file: str | None = DEFAULT_CONFIG,
+                     space_file: str = DEFAULT_SPACE) -> list[DeploymentSpec]:
+    """`config_file` None: the built-in defaults (the same as configs/digits.yaml); `space_file`:
+    what the sweep deployment samples."""
     def common() -> dict[str, str | None]:
         return {"workspace": workspace, "config_file": config_file}
 
-    def spec(name: str, flow_name: str, entrypoint: str, description: str, **options: Any) -> DeploymentSpec:
-        """Every deployment runs its flow with this workspace and config file."""
+    def spec(name: str, flow_name: str, entrypoint: str, description: str, extra: dict[str, str] | None = None,
+             **options: Any) -> DeploymentSpec:
+        """Every deployment runs its flow with this workspace and config file (and `extra`)."""
         return DeploymentSpec(name=name, flow_name=flow_name, entrypoint=entrypoint, description=description,
-                              parameters=common(), **options)
+                              parameters={**common(), **(extra or {})}, **options)
 
     return [
         spec(
@@ -103,6 +109,13 @@ def deployment_table(workspace: str = DEFAULT_WORKSPACE, config_file: str | None
                 },
             }],
         ),
+        spec(
+            "sweep", "sweep-from-files", "flows/sweep_flow.py:sweep_from_files",
+            "A sweep (clpipe sweep --config FILE --space SPACE): trials on Ray Tune, stopped early by ASHA, the best "
+            "one registered and gated.",
+            extra={"space_file": space_file},
+            concurrency_limit={"limit": 1, "collision_strategy": "ENQUEUE"},
+        ),
     ]
 
 
@@ -116,8 +129,8 @@ def prefect_yaml_document() -> dict[str, Any]:
     }
 
 
-def runner_deployments(workspace: str, config_file: str | None) -> list[Any]:
-    """The table as `RunnerDeployment`s for `prefect.serve`, with this workspace and config."""
+def runner_deployments(workspace: str, config_file: str | None, space_file: str = DEFAULT_SPACE) -> list[Any]:
+    """The table as `RunnerDeployment`s for `prefect.serve`, with this workspace, config and space."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig
     from prefect.events import DeploymentEventTrigger
     from prefect.schedules import Cron, Interval
@@ -129,7 +142,7 @@ def runner_deployments(workspace: str, config_file: str | None) -> list[Any]:
         return Interval(entry["interval"], anchor_date=datetime.fromisoformat(entry["anchor_date"]), **options)
 
     deployments = []
-    for spec in deployment_table(workspace, config_file):
+    for spec in deployment_table(workspace, config_file, space_file):
         limit = ConcurrencyLimitConfig(**spec.concurrency_limit) if spec.concurrency_limit else None
         triggers = [DeploymentEventTrigger(**{k: v for k, v in trigger.items() if k != "type"}) for trigger in spec.triggers]
         deployments.append(spec.load_flow().to_deployment(

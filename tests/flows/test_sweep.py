@@ -5,6 +5,7 @@ again, the best trial registered and gated. A bad space file exits 2 before anyt
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,7 +18,9 @@ from mlflow import MlflowClient
 
 from cl_core.datasets import DatasetStore
 from flows.run_description import PARENT_TAG, STAGE_TAG, STOPPED_EARLY_TAG, SWEEP_TAG, TRIAL_TAG
+from tests.browser_pages import page_text_with, shows
 from tests.conftest import REPO, clpipe, clpipe_environment, last_json
+from tests.services import mlflow_ui
 
 CONFIG = """
 data: {name: digits}
@@ -194,3 +197,47 @@ def test_resume_refuses_flags_that_would_change_the_sweep(tmp_path):
                            "--workspace", str(tmp_path / "ws")], cwd=REPO, capture_output=True, text=True, timeout=120,
                           env=clpipe_environment())
     assert done.returncode == 2 and "drop --trials" in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_compare_lists_a_sweeps_trials_best_first_with_their_values(interrupted_and_resumed):
+    result = interrupted_and_resumed
+    summary, ws = result["summary"], result["ws"]
+    compared = last_json(clpipe("compare", "--sweep", result["sweep_run"], "--json", workspace=ws))
+    assert compared["metric"] == METRIC and compared["params"] == ["loss.temperature", "train.lr"]
+    values = [run["metrics"][METRIC] for run in compared["runs"]]
+    assert len(values) == 4 and values == sorted(values, reverse=True)
+    assert values[0] == summary["best"]["value"]  # the best trial, or one that ties with it (34 val images)
+    (registered,) = [run for run in compared["runs"] if run["model_version"]]
+    assert registered["run_id"] == summary["best"]["run_id"] and registered["metrics"][METRIC] == values[0]
+    assert registered["model_version"] == f"swept/{summary['model_version']}"
+    assert sorted(run["stopped_early"] for run in compared["runs"]) == sorted(t["stopped_early"] for t in summary["trials"])
+    table = clpipe("compare", "--sweep", result["sweep_run"], workspace=ws)
+    assert table.returncode == 0 and f"sweep {result['sweep_run']} (4 trials)" in table.stdout
+    assert "(stopped early)" in table.stdout and "train.lr" in table.stdout.splitlines()[2]
+    # Not a sweep's id: refused, naming it.
+    refused = clpipe("compare", "--sweep", summary["best"]["run_id"], workspace=ws)
+    assert refused.returncode == 1 and "is not a sweep" in refused.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_the_trials_compare_side_by_side_in_the_mlflow_ui(interrupted_and_resumed, browser, tmp_path):
+    result, client = interrupted_and_resumed, MlflowClient()
+    runs = _trial_runs(client, result["sweep_run"])
+    names = [run.info.run_name for run in runs]
+    values = tuple(run.data.metrics[METRIC] for run in runs)
+    sweep = client.get_run(result["sweep_run"])
+    with mlflow_ui(result["ws"], tmp_path / "mlflow-server.log") as url:
+        # The experiment's runs table shows the sweep's run, its trials nested under it.
+        runs_page = page_text_with(browser, f"{url}/#/experiments/{sweep.info.experiment_id}/runs",
+                                   [sweep.info.run_name], tmp_path / "runs.png")
+        assert sweep.info.run_name in runs_page, runs_page[:2000]
+        ids = json.dumps([run.info.run_id for run in runs], separators=(",", ":"))
+        compare_url = f"{url}/#/compare-runs?runs={ids}&experiments={json.dumps([sweep.info.experiment_id])}"
+        page = page_text_with(browser, compare_url, [*names, METRIC, "train.lr"], tmp_path / "compare.png", values)
+    for item in (*names, METRIC, "train.lr", "loss.temperature"):
+        assert item in page, (item, page[:3000])
+    for value in values:
+        assert shows(page, value), (value, page[:3000])

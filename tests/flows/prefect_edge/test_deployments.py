@@ -25,9 +25,14 @@ def test_prefect_yaml_is_generated_from_the_table():
 def test_prefect_yaml_passes_prefects_schema():
     model = PrefectYamlModel.model_validate(yaml.safe_load((REPO / "prefect.yaml").read_text()))
     by_name = {deployment.name: deployment for deployment in model.deployments}
-    assert set(by_name) == {"train", "refresh", "reembed-on-promotion"}
+    assert set(by_name) == {"train", "refresh", "reembed-on-promotion", "sweep"}
     assert all(deployment.work_pool.name == WORK_POOL for deployment in model.deployments)
     train, refresh, promoted = by_name["train"], by_name["refresh"], by_name["reembed-on-promotion"]
+    sweep = by_name["sweep"]  # run by hand: no schedule, no trigger; one sweep at a time fills the cluster
+    assert not sweep.schedules and not sweep.triggers
+    assert sweep.parameters == {"workspace": "workspace", "config_file": "configs/digits.yaml",
+                                "space_file": "configs/spaces/digits.yaml"}
+    assert (sweep.concurrency_limit.limit, sweep.concurrency_limit.collision_strategy) == (1, "ENQUEUE")
     assert [(s.cron, s.timezone, s.active) for s in train.schedules] == [("0 3 * * *", "UTC", False)]
     assert set(train.schedules[0].parameters) == {"config_file", "workspace"}
     assert refresh.schedules[0].interval == timedelta(seconds=REFRESH_SECONDS)
