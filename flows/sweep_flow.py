@@ -30,6 +30,7 @@ from flows import plots, run_description
 from flows.evaluate_flow import evaluate_flow
 from flows.ingest_flow import ingest_flow, source_specs
 from flows.mlflow_edge import tracking
+from flows.mlflow_edge.headline_metrics import INTERVAL_ENDS
 from flows.prefect_edge import progress, run_links
 from flows.ray_edge import sweep
 from flows.run_description import STAGE_TAG
@@ -202,7 +203,8 @@ def sweep_flow(config: PipelineConfig | None, space: SweepSpace | None, workspac
     return {
         "sweep_run_id": run_id, "dataset": dataset, "metric": plan.column, "seconds": time.perf_counter() - started,
         "best": {"trial_id": best.trial_id, "run_id": best.run_id, "overrides": best.overrides,
-                 "value": best.value, "epochs": best.epochs},
+                 "value": best.value, "interval": [best.metrics.get(f"{plan.metric}.{end}") for end in INTERVAL_ENDS],
+                 "epochs": best.epochs},
         **recorded, **registered, "promotion": evaluated["promotion"],
     }
 

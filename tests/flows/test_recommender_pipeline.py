@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 from cl_core.embeddings import open_current
 from cl_core.recommender.synthetic import clustered_interactions
 from tests.conftest import clpipe, clpipe_together, last_json
+from tests.flows.ray_edge.test_epoch_validation import epoch_score_is_the_gates
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -235,3 +236,10 @@ def test_a_user_new_in_the_source_gets_recommendations_after_refresh_without_ret
         assert result["masked_items"] == len(had)
         _check_from_table(result, table, user, had)
     assert [str(v.version) for v in MlflowClient().search_model_versions(f"name='{MODEL}'")] == ["1"]  # no retraining
+
+
+def test_a_sweeps_epoch_score_of_the_final_checkpoint_is_what_the_gate_read(recommender_run):
+    """What a sweep's trial reports after each epoch (`epoch_validation`, the towers built in memory
+    from the checkpoint and the dataset) equals the gate's val NDCG@10 of the registered model."""
+    epoch_score_is_the_gates(recommender_run["summary"], recommender_run["config"], recommender_run["workspace"],
+                             "ndcg_at_10")

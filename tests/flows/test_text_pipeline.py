@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 
 from cl_core.embeddings import EmbeddingTable, open_current
 from tests.conftest import clpipe, clpipe_together, last_json
+from tests.flows.ray_edge.test_epoch_validation import epoch_score_is_the_gates
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -175,3 +176,9 @@ def test_simcse_trains_on_sentences_and_the_gate_compares_spearman(text_run):
     assert reason.startswith("v2 val sts_spearman=") and "champion v1 val sts_spearman=" in reason
     champion = MlflowClient().get_model_version_by_alias("pairs-minilm", "champion")
     assert (str(champion.version) == "2") == evaluated["promotion"]["promoted"]
+
+
+def test_a_sweeps_epoch_score_of_the_final_checkpoint_is_what_the_gate_read(text_run):
+    """What a sweep's trial reports after each epoch (`epoch_validation`, the model built in memory
+    from the checkpoint) equals the gate's val score of the same model registered and loaded back."""
+    epoch_score_is_the_gates(text_run["summary"], text_run["config"], text_run["workspace"], "sts_spearman")
