@@ -81,6 +81,16 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def _wait_healthy(process: subprocess.Popen, url: str, log_path: Path, timeout: float, name: str) -> None:
+    """Wait until `url`/health answers 200; a RuntimeError with the end of the log when the server
+    exits or `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+    while not _healthy(url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not start; the end of {log_path}:\n{log_path.read_text()[-3000:]}")
+        time.sleep(1)
+
+
 def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
     """Stop a process started here, with its process group (the server's own children)."""
     if process.poll() is None:
@@ -117,11 +127,7 @@ def prefect_server(home: Path, scheduler_loop_seconds: int = 60, startup_timeout
         process = subprocess.Popen([str(PREFECT), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                                    stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
-            deadline = time.monotonic() + startup_timeout
-            while not _healthy(url):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"prefect server did not start; the end of {log_path}:\n{log_path.read_text()[-3000:]}")
-                time.sleep(1)
+            _wait_healthy(process, url, log_path, startup_timeout, "prefect server")
             yield url
         finally:
             stop(process)
@@ -163,11 +169,7 @@ def mlflow_ui(workspace: Path, log_path: Path, startup_timeout: float = 120) -> 
              "--workers", "1"],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **NO_JOB_RUNNER}, start_new_session=True)
         try:
-            deadline = time.monotonic() + startup_timeout
-            while not _healthy(url):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"mlflow server did not start; the end of {log_path}:\n{log_path.read_text()[-3000:]}")
-                time.sleep(1)
+            _wait_healthy(process, url, log_path, startup_timeout, "mlflow server")
             yield url
         finally:
             stop(process)

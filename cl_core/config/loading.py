@@ -49,18 +49,24 @@ def build_config(
         raise ConfigError(_describe(error, origin)) from None
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The sections of a YAML config file, unvalidated."""
+def read_yaml_mapping(path: str | Path, what: str, holds: str) -> dict[str, Any]:
+    """The mapping a YAML file holds (empty: {}), unvalidated; a ConfigError naming `what` ("config
+    file") and the path when it is missing, not YAML, or not a mapping (of `holds`)."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(f"{what} not found: {path}") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+        raise ConfigError(f"{what} {path} is not valid YAML: {error}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(raw).__name__}")
+        raise ConfigError(f"{what} {path} must hold a mapping of {holds}, got {type(raw).__name__}")
     return raw
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The sections of a YAML config file, unvalidated."""
+    return read_yaml_mapping(path, "config file", "sections")
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:

@@ -26,11 +26,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from cl_core.config.base import ConfigError, _Section
-from cl_core.config.loading import build_config
+from cl_core.config.loading import build_config, read_yaml_mapping
 from cl_core.config.pipeline import PipelineConfig
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
@@ -190,16 +189,7 @@ def validate_space(space: SweepSpace, config: PipelineConfig) -> None:
 
 
 def read_space(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"space file not found: {path}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"space file {path} is not valid YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"space file {path} must hold a mapping (params, epochs, trials, max_concurrent, seed, scheduler)")
-    return raw
+    return read_yaml_mapping(path, "space file", "params, epochs, trials, max_concurrent, seed, scheduler")
 
 
 def build_space(raw: dict[str, Any], config: PipelineConfig, origin: str,
