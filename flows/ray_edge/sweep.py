@@ -31,6 +31,7 @@ from cl_core.durable_files import replace_atomically
 from flows import run_description
 from flows.mlflow_edge import tracking
 from flows.mlflow_edge.headline_metrics import INTERVAL_ENDS
+from flows.prefect_edge import progress
 from flows.ray_edge import train_launch
 from flows.ray_edge.cluster import ensure_ray
 from flows.ray_edge.epoch_validation import EPOCHS_DONE
@@ -169,10 +170,41 @@ def _logical_cpus(plan: SweepPlan) -> int:
     return int(plan.space.max_concurrent * (train.workers * train.cpus_per_worker + 2)) + 1
 
 
+def _progress_callback(plan: SweepPlan) -> Any:
+    """A Tune callback (it runs in this process, beside the console's listener) that reports the
+    trials ended so far and the best value reported yet as the sweep's progress."""
+    from ray import tune
+
+    sign = 1 if plan.mode == "max" else -1
+
+    class TrialProgress(tune.Callback):
+        def __init__(self) -> None:
+            self.best: float | None = None
+
+        def _report(self, trials: list[Any]) -> None:
+            ended = sum(trial.status in ("TERMINATED", "ERROR") for trial in trials)
+            best = "none yet" if self.best is None else f"{self.best:.4f}"
+            progress.report("sweep", ended, plan.space.trials, "trials", f"best {plan.column} {best}")
+
+        def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict, **info: Any) -> None:
+            value = result.get(plan.metric)
+            if value is not None and (self.best is None or sign * value > sign * self.best):
+                self.best = value
+            self._report(trials)
+
+        def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            self._report(trials)
+
+        def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            self._report(trials)
+
+    return TrialProgress()
+
+
 def _tune_run_config(plan: SweepPlan) -> Any:
     from ray import tune
 
-    return tune.RunConfig(name=TUNE_FOLDER, storage_path=plan.folder, verbose=1,
+    return tune.RunConfig(name=TUNE_FOLDER, storage_path=plan.folder, verbose=1, callbacks=[_progress_callback(plan)],
                           # A trial whose driver failed starts again; its Train run resumes from its checkpoint.
                           failure_config=tune.FailureConfig(max_failures=2))
 

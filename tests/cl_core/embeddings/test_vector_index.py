@@ -89,3 +89,15 @@ def test_loading_a_file_that_is_not_an_index_fails(tmp_path):
 def test_a_query_of_another_dimension_is_refused(index):
     with pytest.raises(ValueError, match=r"\(4,\) or \(Q, 4\)"):
         index.search(np.zeros(3, np.float32), 1)
+
+
+def test_a_small_graph_finds_each_of_its_rows_every_time_it_is_built():
+    """Threaded insertion left about 1 % of a 60-row graph's rows unreachable (their own vector
+    found another row first), so graphs of up to ONE_THREAD_MAX_ROWS rows are built on one thread."""
+    vectors = np.random.default_rng(3).standard_normal((60, 8)).astype(np.float32)
+    keys = row_keys(f"r{i}" for i in range(60))
+    for _ in range(40):
+        index = HnswIndex.new(8)
+        index.add(keys, vectors)
+        found, _ = index.search(vectors, 1)
+        assert (found[:, 0] == keys).all()
