@@ -186,8 +186,8 @@ def format_comparison(compared: dict[str, Any]) -> str:
         for run in compared["runs"]
     ]
     widths = [max(len(str(line[i])) for line in (header, *rows)) for i in range(len(header))]
-    what = f"sweep {sweep} ({len(rows)} trials)" if sweep else f"{len(rows)} training runs"
-    text = [f"experiment {compared['experiment']} ({what}), best first by {compared['metric']}", ""]
+    what = f", sweep {sweep} ({len(rows)} trials)" if sweep else f" ({len(rows)} training runs)"
+    text = [f"experiment {compared['experiment']}{what}, best first by {compared['metric']}", ""]
     text += ["  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
              for line in (header, *rows)]
     return "\n".join(text)

@@ -214,7 +214,7 @@ def test_compare_lists_a_sweeps_trials_best_first_with_their_values(interrupted_
     assert registered["model_version"] == f"swept/{summary['model_version']}"
     assert sorted(run["stopped_early"] for run in compared["runs"]) == sorted(t["stopped_early"] for t in summary["trials"])
     table = clpipe("compare", "--sweep", result["sweep_run"], workspace=ws)
-    assert table.returncode == 0 and f"sweep {result['sweep_run']} (4 trials)" in table.stdout
+    assert table.returncode == 0 and f", sweep {result['sweep_run']} (4 trials), best first by {METRIC}" in table.stdout
     assert "(stopped early)" in table.stdout and "train.lr" in table.stdout.splitlines()[2]
     # Not a sweep's id: refused, naming it.
     refused = clpipe("compare", "--sweep", summary["best"]["run_id"], workspace=ws)
