@@ -140,10 +140,13 @@ def train_loop_per_worker(params: dict[str, Any]) -> dict[str, Any]:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         task.load_extra_state(state.get("extra", {}))
-    # A resumed run may have logged epochs past its last registered checkpoint (Ray registers a
-    # reported checkpoint asynchronously) or missed the checkpoint's own epoch: log each epoch once.
+    # A resumed run may have logged epochs past its last registered checkpoint (each epoch is logged
+    # before its report, and Ray registers a reported checkpoint asynchronously), even with no
+    # checkpoint registered at all (a driver killed right after the first epoch), or missed the
+    # checkpoint's own epoch: log each epoch once. Training is seeded, so an epoch trained again
+    # gives the values logged the first time.
     track = rank == 0 and bool(params.get("run_id"))
-    logged = _logged_epochs(params["tracking_uri"], params["run_id"]) if track and checkpoint is not None else set()
+    logged = _logged_epochs(params["tracking_uri"], params["run_id"]) if track else set()
     if track and checkpoint is not None and state["epoch"] not in logged and state.get("metrics"):
         _log_epoch(params["tracking_uri"], params["run_id"], state["metrics"], state["epoch"])
 
