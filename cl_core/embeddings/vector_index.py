@@ -33,11 +33,12 @@ CONNECTIVITY = 16
 EXPANSION_ADD = 128
 EXPANSION_SEARCH = 128
 ADD_BATCH = 65_536  # rows added at a time: usearch copies each batch, so memory stays bounded
-# Rows added at once below which the graph is built on one thread. usearch 2.26's threaded insertion
-# leaves some rows unreachable (a search for a row's own vector misses it): 127 of 12,000 such
-# searches on 200 builds of 60 rows (a test's table), 9 of 20,000 on 20k rows; on one thread, none,
-# and 20k rows build in 1.1 s instead of 0.5 s on 2 cores. Larger adds keep every core (at 200k
-# rows, 125 rows were missed: part of the recall docs/search.md measures).
+# Rows added at once up to which the graph is built on one thread. usearch 2.26's threaded insertion
+# leaves some rows unreachable (a search for a row's own vector misses it): 79 of 12,000 such
+# searches on 200 builds of 60 rows (a test's table), 7 of 20,000 on 20k rows; on one thread none,
+# for 1.0 s instead of 0.5 s at 20k on 2 cores (benchmarks/hnsw_self_recall.py). At 200k rows one
+# thread still misses 112 rows (threaded: 135), the approximate search's own recall, so larger adds
+# keep every core.
 ONE_THREAD_MAX_ROWS = 50_000
 
 
